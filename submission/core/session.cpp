@@ -250,7 +250,8 @@ void Session::handle_ehlo(std::string_view arg, bool esmtp) {
 
 void Session::handle_auth(std::string_view arg) {
   if (!tls_) return refuse(Reply{538, {5, 7, 11}, "Encryption required: issue STARTTLS first"});
-  if (helo_.empty()) return refuse(Reply{503, {5, 5, 1}, "Send EHLO first"});
+  // RFC 4954 4: AUTH is an ESMTP extension, so it needs EHLO (not HELO).
+  if (!esmtp_) return refuse(Reply{503, {5, 5, 1}, "Send EHLO first"});
   if (login_) return refuse(Reply{503, {5, 5, 1}, "Already authenticated"});
   if (in_transaction_) return refuse(Reply{503, {5, 5, 1}, "AUTH is not allowed during a mail transaction"});
   const auto sp = arg.find(' ');

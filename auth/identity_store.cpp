@@ -1,0 +1,330 @@
+#include "auth/identity_store.hpp"
+
+#include <mutex>
+#include <pqxx/pqxx>
+
+#include "schema/migrations.hpp"
+
+namespace truefrom::auth {
+namespace {
+
+// Serializes concurrent `db migrate` runs (an arbitrary, fixed advisory lock key).
+constexpr long long kMigrationLockKey = 0x7472756566726f6dLL;  // "truefrom"
+constexpr std::size_t kMaxIdleConnections = 16;
+
+class StoreCategory : public std::error_category {
+ public:
+  const char* name() const noexcept override { return "truefrom.store"; }
+  std::string message(int ev) const override {
+    switch (static_cast<StoreErrc>(ev)) {
+      case StoreErrc::kUnavailable:
+        return "the database is unavailable";
+      case StoreErrc::kNotFound:
+        return "not found";
+      case StoreErrc::kExists:
+        return "already exists";
+      case StoreErrc::kSchemaMissing:
+        return "the database schema is missing or outdated";
+      case StoreErrc::kSchemaTooNew:
+        return "the database schema is newer than this truefrom";
+      case StoreErrc::kInvalid:
+        return "invalid value";
+    }
+    return "unknown store error";
+  }
+};
+
+StoreStatus fail(StoreErrc e, std::string detail) { return {make_error_code(e), std::move(detail)}; }
+
+std::string one_line(std::string s) {
+  for (char& c : s) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  while (!s.empty() && s.back() == ' ') s.pop_back();
+  return s;
+}
+
+SenderIdentity::Kind kind_from(const std::string& s) {
+  return s == "domain" ? SenderIdentity::Kind::kDomain : SenderIdentity::Kind::kAddress;
+}
+
+const char* kind_name(SenderIdentity::Kind k) {
+  return k == SenderIdentity::Kind::kDomain ? "domain" : "address";
+}
+
+int latest_version() {
+  const auto& all = schema::migrations();
+  return all.empty() ? 0 : all.back().version;
+}
+
+}  // namespace
+
+const std::error_category& store_category() {
+  static const StoreCategory kCategory;
+  return kCategory;
+}
+
+struct IdentityStore::Impl {
+  std::string conninfo;
+  std::mutex mutex;
+  std::vector<std::unique_ptr<pqxx::connection>> idle;
+
+  std::unique_ptr<pqxx::connection> take() {
+    {
+      std::lock_guard lock(mutex);
+      if (!idle.empty()) {
+        auto c = std::move(idle.back());
+        idle.pop_back();
+        return c;
+      }
+    }
+    return std::make_unique<pqxx::connection>(conninfo);
+  }
+
+  void give_back(std::unique_ptr<pqxx::connection> c) {
+    std::lock_guard lock(mutex);
+    if (idle.size() < kMaxIdleConnections && c->is_open()) idle.push_back(std::move(c));
+  }
+
+  // Runs `body` on a pooled connection. A pooled connection found broken (PostgreSQL
+  // restarted) is replaced once; every libpqxx exception becomes a StoreStatus.
+  template <class F>
+  StoreStatus run(F body) {
+    for (int attempt = 0;; ++attempt) {
+      std::unique_ptr<pqxx::connection> c;
+      try {
+        c = take();
+        StoreStatus st = body(*c);
+        give_back(std::move(c));
+        return st;
+      } catch (const pqxx::broken_connection& e) {
+        if (attempt == 0 && c) continue;
+        return fail(StoreErrc::kUnavailable, "cannot reach PostgreSQL: " + one_line(e.what()));
+      } catch (const pqxx::unique_violation& e) {
+        give_back(std::move(c));
+        return fail(StoreErrc::kExists, one_line(e.what()));
+      } catch (const pqxx::foreign_key_violation& e) {
+        give_back(std::move(c));
+        return fail(StoreErrc::kNotFound, one_line(e.what()));
+      } catch (const pqxx::check_violation& e) {
+        give_back(std::move(c));
+        return fail(StoreErrc::kInvalid, one_line(e.what()));
+      } catch (const pqxx::undefined_table& e) {
+        give_back(std::move(c));
+        return fail(StoreErrc::kSchemaMissing,
+                    "the database has no truefrom schema (" + one_line(e.what()) + ")");
+      } catch (const pqxx::sql_error& e) {
+        give_back(std::move(c));
+        return fail(StoreErrc::kUnavailable, "PostgreSQL error: " + one_line(e.what()));
+      } catch (const std::exception& e) {
+        return fail(StoreErrc::kUnavailable, "PostgreSQL failure: " + one_line(e.what()));
+      }
+    }
+  }
+};
+
+IdentityStore::IdentityStore(std::string conninfo) : impl_(std::make_unique<Impl>()) {
+  impl_->conninfo = std::move(conninfo);
+}
+
+IdentityStore::~IdentityStore() = default;
+
+StoreStatus IdentityStore::find_for_auth(const std::string& login,
+                                         std::optional<AccountIdentities>& out) {
+  out.reset();
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    const pqxx::result r = tx.exec_params(
+        "SELECT a.login, a.password_hash, a.enabled, s.kind, s.identity "
+        "FROM accounts a LEFT JOIN sender_identities s ON s.login = a.login "
+        "WHERE lower(a.login) = lower($1)",
+        login);
+    if (r.empty()) return StoreStatus{};
+    AccountIdentities found;
+    found.account.login = r[0][0].as<std::string>();
+    found.account.password_hash = r[0][1].as<std::string>();
+    found.account.enabled = r[0][2].as<bool>();
+    for (const auto& row : r) {
+      if (row[3].is_null()) continue;
+      found.identities.push_back({kind_from(row[3].as<std::string>()), row[4].as<std::string>()});
+    }
+    out = std::move(found);
+    return StoreStatus{};
+  });
+}
+
+StoreStatus IdentityStore::check_schema() {
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    const auto r = tx.exec("SELECT to_regclass('schema_migrations') IS NOT NULL");
+    if (!r[0][0].as<bool>()) {
+      return fail(StoreErrc::kSchemaMissing, "the database has no truefrom schema yet");
+    }
+    const int have = tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
+    if (have < latest_version()) {
+      return fail(StoreErrc::kSchemaMissing, "the schema is at version " + std::to_string(have) +
+                                                 ", this truefrom needs " +
+                                                 std::to_string(latest_version()));
+    }
+    if (have > latest_version()) {
+      return fail(StoreErrc::kSchemaTooNew,
+                  "the schema is at version " + std::to_string(have) +
+                      ", newer than this truefrom knows (" + std::to_string(latest_version()) +
+                      "); upgrade truefrom");
+    }
+    return StoreStatus{};
+  });
+}
+
+StoreStatus IdentityStore::migrate(int& applied) {
+  applied = 0;
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLockKey);
+    tx.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version integer PRIMARY KEY, name text NOT NULL,"
+        " applied_at timestamptz NOT NULL DEFAULT now())");
+    const int have =
+        tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
+    if (have > latest_version()) {
+      return fail(StoreErrc::kSchemaTooNew, "the schema is at version " + std::to_string(have) +
+                                                ", newer than this truefrom knows");
+    }
+    int count = 0;
+    for (const auto& m : schema::migrations()) {
+      if (m.version <= have) continue;
+      tx.exec(std::string(m.sql));
+      tx.exec_params("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version,
+                     std::string(m.name));
+      ++count;
+    }
+    tx.commit();
+    applied = count;
+    return StoreStatus{};
+  });
+}
+
+StoreStatus IdentityStore::add_account(const std::string& login, const std::string& hash) {
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    const auto r = tx.exec_params("SELECT login FROM accounts WHERE lower(login) = lower($1)", login);
+    if (!r.empty()) {
+      return fail(StoreErrc::kExists, "account " + r[0][0].as<std::string>() + " already exists");
+    }
+    tx.exec_params("INSERT INTO accounts (login, password_hash) VALUES ($1, $2)", login, hash);
+    tx.commit();
+    return StoreStatus{};
+  });
+}
+
+namespace {
+StoreStatus expect_one(const pqxx::result& r, const std::string& login) {
+  if (r.affected_rows() == 0) return fail(StoreErrc::kNotFound, "no account " + login);
+  return StoreStatus{};
+}
+}  // namespace
+
+StoreStatus IdentityStore::set_password(const std::string& login, const std::string& hash) {
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    auto st = expect_one(tx.exec_params("UPDATE accounts SET password_hash = $2, updated_at = now() "
+                                        "WHERE lower(login) = lower($1)",
+                                        login, hash),
+                         login);
+    if (st) tx.commit();
+    return st;
+  });
+}
+
+StoreStatus IdentityStore::set_enabled(const std::string& login, bool enabled) {
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    auto st = expect_one(tx.exec_params("UPDATE accounts SET enabled = $2, updated_at = now() "
+                                        "WHERE lower(login) = lower($1)",
+                                        login, enabled),
+                         login);
+    if (st) tx.commit();
+    return st;
+  });
+}
+
+StoreStatus IdentityStore::remove_account(const std::string& login) {
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    auto st = expect_one(
+        tx.exec_params("DELETE FROM accounts WHERE lower(login) = lower($1)", login), login);
+    if (st) tx.commit();
+    return st;
+  });
+}
+
+StoreStatus IdentityStore::list_accounts(std::vector<Account>& out) {
+  out.clear();
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    for (const auto& row : tx.exec("SELECT login, enabled FROM accounts ORDER BY lower(login)")) {
+      out.push_back({row[0].as<std::string>(), {}, row[1].as<bool>()});
+    }
+    return StoreStatus{};
+  });
+}
+
+StoreStatus IdentityStore::add_sender(const std::string& login, const SenderIdentity& identity) {
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    const auto acc =
+        tx.exec_params("SELECT login FROM accounts WHERE lower(login) = lower($1)", login);
+    if (acc.empty()) return fail(StoreErrc::kNotFound, "no account " + login);
+    const std::string stored_login = acc[0][0].as<std::string>();
+    const auto r = tx.exec_params(
+        "INSERT INTO sender_identities (login, kind, identity) VALUES ($1, $2, $3) "
+        "ON CONFLICT DO NOTHING",
+        stored_login, kind_name(identity.kind), identity.value);
+    if (r.affected_rows() == 0) {
+      return fail(StoreErrc::kExists, stored_login + " already owns " + identity.value);
+    }
+    tx.commit();
+    return StoreStatus{};
+  });
+}
+
+StoreStatus IdentityStore::remove_sender(const std::string& login, const SenderIdentity& identity) {
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    const auto r = tx.exec_params(
+        "DELETE FROM sender_identities WHERE login IN "
+        "(SELECT login FROM accounts WHERE lower(login) = lower($1)) AND kind = $2 AND identity = $3",
+        login, kind_name(identity.kind), identity.value);
+    if (r.affected_rows() == 0) {
+      return fail(StoreErrc::kNotFound, login + " has no sender identity " + identity.value);
+    }
+    tx.commit();
+    return StoreStatus{};
+  });
+}
+
+StoreStatus IdentityStore::list_senders(const std::optional<std::string>& login,
+                                        std::vector<std::pair<std::string, SenderIdentity>>& out) {
+  out.clear();
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    if (login) {
+      const auto acc =
+          tx.exec_params("SELECT 1 FROM accounts WHERE lower(login) = lower($1)", *login);
+      if (acc.empty()) return fail(StoreErrc::kNotFound, "no account " + *login);
+    }
+    const auto r = tx.exec_params(
+        "SELECT login, kind, identity FROM sender_identities "
+        "WHERE $1::text IS NULL OR lower(login) = lower($1) "
+        "ORDER BY lower(login), kind, identity",
+        login ? std::optional<std::string>(*login) : std::nullopt);
+    for (const auto& row : r) {
+      out.push_back({row[0].as<std::string>(),
+                     {kind_from(row[1].as<std::string>()), row[2].as<std::string>()}});
+    }
+    return StoreStatus{};
+  });
+}
+
+}  // namespace truefrom::auth

@@ -1,0 +1,62 @@
+// The identity store: accounts, password hashes and sender identities in PostgreSQL
+// (libpqxx), plus the schema migrations and the admin operations of the CLI.
+//
+// Every call blocks on the network: call it from the worker pool, never an I/O thread.
+// libpqxx types and exceptions stay inside identity_store.cpp; callers see StoreStatus.
+// Thread-safety: all methods may be called concurrently; connections come from an internal
+// pool (one connection is used by one call at a time).
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "auth/identity.hpp"
+#include "auth/store_error.hpp"
+
+namespace truefrom::auth {
+
+/// The outcome of a store call: an error code (empty on success) and words for the admin.
+struct StoreStatus {
+  std::error_code code;
+  std::string detail;
+  explicit operator bool() const { return !code; }  ///< true on success
+};
+
+class IdentityStore {
+ public:
+  /// `conninfo` is a libpq connection string or URI. Connects lazily.
+  explicit IdentityStore(std::string conninfo);
+  ~IdentityStore();
+  IdentityStore(const IdentityStore&) = delete;
+  IdentityStore& operator=(const IdentityStore&) = delete;
+
+  /// The account `login` (matched case-insensitively) and its identities; `out` is empty
+  /// when there is no such account.
+  StoreStatus find_for_auth(const std::string& login, std::optional<AccountIdentities>& out);
+
+  /// Success when the schema is at the version this binary expects.
+  StoreStatus check_schema();
+  /// Applies the missing migrations in one transaction; `applied` counts them.
+  StoreStatus migrate(int& applied);
+
+  StoreStatus add_account(const std::string& login, const std::string& password_hash);
+  StoreStatus set_password(const std::string& login, const std::string& password_hash);
+  StoreStatus set_enabled(const std::string& login, bool enabled);
+  StoreStatus remove_account(const std::string& login);
+  StoreStatus list_accounts(std::vector<Account>& out);
+  StoreStatus add_sender(const std::string& login, const SenderIdentity& identity);
+  StoreStatus remove_sender(const std::string& login, const SenderIdentity& identity);
+  /// Identities of one account, or of all accounts when `login` is empty, as (login, identity).
+  StoreStatus list_senders(const std::optional<std::string>& login,
+                           std::vector<std::pair<std::string, SenderIdentity>>& out);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace truefrom::auth

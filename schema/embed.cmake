@@ -1,0 +1,13 @@
+# Writes OUT, a C++ file holding every schema/NNNN_name.sql as a raw string, in order.
+file(GLOB sql_files "${SCHEMA_DIR}/[0-9][0-9][0-9][0-9]_*.sql")
+list(SORT sql_files)
+set(body "")
+foreach(f IN LISTS sql_files)
+  get_filename_component(name "${f}" NAME_WE)
+  string(SUBSTRING "${name}" 0 4 version)
+  math(EXPR version "${version}")
+  file(READ "${f}" sql)
+  string(APPEND body "    {${version}, \"${name}\", R\"truefrom_sql(${sql})truefrom_sql\"},\n")
+endforeach()
+file(WRITE "${OUT}.tmp" "// Generated from schema/*.sql by schema/embed.cmake. Do not edit.\n#include \"schema/migrations.hpp\"\n\nnamespace truefrom::schema {\n\nconst std::vector<Migration>& migrations() {\n  static const std::vector<Migration> kAll{\n${body}  };\n  return kAll;\n}\n\n}  // namespace truefrom::schema\n")
+file(COPY_FILE "${OUT}.tmp" "${OUT}" ONLY_IF_DIFFERENT)

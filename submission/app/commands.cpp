@@ -1,0 +1,396 @@
+#include "submission/app/commands.hpp"
+
+#include <unistd.h>
+
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <thread>
+
+#include "auth/credential_check.hpp"
+#include "auth/identity_store.hpp"
+#include "auth/password_hash.hpp"
+#include "auth/sasl_server.hpp"
+#include "submission/app/config.hpp"
+#include "submission/app/embedded_postgres.hpp"
+#include "submission/net/log.hpp"
+#include "submission/net/server.hpp"
+
+namespace truefrom::app {
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/truefrom/truefrom.toml";
+
+const char* const kUsage =
+    "usage: truefrom COMMAND [ARGS] [--config FILE]\n"
+    "\n"
+    "commands:\n"
+    "  serve                          run the submission server (foreground)\n"
+    "  db migrate                     create or upgrade the database schema\n"
+    "  account add LOGIN --password-stdin\n"
+    "  account passwd LOGIN --password-stdin\n"
+    "  account enable LOGIN | account disable LOGIN\n"
+    "  account remove LOGIN\n"
+    "  account list\n"
+    "  sender add LOGIN ADDRESS       ADDRESS: user@domain (exact) or domain (any local part)\n"
+    "  sender remove LOGIN ADDRESS\n"
+    "  sender list [LOGIN]\n"
+    "\n"
+    "options:\n"
+    "  --config FILE    configuration (default /etc/truefrom/truefrom.toml)\n"
+    "  --help           help for any command, e.g. truefrom account --help\n";
+
+const std::map<std::string, std::string> kHelp{
+    {"serve",
+     "usage: truefrom serve [--config FILE]\n"
+     "Runs the server in the foreground, logging to stderr. SIGTERM or SIGINT stop it\n"
+     "gracefully. Without [database] url, a private PostgreSQL cluster is started under\n"
+     "[state] dir and the schema is created.\n"},
+    {"db",
+     "usage: truefrom db migrate [--config FILE]\n"
+     "Applies the schema migrations that are missing, in one transaction. Safe to repeat.\n"},
+    {"account",
+     "usage: truefrom account add LOGIN --password-stdin [--config FILE]\n"
+     "       truefrom account passwd LOGIN --password-stdin\n"
+     "       truefrom account enable LOGIN | disable LOGIN | remove LOGIN\n"
+     "       truefrom account list\n"
+     "The password is the first line of standard input, e.g.\n"
+     "  printf '%s\\n' 'secret' | truefrom account add alice@example.com --password-stdin\n"
+     "It is stored as a yescrypt hash. Logins are matched case-insensitively.\n"},
+    {"sender",
+     "usage: truefrom sender add LOGIN ADDRESS [--config FILE]\n"
+     "       truefrom sender remove LOGIN ADDRESS\n"
+     "       truefrom sender list [LOGIN]\n"
+     "ADDRESS is an exact address (alice@example.com) or a whole domain (example.com):\n"
+     "the account may then use it as its envelope sender (MAIL FROM).\n"},
+};
+
+struct Args {
+  std::vector<std::string> positional;
+  std::optional<std::string> config;
+  bool help = false;
+  bool password_stdin = false;
+  std::string unknown_option;
+};
+
+Args parse_args(const std::vector<std::string>& in) {
+  Args a;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const std::string& s = in[i];
+    if (s == "--help" || s == "-h") {
+      a.help = true;
+    } else if (s == "--config" || s == "-c") {
+      if (i + 1 >= in.size()) {
+        a.unknown_option = s + " needs a FILE";
+      } else {
+        a.config = in[++i];
+      }
+    } else if (s.rfind("--config=", 0) == 0) {
+      a.config = s.substr(9);
+    } else if (s == "--password-stdin") {
+      a.password_stdin = true;
+    } else if (s.size() > 1 && s[0] == '-') {
+      if (a.unknown_option.empty()) a.unknown_option = "unknown option " + s;
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+int fail(const std::string& message) {
+  std::cerr << "truefrom: error: " << message << "\n";
+  return 1;
+}
+
+int usage_error(const std::string& message, const std::string& topic) {
+  std::cerr << "truefrom: error: " << message << "\n\n";
+  const auto h = kHelp.find(topic);
+  std::cerr << (h != kHelp.end() ? h->second : std::string(kUsage));
+  return 2;
+}
+
+// The database a command works on: the configured URL, or the embedded cluster.
+class Database {
+ public:
+  explicit Database(const Config& config) : config_(config) {}
+  ~Database() {
+    store_.reset();
+    if (embedded_) embedded_->release(keep_running_);
+  }
+  bool open(std::string& error) {
+    std::string conninfo;
+    if (config_.database_url) {
+      conninfo = *config_.database_url;
+    } else {
+      embedded_ = std::make_unique<EmbeddedPostgres>(config_.state_dir);
+      if (!embedded_->ensure_running(error)) return false;
+      conninfo = embedded_->conninfo();
+    }
+    store_ = std::make_unique<auth::IdentityStore>(conninfo);
+    return true;
+  }
+  bool embedded() const { return embedded_ != nullptr; }
+  auth::IdentityStore& store() { return *store_; }
+
+ private:
+  const Config& config_;
+  std::unique_ptr<EmbeddedPostgres> embedded_;
+  std::unique_ptr<auth::IdentityStore> store_;
+  bool keep_running_ = false;
+};
+
+std::string describe(const auth::StoreStatus& st) {
+  if (st.code == auth::StoreErrc::kSchemaMissing) {
+    return st.detail + "; run: truefrom db migrate --config FILE";
+  }
+  if (st.code == auth::StoreErrc::kUnavailable) {
+    return st.detail + " (check [database] url and that PostgreSQL is running)";
+  }
+  return st.detail.empty() ? st.code.message() : st.detail;
+}
+
+bool read_password(std::string& password, std::string& error) {
+  if (isatty(STDIN_FILENO)) std::cerr << "password: " << std::flush;
+  if (!std::getline(std::cin, password)) {
+    error = "no password on standard input";
+    return false;
+  }
+  if (!password.empty() && password.back() == '\r') password.pop_back();
+  if (password.empty()) {
+    error = "the password is empty";
+    return false;
+  }
+  return true;
+}
+
+bool valid_login(const std::string& login, std::string& error) {
+  if (login.empty() || login.size() > 255) {
+    error = "a login must be 1 to 255 characters";
+    return false;
+  }
+  for (char c : login) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u <= 32 || u == 127) {
+      error = "the login \"" + login + "\" contains a space or control character";
+      return false;
+    }
+  }
+  return true;
+}
+
+std::unique_ptr<boost::asio::ssl::context> make_tls_context(const Config& c, std::string& error) {
+  namespace ssl = boost::asio::ssl;
+  auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
+  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
+                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
+                   ssl::context::single_dh_use | SSL_OP_NO_RENEGOTIATION);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(c.certificate.string(), ec);
+  if (ec) {
+    error = "cannot load [tls] certificate " + c.certificate.string() + ": " + ec.message() +
+            " (it must be a PEM file with the server certificate first)";
+    return nullptr;
+  }
+  ctx->use_private_key_file(c.private_key.string(), ssl::context::pem, ec);
+  if (ec) {
+    error = "cannot load [tls] private_key " + c.private_key.string() + ": " + ec.message();
+    return nullptr;
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    error = "[tls] private_key " + c.private_key.string() + " does not match certificate " +
+            c.certificate.string();
+    return nullptr;
+  }
+  return ctx;
+}
+
+int cmd_serve(const Config& config) {
+  std::string error;
+  if (auto e = auth::SaslLibrary::init("PLAIN LOGIN"); !e.empty()) return fail(e);
+  auto tls = make_tls_context(config, error);
+  if (!tls) return fail(error);
+  Database db(config);
+  if (!db.open(error)) return fail(error);
+  auto st = db.store().check_schema();
+  if (!st && db.embedded() && st.code == auth::StoreErrc::kSchemaMissing) {
+    int applied = 0;
+    st = db.store().migrate(applied);
+    if (st) net::log_info("embedded database: applied " + std::to_string(applied) + " migration(s)");
+  }
+  if (!st) return fail(describe(st));
+
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  boost::asio::thread_pool workers(config.worker_threads ? config.worker_threads : 2 * cores);
+  net::ConnectionContext ctx;
+  ctx.session.hostname = config.hostname;
+  ctx.session.max_message_size = config.max_message_size;
+  ctx.session.max_recipients = config.max_recipients;
+  ctx.tls = tls.get();
+  ctx.workers = &workers;
+  ctx.check = auth::make_credential_check(db.store());
+  ctx.relay = config.relay;
+  ctx.idle_timeout = std::chrono::seconds(config.idle_timeout);
+  ctx.session_timeout = std::chrono::seconds(config.session_timeout);
+
+  net::Server server(ctx, config.max_connections);
+  if (config.submission &&
+      !server.listen(config.submission->host, config.submission->port, false, error)) {
+    return fail(error);
+  }
+  if (config.submissions &&
+      !server.listen(config.submissions->host, config.submissions->port, true, error)) {
+    return fail(error);
+  }
+  net::log_info("truefrom " + config.hostname + " ready; relay " + config.relay.host + ":" +
+                std::to_string(config.relay.port));
+  server.run(config.io_threads ? config.io_threads : cores);
+  workers.join();
+  net::log_info("stopped");
+  return 0;
+}
+
+int cmd_db(const Args& a, const Config& config) {
+  if (a.positional.size() != 2 || a.positional[1] != "migrate") {
+    return usage_error("expected: truefrom db migrate", "db");
+  }
+  Database db(config);
+  std::string error;
+  if (!db.open(error)) return fail(error);
+  int applied = 0;
+  const auto st = db.store().migrate(applied);
+  if (!st) return fail("migration failed, nothing was changed: " + describe(st));
+  std::cout << "database schema is up to date (" << applied << " migration(s) applied)\n";
+  return 0;
+}
+
+int cmd_account(const Args& a, const Config& config) {
+  const auto& p = a.positional;
+  if (p.size() < 2) return usage_error("expected an account command", "account");
+  const std::string& verb = p[1];
+  const bool needs_login = verb != "list";
+  if (verb != "add" && verb != "passwd" && verb != "enable" && verb != "disable" &&
+      verb != "remove" && verb != "list") {
+    return usage_error("unknown account command \"" + verb + "\"", "account");
+  }
+  if (p.size() != (needs_login ? 3u : 2u)) {
+    return usage_error(needs_login ? "expected: truefrom account " + verb + " LOGIN"
+                                   : "expected: truefrom account list",
+                       "account");
+  }
+  std::string error;
+  const std::string login = needs_login ? p[2] : std::string{};
+  if (needs_login && !valid_login(login, error)) return fail(error);
+  std::optional<std::string> hash;
+  if (verb == "add" || verb == "passwd") {
+    if (!a.password_stdin) {
+      return usage_error("give the password on standard input with --password-stdin "
+                         "(so it never shows in the process list or shell history)",
+                         "account");
+    }
+    std::string password;
+    if (!read_password(password, error)) return fail(error);
+    hash = auth::hash_password(password);
+    if (!hash) return fail("could not hash the password (libxcrypt failed)");
+  }
+  Database db(config);
+  if (!db.open(error)) return fail(error);
+  auto& store = db.store();
+  if (auto st = store.check_schema(); !st) return fail(describe(st));
+  auth::StoreStatus st;
+  if (verb == "add") {
+    st = store.add_account(login, *hash);
+    if (st) std::cout << "account " << login << " added; give it sender addresses with: truefrom sender add " << login << " ADDRESS\n";
+  } else if (verb == "passwd") {
+    st = store.set_password(login, *hash);
+    if (st) std::cout << "password of " << login << " changed\n";
+  } else if (verb == "enable" || verb == "disable") {
+    st = store.set_enabled(login, verb == "enable");
+    if (st) std::cout << "account " << login << " " << verb << "d\n";
+  } else if (verb == "remove") {
+    st = store.remove_account(login);
+    if (st) std::cout << "account " << login << " removed with its sender identities\n";
+  } else {
+    std::vector<auth::Account> accounts;
+    st = store.list_accounts(accounts);
+    for (const auto& acc : accounts) {
+      std::cout << acc.login << (acc.enabled ? "" : "\t(disabled)") << "\n";
+    }
+  }
+  if (!st) return fail(describe(st));
+  return 0;
+}
+
+int cmd_sender(const Args& a, const Config& config) {
+  const auto& p = a.positional;
+  if (p.size() < 2) return usage_error("expected a sender command", "sender");
+  const std::string& verb = p[1];
+  std::string error;
+  if (verb == "list") {
+    if (p.size() > 3) return usage_error("expected: truefrom sender list [LOGIN]", "sender");
+  } else if (verb == "add" || verb == "remove") {
+    if (p.size() != 4) return usage_error("expected: truefrom sender " + verb + " LOGIN ADDRESS", "sender");
+  } else {
+    return usage_error("unknown sender command \"" + verb + "\"", "sender");
+  }
+  auth::SenderIdentity identity;
+  if (verb != "list" && !auth::parse_sender_identity(p[3], identity, error)) return fail(error);
+  Database db(config);
+  if (!db.open(error)) return fail(error);
+  auto& store = db.store();
+  if (auto st = store.check_schema(); !st) return fail(describe(st));
+  auth::StoreStatus st;
+  const char* kind = identity.kind == auth::SenderIdentity::Kind::kDomain ? "domain" : "address";
+  if (verb == "add") {
+    st = store.add_sender(p[2], identity);
+    if (st) std::cout << p[2] << " may now send as " << kind << " " << identity.value << "\n";
+  } else if (verb == "remove") {
+    st = store.remove_sender(p[2], identity);
+    if (st) std::cout << p[2] << " may no longer send as " << kind << " " << identity.value << "\n";
+  } else {
+    std::vector<std::pair<std::string, auth::SenderIdentity>> rows;
+    st = store.list_senders(p.size() == 3 ? std::optional<std::string>(p[2]) : std::nullopt, rows);
+    for (const auto& [login, id] : rows) {
+      std::cout << login << "\t"
+                << (id.kind == auth::SenderIdentity::Kind::kDomain ? "domain" : "address") << "\t"
+                << id.value << "\n";
+    }
+  }
+  if (!st) return fail(describe(st));
+  return 0;
+}
+
+}  // namespace
+
+int run_command_line(const std::vector<std::string>& in) {
+  const Args a = parse_args(in);
+  const std::string command = a.positional.empty() ? std::string{} : a.positional[0];
+  if (a.help) {
+    const auto h = kHelp.find(command);
+    std::cout << (h != kHelp.end() ? h->second : std::string(kUsage));
+    return 0;
+  }
+  if (command.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  if (!kHelp.count(command)) return usage_error("unknown command \"" + command + "\"", "");
+  if (!a.unknown_option.empty()) return usage_error(a.unknown_option, command);
+  if (command == "serve" && a.positional.size() != 1) {
+    return usage_error("serve takes no arguments", "serve");
+  }
+  // libpq waits this long for an unreachable server (unless the admin set it).
+  setenv("PGCONNECT_TIMEOUT", "5", 0);
+  std::string error;
+  const auto config = load_config(a.config.value_or(kDefaultConfig), error);
+  if (!config) return fail(error);
+  if (command == "serve") return cmd_serve(*config);
+  if (command == "db") return cmd_db(a, *config);
+  if (command == "account") return cmd_account(a, *config);
+  return cmd_sender(a, *config);
+}
+
+}  // namespace truefrom::app

@@ -1,0 +1,221 @@
+#include "submission/app/config.hpp"
+
+#include <unistd.h>
+
+#include <charconv>
+#include <map>
+#include <set>
+#include <toml.hpp>
+
+namespace truefrom::app {
+namespace {
+
+// A value whose location is known, so an error can point at it.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+[[noreturn]] void bad(const toml::value& v, const std::string& what, const std::string& hint) {
+  throw ConfigError(toml::format_error("[error] " + what, v, hint));
+}
+
+const std::map<std::string, std::set<std::string>> kKnownKeys{
+    {"server",
+     {"hostname", "max_message_size", "max_recipients", "max_connections", "io_threads",
+      "worker_threads", "idle_timeout", "session_timeout"}},
+    {"listen", {"submission", "submissions"}},
+    {"tls", {"certificate", "private_key"}},
+    {"database", {"url"}},
+    {"relay", {"host", "port", "starttls", "timeout"}},
+    {"state", {"dir"}},
+};
+
+std::string known_list(const std::set<std::string>& keys) {
+  std::string out;
+  for (const auto& k : keys) out += (out.empty() ? "" : ", ") + k;
+  return out;
+}
+
+void check_keys(const toml::value& root) {
+  for (const auto& [section, value] : root.as_table()) {
+    const auto known = kKnownKeys.find(section);
+    if (known == kKnownKeys.end()) {
+      std::string sections;
+      for (const auto& [name, keys] : kKnownKeys) sections += (sections.empty() ? "" : ", ") + name;
+      bad(value, "unknown section [" + section + "]", "known sections: " + sections);
+    }
+    if (!value.is_table()) bad(value, "[" + section + "] must be a table", "write it as [" + section + "]");
+    for (const auto& [key, v] : value.as_table()) {
+      if (!known->second.count(key)) {
+        bad(v, "unknown key \"" + key + "\" in [" + section + "]",
+            "known keys: " + known_list(known->second));
+      }
+    }
+  }
+}
+
+const toml::value* lookup(const toml::value& root, const std::string& section, const std::string& key) {
+  if (!root.contains(section)) return nullptr;
+  const auto& t = root.at(section);
+  if (!t.contains(key)) return nullptr;
+  return &t.at(key);
+}
+
+std::string get_string(const toml::value& v, const std::string& name) {
+  if (!v.is_string()) bad(v, name + " must be a string", "put the value in double quotes");
+  std::string s = v.as_string();
+  if (s.empty()) bad(v, name + " must not be empty", "give a value or remove the key");
+  return s;
+}
+
+std::uint64_t get_count(const toml::value& v, const std::string& name, std::uint64_t min,
+                        std::uint64_t max) {
+  if (!v.is_integer()) bad(v, name + " must be an integer", "write a number without quotes");
+  const auto n = v.as_integer();
+  if (n < 0 || static_cast<std::uint64_t>(n) < min || static_cast<std::uint64_t>(n) > max) {
+    bad(v, name + " is out of range",
+        "allowed: " + std::to_string(min) + " to " + std::to_string(max));
+  }
+  return static_cast<std::uint64_t>(n);
+}
+
+std::filesystem::path get_path(const toml::value& v, const std::string& name,
+                               const std::filesystem::path& base) {
+  std::filesystem::path p = get_string(v, name);
+  return p.is_absolute() ? p : (base / p).lexically_normal();
+}
+
+}  // namespace
+
+std::string Endpoint::to_string() const {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+std::optional<Endpoint> parse_endpoint(const std::string& text) {
+  Endpoint e;
+  std::string port;
+  if (!text.empty() && text.front() == '[') {
+    const auto close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    e.host = text.substr(1, close - 1);
+    port = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string::npos || text.find(':') != colon) return std::nullopt;
+    e.host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+  }
+  unsigned value = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (e.host.empty() || ec != std::errc{} || p != port.data() + port.size() || value == 0 ||
+      value > 65535) {
+    return std::nullopt;
+  }
+  e.port = static_cast<std::uint16_t>(value);
+  return e;
+}
+
+std::optional<Config> load_config(const std::filesystem::path& path, std::string& error) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    error = path.string() + ": no such configuration file (give one with --config FILE; "
+            "contrib/truefrom.toml.sample documents every key)";
+    return std::nullopt;
+  }
+  try {
+    const toml::value root = toml::parse(path.string());
+    check_keys(root);
+    Config c;
+    c.file = std::filesystem::absolute(path).lexically_normal();
+    const auto base = c.file.parent_path();
+
+    if (auto* v = lookup(root, "server", "hostname")) {
+      c.hostname = get_string(*v, "server.hostname");
+      if (c.hostname.find_first_of(" \t()<>[]@\\\"") != std::string::npos) {
+        bad(*v, "server.hostname is not a host name", "use a fully qualified domain name");
+      }
+    } else {
+      char buf[256] = {};
+      gethostname(buf, sizeof buf - 1);
+      c.hostname = buf[0] ? buf : "localhost";
+    }
+    if (auto* v = lookup(root, "server", "max_message_size")) {
+      c.max_message_size = get_count(*v, "server.max_message_size", 1024, 1ULL << 31);
+    }
+    if (auto* v = lookup(root, "server", "max_recipients")) {
+      c.max_recipients = get_count(*v, "server.max_recipients", 1, 100000);
+    }
+    if (auto* v = lookup(root, "server", "max_connections")) {
+      c.max_connections = get_count(*v, "server.max_connections", 1, 1000000);
+    }
+    if (auto* v = lookup(root, "server", "io_threads")) {
+      c.io_threads = static_cast<unsigned>(get_count(*v, "server.io_threads", 0, 1024));
+    }
+    if (auto* v = lookup(root, "server", "worker_threads")) {
+      c.worker_threads = static_cast<unsigned>(get_count(*v, "server.worker_threads", 0, 1024));
+    }
+    if (auto* v = lookup(root, "server", "idle_timeout")) {
+      c.idle_timeout = static_cast<unsigned>(get_count(*v, "server.idle_timeout", 1, 86400));
+    }
+    if (auto* v = lookup(root, "server", "session_timeout")) {
+      c.session_timeout = static_cast<unsigned>(get_count(*v, "server.session_timeout", 1, 86400));
+    }
+    for (const char* key : {"submission", "submissions"}) {
+      if (auto* v = lookup(root, "listen", key)) {
+        auto ep = parse_endpoint(get_string(*v, std::string("listen.") + key));
+        if (!ep) bad(*v, std::string("listen.") + key + " is not host:port", "e.g. \"0.0.0.0:587\" or \"[::]:587\"");
+        (std::string(key) == "submission" ? c.submission : c.submissions) = ep;
+      }
+    }
+    if (!c.submission && !c.submissions) {
+      throw ConfigError(path.string() + ": [listen] needs submission = \"host:port\" (STARTTLS) "
+                        "and/or submissions = \"host:port\" (implicit TLS)");
+    }
+    auto* cert = lookup(root, "tls", "certificate");
+    auto* key = lookup(root, "tls", "private_key");
+    if (cert == nullptr || key == nullptr) {
+      throw ConfigError(path.string() + ": [tls] certificate and private_key are required "
+                        "(AUTH is only offered over TLS)");
+    }
+    c.certificate = get_path(*cert, "tls.certificate", base);
+    c.private_key = get_path(*key, "tls.private_key", base);
+    if (auto* v = lookup(root, "database", "url")) c.database_url = get_string(*v, "database.url");
+    auto* relay_host = lookup(root, "relay", "host");
+    if (relay_host == nullptr) {
+      throw ConfigError(path.string() + ": [relay] host is required (the smarthost that "
+                        "delivers accepted mail)");
+    }
+    c.relay.host = get_string(*relay_host, "relay.host");
+    if (auto* v = lookup(root, "relay", "port")) {
+      c.relay.port = static_cast<std::uint16_t>(get_count(*v, "relay.port", 1, 65535));
+    }
+    if (auto* v = lookup(root, "relay", "starttls")) {
+      const std::string mode = get_string(*v, "relay.starttls");
+      if (mode == "none") {
+        c.relay.starttls = relay::RelayTls::kNone;
+      } else if (mode == "opportunistic") {
+        c.relay.starttls = relay::RelayTls::kOpportunistic;
+      } else if (mode == "required") {
+        c.relay.starttls = relay::RelayTls::kRequired;
+      } else {
+        bad(*v, "relay.starttls must be none, opportunistic or required", "e.g. starttls = \"required\"");
+      }
+    }
+    if (auto* v = lookup(root, "relay", "timeout")) {
+      c.relay.timeout = std::chrono::seconds(get_count(*v, "relay.timeout", 1, 3600));
+    }
+    c.relay.helo_name = c.hostname;
+    if (auto* v = lookup(root, "state", "dir")) c.state_dir = get_path(*v, "state.dir", base);
+    return c;
+  } catch (const ConfigError& e) {
+    error = e.what();
+  } catch (const toml::exception& e) {
+    error = e.what();
+  } catch (const std::exception& e) {
+    error = path.string() + ": " + e.what();
+  }
+  return std::nullopt;
+}
+
+}  // namespace truefrom::app

@@ -1,0 +1,60 @@
+// truefrom's configuration: one TOML file (toml11). Every key is documented in
+// contrib/truefrom.toml.sample. Unknown keys and bad values are refused with the file, the
+// line and the reason. Relative paths are relative to the file's directory.
+// Thread-safety: a plain value once loaded.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "submission/relay/relay_client.hpp"
+
+namespace truefrom::app {
+
+struct Endpoint {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string to_string() const;
+};
+
+struct Config {
+  std::filesystem::path file;
+
+  // [server]
+  std::string hostname;
+  std::size_t max_message_size = 25 * 1024 * 1024;
+  std::size_t max_recipients = 100;
+  std::size_t max_connections = 1000;
+  unsigned io_threads = 0;      ///< 0: one per core
+  unsigned worker_threads = 0;  ///< 0: two per core
+  unsigned idle_timeout = 300;     ///< seconds without a complete command (RFC 5321 4.5.3.2.7)
+  unsigned session_timeout = 3600; ///< seconds a session may last in all
+
+  // [listen]
+  std::optional<Endpoint> submission;   ///< STARTTLS (port 587 style)
+  std::optional<Endpoint> submissions;  ///< implicit TLS (port 465 style, RFC 8314)
+
+  // [tls]
+  std::filesystem::path certificate;
+  std::filesystem::path private_key;
+
+  // [database]
+  std::optional<std::string> database_url;  ///< absent: the embedded cluster under [state] dir
+
+  // [relay]
+  relay::RelayOptions relay;
+
+  // [state]
+  std::filesystem::path state_dir = "/var/lib/truefrom";
+};
+
+/// Loads and checks `path`. On failure returns nullopt and a message naming the file, the
+/// line and what to change.
+std::optional<Config> load_config(const std::filesystem::path& path, std::string& error);
+
+/// Parses "host:port" or "[v6]:port".
+std::optional<Endpoint> parse_endpoint(const std::string& text);
+
+}  // namespace truefrom::app

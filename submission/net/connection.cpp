@@ -1,0 +1,341 @@
+#include "submission/net/connection.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <ctime>
+#include <random>
+
+#include "auth/sender_policy.hpp"
+#include "submission/core/trace.hpp"
+#include "submission/net/log.hpp"
+
+namespace truefrom::net {
+namespace {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using smtp::Reply;
+
+// After a timeout or shutdown, the 421 gets this long to be written before the socket closes.
+constexpr std::chrono::seconds kGoodbyeGrace{10};
+constexpr std::size_t kReadBuffer = 16 * 1024;
+
+std::string new_message_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string id;
+  std::uint64_t v = rng();
+  for (int i = 0; i < 14; ++i) {
+    id += kHex[v & 15];
+    v >>= 4;
+  }
+  return id;
+}
+
+// Runs `f` on the worker pool and resumes the awaiting coroutine on its own executor.
+// Written as an initiation, not a coroutine: the callable is moved into plain handlers.
+template <class F>
+auto on_workers(asio::thread_pool& pool, F&& f) {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(R)>(
+      [&pool](auto handler, auto fn) {
+        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+        asio::post(pool, [handler = std::move(handler), fn = std::move(fn),
+                          work = std::move(work)]() mutable {
+          R result = fn();
+          auto ex = work.get_executor();
+          asio::post(ex, [handler = std::move(handler), result = std::move(result)]() mutable {
+            std::move(handler)(std::move(result));
+          });
+        });
+      },
+      asio::use_awaitable, std::forward<F>(f));
+}
+
+}  // namespace
+
+struct Connection::State {
+  State(tcp::socket socket, const ConnectionContext& c, bool implicit)
+      : ctx(c),
+        stream(std::move(socket), *c.tls),
+        timer(stream.get_executor()),
+        implicit_tls(implicit),
+        session([&] {
+          smtp::SessionConfig sc = c.session;
+          sc.implicit_tls = implicit;
+          return sc;
+        }()) {}
+
+  const ConnectionContext& ctx;
+  asio::ssl::stream<tcp::socket> stream;
+  asio::steady_timer timer;
+  bool implicit_tls;
+  bool tls = false;
+  smtp::Session session;
+  std::string peer;
+
+  Clock::time_point session_deadline;
+  Clock::time_point deadline;
+  bool reading = false;
+  bool timed_out = false;
+  bool stopping = false;
+  bool closed = false;
+
+  std::unique_ptr<auth::SaslExchange> sasl;
+  std::optional<auth::AccountIdentities> account;
+  std::string message;
+  std::string read_buffer = std::string(kReadBuffer, '\0');
+
+  asio::awaitable<void> watchdog() {
+    while (!closed) {
+      boost::system::error_code ec;
+      timer.expires_at(deadline);
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (closed) break;
+      if (Clock::now() < deadline) continue;
+      if (!timed_out) {
+        timed_out = true;
+        deadline = Clock::now() + kGoodbyeGrace;
+        if (reading) stream.next_layer().cancel(ec);
+      } else {
+        stream.next_layer().close(ec);
+        break;
+      }
+    }
+  }
+
+  asio::awaitable<bool> flush() {
+    if (!session.has_output()) co_return true;
+    const std::string out = session.take_output();
+    boost::system::error_code ec;
+    if (tls) {
+      co_await asio::async_write(stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      co_await asio::async_write(stream.next_layer(), asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return !ec;
+  }
+
+  // Reads more input into the session; false when the connection is gone.
+  asio::awaitable<bool> read_more() {
+    if (stopping) {
+      session.shutting_down();
+      co_return true;
+    }
+    if (timed_out) {
+      session.timed_out();
+      co_return true;
+    }
+    deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
+    boost::system::error_code ec;
+    std::size_t n = 0;
+    reading = true;
+    if (tls) {
+      n = co_await stream.async_read_some(asio::buffer(read_buffer),
+                                          asio::redirect_error(asio::use_awaitable, ec));
+    } else {
+      n = co_await stream.next_layer().async_read_some(asio::buffer(read_buffer),
+                                                       asio::redirect_error(asio::use_awaitable, ec));
+    }
+    reading = false;
+    if (ec) {
+      if (timed_out) {
+        session.timed_out();
+        co_return true;
+      }
+      if (stopping) {
+        session.shutting_down();
+        co_return true;
+      }
+      co_return false;
+    }
+    session.receive(std::string_view(read_buffer.data(), n));
+    co_return true;
+  }
+
+  asio::awaitable<bool> handshake() {
+    boost::system::error_code ec;
+    deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
+    reading = true;
+    co_await stream.async_handshake(asio::ssl::stream_base::server,
+                                    asio::redirect_error(asio::use_awaitable, ec));
+    reading = false;
+    if (ec) {
+      log_info("TLS handshake with " + peer + " failed: " + ec.message());
+      co_return false;
+    }
+    tls = true;
+    co_return true;
+  }
+
+  std::string tls_description() {
+    SSL* ssl = stream.native_handle();
+    return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
+  }
+
+  asio::awaitable<void> auth_step(const smtp::event::AuthStart* start,
+                                  const smtp::event::AuthResponse* response) {
+    if (!sasl) {
+      const int bits = SSL_get_cipher_bits(stream.native_handle(), nullptr);
+      sasl = std::make_unique<auth::SaslExchange>(ctx.check, ctx.session.hostname,
+                                                  static_cast<unsigned>(bits > 0 ? bits : 0));
+    }
+    // Only pointers cross to the worker: `start`/`response` live in run()'s frame until this
+    // coroutine resumes (GCC 12 mishandles non-trivial captures of temporaries in co_await).
+    auth::SaslExchange* exchange = sasl.get();
+    auto job = [exchange, start, response] {
+      return start ? exchange->start(start->mechanism, start->initial_response)
+                   : exchange->step(response->response);
+    };
+    auth::AuthOutcome out = co_await on_workers(*ctx.workers, std::move(job));
+    using K = auth::AuthOutcome::Kind;
+    switch (out.kind) {
+      case K::kChallenge:
+        session.auth_challenge(out.challenge);
+        co_return;
+      case K::kSuccess:
+        account = std::move(out.account);
+        log_info("auth: " + peer + " authenticated as " + account->account.login);
+        session.auth_succeeded(account->account.login);
+        break;
+      case K::kRejected:
+        log_warning("auth: " + peer + " failed: " + out.detail);
+        session.auth_failed(Reply{535, {5, 7, 8}, "Authentication credentials invalid"});
+        break;
+      case K::kUnavailable:
+        log_error("auth: " + peer + " could not be checked: " + out.detail);
+        session.auth_failed(
+            Reply{454, {4, 7, 0}, "Temporary authentication failure, try again later"});
+        break;
+      case K::kProtocolError:
+        log_warning("auth: " + peer + " sent a malformed exchange: " + out.detail);
+        session.auth_failed(Reply{501, {5, 5, 2}, "Malformed authentication exchange"});
+        break;
+    }
+    sasl.reset();
+  }
+
+  void mail_from(const smtp::event::MailFrom& ev) {
+    if (!ev.argument.sender) {
+      // The null sender (bounces, read receipts): binding of the From: header is checked at
+      // the end of DATA by the header policy.
+      session.accept(Reply{250, {2, 1, 0}, "Sender <> OK"});
+      return;
+    }
+    const smtp::Mailbox& m = *ev.argument.sender;
+    if (account && auth::owns_address(account->identities, m.local, m.domain)) {
+      session.accept(Reply{250, {2, 1, 0}, "Sender <" + m.to_string() + "> OK"});
+      return;
+    }
+    const std::string login = account ? account->account.login : std::string("?");
+    log_warning("policy: " + peer + " user " + login + " refused sender <" + m.to_string() + ">");
+    session.reply(Reply{553, {5, 7, 1},
+                        "<" + m.to_string() + ">: sender not owned by user " + login});
+  }
+
+  asio::awaitable<void> data_end() {
+    const std::string id = new_message_id();
+    smtp::ReceivedFields f;
+    f.helo = session.helo_name();
+    f.peer_address = peer.substr(0, peer.rfind(':'));
+    f.by_host = ctx.session.hostname;
+    f.protocol = "ESMTPSA";  // RFC 3848: ESMTP with STARTTLS (or implicit TLS) and AUTH
+    f.tls = tls_description();
+    f.login = account ? account->account.login : std::string{};
+    f.id = id;
+    if (session.recipients().size() == 1) f.for_recipient = session.recipients()[0].to_string();
+    f.when = std::time(nullptr);
+    std::string full = smtp::received_header(f);
+    full.reserve(full.size() + message.size());
+    full += message;
+    message.clear();
+
+    relay::Envelope env;
+    if (session.mail_from()) env.mail_from = session.mail_from()->to_string();
+    for (const auto& r : session.recipients()) env.recipients.push_back(r.to_string());
+    env.eight_bit = session.mail_argument().body == smtp::BodyType::k8BitMime;
+    Reply r = co_await relay::deliver(ctx.relay, env, full);
+    if (r.positive()) {
+      log_info("message " + id + " from <" + env.mail_from + "> user " + f.login + " to " +
+               std::to_string(env.recipients.size()) + " recipient(s), " +
+               std::to_string(full.size()) + " octets: " + r.text);
+      session.accept(Reply{250, {2, 0, 0}, "Ok: message " + id + " relayed"});
+    } else {
+      log_warning("message " + id + " from <" + env.mail_from + "> not relayed: " +
+                  std::to_string(r.code) + " " + r.text);
+      session.reply(r);
+    }
+  }
+};
+
+Connection::Connection(tcp::socket socket, const ConnectionContext& context, bool implicit_tls)
+    : s_(std::make_unique<State>(std::move(socket), context, implicit_tls)) {
+  boost::system::error_code ec;
+  const auto ep = s_->stream.next_layer().remote_endpoint(ec);
+  s_->peer = ec ? std::string("unknown") : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+Connection::~Connection() = default;
+
+void Connection::stop() {
+  asio::post(s_->stream.get_executor(), [self = shared_from_this()] {
+    self->s_->stopping = true;
+    boost::system::error_code ec;
+    if (self->s_->reading) self->s_->stream.next_layer().cancel(ec);
+  });
+}
+
+asio::awaitable<void> Connection::run() {
+  auto self = shared_from_this();
+  State& s = *s_;
+  s.session_deadline = Clock::now() + s.ctx.session_timeout;
+  s.deadline = std::min(Clock::now() + s.ctx.idle_timeout, s.session_deadline);
+  asio::co_spawn(
+      s.stream.get_executor(), [self]() { return self->s_->watchdog(); }, asio::detached);
+
+  bool alive = !s.implicit_tls || co_await s.handshake();
+  while (alive) {
+    smtp::Event ev = s.session.next_event();
+    if (std::holds_alternative<smtp::event::NeedData>(ev)) {
+      alive = co_await s.flush() && co_await s.read_more();
+    } else if (std::holds_alternative<smtp::event::StartTls>(ev)) {
+      alive = co_await s.flush() && co_await s.handshake();
+      if (alive) s.session.tls_established();
+    } else if (auto* a = std::get_if<smtp::event::AuthStart>(&ev)) {
+      co_await s.auth_step(a, nullptr);
+    } else if (auto* r = std::get_if<smtp::event::AuthResponse>(&ev)) {
+      co_await s.auth_step(nullptr, r);
+    } else if (auto* m = std::get_if<smtp::event::MailFrom>(&ev)) {
+      s.mail_from(*m);
+    } else if (std::holds_alternative<smtp::event::RcptTo>(ev)) {
+      s.session.accept(Reply{250, {2, 1, 5}, "Recipient OK"});
+    } else if (std::holds_alternative<smtp::event::DataStart>(ev)) {
+      s.message.clear();
+    } else if (auto* c = std::get_if<smtp::event::DataChunk>(&ev)) {
+      s.message += c->bytes;
+    } else if (std::holds_alternative<smtp::event::DataEnd>(ev)) {
+      co_await s.data_end();
+    } else if (std::holds_alternative<smtp::event::DataAborted>(ev)) {
+      s.message.clear();
+    } else if (std::holds_alternative<smtp::event::Close>(ev)) {
+      co_await s.flush();
+      break;
+    }
+  }
+  s.closed = true;
+  s.timer.cancel();
+  boost::system::error_code ec;
+  s.stream.next_layer().shutdown(tcp::socket::shutdown_both, ec);
+  s.stream.next_layer().close(ec);
+}
+
+}  // namespace truefrom::net

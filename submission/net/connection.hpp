@@ -1,0 +1,51 @@
+// One client connection: the transport around smtp::Session. It moves bytes between the
+// socket (plain, then TLS after STARTTLS, or TLS from the start) and the session, runs the
+// idle and session timers, and performs the effects the session asks for: the TLS
+// handshake, SASL steps and credential checks (on the worker pool), the sender binding
+// check, and the hand-off to the relay. No protocol logic lives here.
+// Thread-safety: each connection runs on its own strand.
+#pragma once
+
+#include <utility>  // before Boost.Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <chrono>
+#include <memory>
+
+#include "auth/sasl_server.hpp"
+#include "submission/core/session.hpp"
+#include "submission/relay/relay_client.hpp"
+
+namespace truefrom::net {
+
+/// What every connection shares; owned by the server, outlives all connections.
+struct ConnectionContext {
+  smtp::SessionConfig session;
+  boost::asio::ssl::context* tls = nullptr;
+  boost::asio::thread_pool* workers = nullptr;
+  auth::CredentialCheck check;
+  relay::RelayOptions relay;
+  std::chrono::seconds idle_timeout{300};
+  std::chrono::seconds session_timeout{3600};
+};
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(boost::asio::ip::tcp::socket socket, const ConnectionContext& context,
+             bool implicit_tls);
+  ~Connection();
+
+  /// Runs the session to its end.
+  boost::asio::awaitable<void> run();
+  /// Asks the session to end with 421 (server shutdown). Safe from any thread.
+  void stop();
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+}  // namespace truefrom::net

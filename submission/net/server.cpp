@@ -1,0 +1,142 @@
+#include "submission/net/server.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <thread>
+
+#include "submission/net/log.hpp"
+
+namespace truefrom::net {
+namespace {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+constexpr std::chrono::seconds kShutdownGrace{15};
+}  // namespace
+
+struct Server::Listener {
+  explicit Listener(asio::io_context& io) : acceptor(io) {}
+  tcp::acceptor acceptor;
+  bool implicit_tls = false;
+  std::string name;
+};
+
+Server::Server(ConnectionContext context, std::size_t max_connections)
+    : context_(std::move(context)), max_connections_(max_connections) {}
+
+Server::~Server() = default;
+
+bool Server::listen(const std::string& host, std::uint16_t port, bool implicit_tls,
+                    std::string& error) {
+  auto l = std::make_unique<Listener>(io_);
+  l->implicit_tls = implicit_tls;
+  l->name = host + ":" + std::to_string(port) + (implicit_tls ? " (implicit TLS)" : " (STARTTLS)");
+  boost::system::error_code ec;
+  const auto address = asio::ip::make_address(host, ec);
+  if (ec) {
+    error = "cannot listen on " + l->name + ": \"" + host + "\" is not an IP address";
+    return false;
+  }
+  const tcp::endpoint ep(address, port);
+  l->acceptor.open(ep.protocol(), ec);
+  if (!ec) l->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+  if (!ec) l->acceptor.bind(ep, ec);
+  if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    error = "cannot listen on " + l->name + ": " + ec.message() +
+            (ec == asio::error::address_in_use ? " (another server uses this port?)" : "") +
+            (ec == asio::error::access_denied ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "");
+    return false;
+  }
+  log_info("listening on " + l->name);
+  listeners_.push_back(std::move(l));
+  return true;
+}
+
+void Server::forget(const std::shared_ptr<Connection>& c) {
+  std::lock_guard lock(mutex_);
+  connections_.erase(c);
+  if (stopping_ && connections_.empty()) io_.stop();
+}
+
+asio::awaitable<void> Server::accept_loop(Listener& listener) {
+  for (;;) {
+    boost::system::error_code ec;
+    tcp::socket socket = co_await listener.acceptor.async_accept(
+        asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !listener.acceptor.is_open()) co_return;
+      log_warning("accept on " + listener.name + ": " + ec.message());
+      continue;
+    }
+    std::shared_ptr<Connection> conn;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) co_return;
+      if (connections_.size() >= max_connections_) {
+        // Too many sessions: refuse politely on STARTTLS ports, close on TLS ones.
+        if (!listener.implicit_tls) {
+          static const std::string kBusy = "421 4.7.0 Too many connections, try again later\r\n";
+          asio::async_write(socket, asio::buffer(kBusy),
+                            [s = std::make_shared<tcp::socket>(std::move(socket))](auto, auto) {});
+        }
+        continue;
+      }
+      conn = std::make_shared<Connection>(std::move(socket), context_, listener.implicit_tls);
+      connections_.insert(conn);
+    }
+    // The connection's socket is bound to a strand; its coroutine runs there.
+    asio::co_spawn(
+        asio::make_strand(io_),
+        [this, conn]() -> asio::awaitable<void> {
+          co_await conn->run();
+          forget(conn);
+        },
+        asio::detached);
+  }
+}
+
+void Server::stop() {
+  asio::post(io_, [this] {
+    std::vector<std::shared_ptr<Connection>> live;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopping_) return;
+      stopping_ = true;
+      live.assign(connections_.begin(), connections_.end());
+    }
+    log_info("stopping: closing listeners, ending " + std::to_string(live.size()) + " session(s)");
+    for (auto& l : listeners_) {
+      boost::system::error_code ec;
+      l->acceptor.close(ec);
+    }
+    for (auto& c : live) c->stop();
+    if (live.empty()) {
+      io_.stop();
+      return;
+    }
+    auto timer = std::make_shared<asio::steady_timer>(io_, kShutdownGrace);
+    timer->async_wait([this, timer](auto) { io_.stop(); });
+  });
+}
+
+void Server::run(unsigned threads) {
+  asio::signal_set signals(io_, SIGINT, SIGTERM);
+  signals.async_wait([this](const boost::system::error_code& ec, int) {
+    if (!ec) stop();
+  });
+  for (auto& l : listeners_) asio::co_spawn(io_, accept_loop(*l), asio::detached);
+  std::vector<std::thread> pool;
+  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([this] { io_.run(); });
+  // Once stopping, the io_context runs out of work when the last session ends (the grace
+  // timer keeps it alive at most kShutdownGrace).
+  io_.run();
+  for (auto& t : pool) t.join();
+}
+
+}  // namespace truefrom::net

@@ -1,0 +1,45 @@
+// The listeners and the I/O threads: accepts connections on the STARTTLS and implicit-TLS
+// endpoints, bounds concurrent sessions, runs one Connection per client on its own strand,
+// and stops gracefully on SIGTERM/SIGINT (every session gets 421, then the threads end).
+// Thread-safety: construct, listen() and run() from one thread; stop() from any.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "submission/net/connection.hpp"
+
+namespace truefrom::net {
+
+class Server {
+ public:
+  Server(ConnectionContext context, std::size_t max_connections);
+  ~Server();
+
+  /// Binds host:port. On failure returns false with a message.
+  bool listen(const std::string& host, std::uint16_t port, bool implicit_tls, std::string& error);
+  /// Serves on `threads` I/O threads until SIGTERM/SIGINT or stop(); returns when all
+  /// sessions have ended (or after a grace period).
+  void run(unsigned threads);
+  void stop();
+
+ private:
+  struct Listener;
+  boost::asio::awaitable<void> accept_loop(Listener& listener);
+  void forget(const std::shared_ptr<Connection>& c);
+
+  boost::asio::io_context io_;
+  ConnectionContext context_;
+  std::size_t max_connections_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::mutex mutex_;
+  std::set<std::shared_ptr<Connection>> connections_;
+  bool stopping_ = false;
+};
+
+}  // namespace truefrom::net
