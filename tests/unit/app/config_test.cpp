@@ -1,0 +1,95 @@
+#include "submission/app/config.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <fstream>
+
+namespace truefrom::app {
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/truefrom-config-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::filesystem::path write(const std::string& text) {
+    auto p = dir_ / "truefrom.toml";
+    std::ofstream(p) << text;
+    return p;
+  }
+  std::filesystem::path dir_;
+};
+
+const char* kValid =
+    "[server]\nhostname = \"mail.example.test\"\nmax_recipients = 7\n"
+    "[listen]\nsubmission = \"127.0.0.1:2587\"\nsubmissions = \"[::1]:2465\"\n"
+    "[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"/abs/key.pem\"\n"
+    "[relay]\nhost = \"relay.example.test\"\nport = 2525\nstarttls = \"required\"\n"
+    "[state]\ndir = \"state\"\n";
+
+TEST_F(ConfigTest, LoadsValidFileAndResolvesRelativePaths) {
+  std::string err;
+  auto c = load_config(write(kValid), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->hostname, "mail.example.test");
+  EXPECT_EQ(c->max_recipients, 7u);
+  EXPECT_EQ(c->submission->to_string(), "127.0.0.1:2587");
+  EXPECT_EQ(c->submissions->host, "::1");
+  EXPECT_EQ(c->certificate, dir_ / "cert.pem");
+  EXPECT_EQ(c->private_key, "/abs/key.pem");
+  EXPECT_EQ(c->relay.starttls, relay::RelayTls::kRequired);
+  EXPECT_EQ(c->state_dir, dir_ / "state");
+  EXPECT_FALSE(c->database_url);
+}
+
+TEST_F(ConfigTest, RefusalsNameFileLineAndReason) {
+  struct Case {
+    std::string replace;  // appended to a valid file
+    std::string want;     // must appear in the error
+  };
+  const Case cases[] = {
+      {"[relay2]\nx = 1\n", "unknown section [relay2]"},
+      {"[database]\nurl = 5\n", "database.url must be a string"},
+      {"[server2]\n", "unknown section"},
+  };
+  for (const auto& c : cases) {
+    std::string err;
+    EXPECT_FALSE(load_config(write(std::string(kValid) + c.replace), err));
+    EXPECT_NE(err.find(c.want), std::string::npos) << err;
+    EXPECT_NE(err.find("truefrom.toml"), std::string::npos) << err;
+  }
+  std::string err;
+  std::string text = kValid;
+  text.replace(text.find("port = 2525"), 11, "hots = \"x\"");
+  EXPECT_FALSE(load_config(write(text), err));
+  EXPECT_NE(err.find("unknown key \"hots\" in [relay]"), std::string::npos) << err;
+  EXPECT_NE(err.find(" 12 | hots"), std::string::npos) << "line number missing: " << err;
+  text = kValid;
+  text.replace(text.find("\"required\""), 10, "\"maybe\"");
+  EXPECT_FALSE(load_config(write(text), err));
+  EXPECT_NE(err.find("relay.starttls must be none, opportunistic or required"), std::string::npos);
+  text = kValid;
+  text.replace(text.find("127.0.0.1:2587"), 14, "127.0.0.1");
+  EXPECT_FALSE(load_config(write(text), err));
+  EXPECT_NE(err.find("not host:port"), std::string::npos);
+  EXPECT_FALSE(load_config(dir_ / "missing.toml", err));
+  EXPECT_NE(err.find("no such configuration file"), std::string::npos);
+  EXPECT_FALSE(load_config(write("[server\n"), err));
+}
+
+TEST(ParseEndpoint, Table) {
+  EXPECT_TRUE(parse_endpoint("0.0.0.0:587"));
+  EXPECT_TRUE(parse_endpoint("[::]:465"));
+  EXPECT_FALSE(parse_endpoint("::1:25"));
+  EXPECT_FALSE(parse_endpoint("host:0"));
+  EXPECT_FALSE(parse_endpoint("host:65536"));
+  EXPECT_FALSE(parse_endpoint(":25"));
+  EXPECT_FALSE(parse_endpoint("host:25x"));
+}
+
+}  // namespace
+}  // namespace truefrom::app
