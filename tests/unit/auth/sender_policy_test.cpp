@@ -37,7 +37,8 @@ TEST(SenderPolicy, ParsesWhatAdminsType) {
   EXPECT_EQ(id, (SenderIdentity{K::kDomain, "example.test"}));
   ASSERT_TRUE(parse_sender_identity("@Example.test", id, why));
   EXPECT_EQ(id, (SenderIdentity{K::kDomain, "example.test"}));
-  for (const char* bad : {"", "localhost", "a b@example.test", "@", "alice@", "<a@b.test>"}) {
+  for (const char* bad : {"", "localhost", "a b@example.test", "@", "alice@", "<a@b.test>",
+                          "a@b@c.test", "a..b@example.test", "a@-x.test", "a@x_y.test"}) {
     EXPECT_FALSE(parse_sender_identity(bad, id, why)) << bad;
     EXPECT_FALSE(why.empty());
   }
