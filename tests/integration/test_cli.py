@@ -99,7 +99,7 @@ class CliTests(IntegrationTestCase):
         for col in ("login", "password_hash", "enabled"):
             self.assertIn(col, accounts, "accounts has no column %r: %s" % (col, accounts))
         identities = self.pg.columns("sender_identities")
-        for col in ("login", "kind", "address"):
+        for col in ("login", "kind", "identity"):
             self.assertIn(col, identities,
                           "sender_identities has no column %r: %s" % (col, identities))
 
@@ -183,7 +183,7 @@ class CliTests(IntegrationTestCase):
         self.tf.add_account(login, "pass")
         self.tf.add_sender(login, "dom.example")
         self.tf.add_sender(login, "one@other.example")
-        col = self.pg.identity_column()
+        col = "identity"
         rows = self.sql("SELECT kind || ' ' || %s FROM sender_identities WHERE login = %s "
                         "ORDER BY %s" % (col, sql_quote(login), col)).splitlines()
         self.assertEqual(rows, ["domain dom.example", "address one@other.example"])

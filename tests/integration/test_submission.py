@@ -326,7 +326,7 @@ class SubmissionTests(IntegrationTestCase):
         finally:
             c.close()
         self.pg.psql("INSERT INTO sender_identities (login, kind, %s) VALUES (%s, 'address', %s)"
-                     % (self.pg.identity_column(), sql_quote(BOB), sql_quote(new)))
+                     % ("identity", sql_quote(BOB), sql_quote(new)))
 
         def check():
             c = self.srv.session(BOB, BOB_PW)
