@@ -34,7 +34,9 @@ class StoreCategory : public std::error_category {
   }
 };
 
-StoreStatus fail(StoreErrc e, std::string detail) { return {make_error_code(e), std::move(detail)}; }
+StoreStatus fail(StoreErrc e, std::string detail) {
+  return {make_error_code(e), std::move(detail)};
+}
 
 std::string one_line(std::string s) {
   for (char& c : s) {
@@ -160,17 +162,18 @@ StoreStatus IdentityStore::check_schema() {
     if (!r[0][0].as<bool>()) {
       return fail(StoreErrc::kSchemaMissing, "the database has no truefrom schema yet");
     }
-    const int have = tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
+    const int have =
+        tx.exec("SELECT coalesce(max(version), 0) FROM schema_migrations")[0][0].as<int>();
     if (have < latest_version()) {
       return fail(StoreErrc::kSchemaMissing, "the schema is at version " + std::to_string(have) +
                                                  ", this truefrom needs " +
                                                  std::to_string(latest_version()));
     }
     if (have > latest_version()) {
-      return fail(StoreErrc::kSchemaTooNew,
-                  "the schema is at version " + std::to_string(have) +
-                      ", newer than this truefrom knows (" + std::to_string(latest_version()) +
-                      "); upgrade truefrom");
+      return fail(StoreErrc::kSchemaTooNew, "the schema is at version " + std::to_string(have) +
+                                                ", newer than this truefrom knows (" +
+                                                std::to_string(latest_version()) +
+                                                "); upgrade truefrom");
     }
     return StoreStatus{};
   });
@@ -208,7 +211,8 @@ StoreStatus IdentityStore::migrate(int& applied) {
 StoreStatus IdentityStore::add_account(const std::string& login, const std::string& hash) {
   return impl_->run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    const auto r = tx.exec_params("SELECT login FROM accounts WHERE lower(login) = lower($1)", login);
+    const auto r =
+        tx.exec_params("SELECT login FROM accounts WHERE lower(login) = lower($1)", login);
     if (!r.empty()) {
       return fail(StoreErrc::kExists, "account " + r[0][0].as<std::string>() + " already exists");
     }
@@ -228,10 +232,11 @@ StoreStatus expect_one(const pqxx::result& r, const std::string& login) {
 StoreStatus IdentityStore::set_password(const std::string& login, const std::string& hash) {
   return impl_->run([&](pqxx::connection& c) {
     pqxx::work tx(c);
-    auto st = expect_one(tx.exec_params("UPDATE accounts SET password_hash = $2, updated_at = now() "
-                                        "WHERE lower(login) = lower($1)",
-                                        login, hash),
-                         login);
+    auto st =
+        expect_one(tx.exec_params("UPDATE accounts SET password_hash = $2, updated_at = now() "
+                                  "WHERE lower(login) = lower($1)",
+                                  login, hash),
+                   login);
     if (st) tx.commit();
     return st;
   });
@@ -294,7 +299,8 @@ StoreStatus IdentityStore::remove_sender(const std::string& login, const SenderI
     pqxx::work tx(c);
     const auto r = tx.exec_params(
         "DELETE FROM sender_identities WHERE login IN "
-        "(SELECT login FROM accounts WHERE lower(login) = lower($1)) AND kind = $2 AND identity = $3",
+        "(SELECT login FROM accounts WHERE lower(login) = lower($1)) AND kind = $2 AND identity = "
+        "$3",
         login, kind_name(identity.kind), identity.value);
     if (r.affected_rows() == 0) {
       return fail(StoreErrc::kNotFound, login + " has no sender identity " + identity.value);

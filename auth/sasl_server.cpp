@@ -22,8 +22,12 @@ void* mutex_alloc() {
   pthread_mutex_init(m, nullptr);
   return m;
 }
-int mutex_lock(void* m) { return pthread_mutex_lock(static_cast<pthread_mutex_t*>(m)) == 0 ? SASL_OK : SASL_FAIL; }
-int mutex_unlock(void* m) { return pthread_mutex_unlock(static_cast<pthread_mutex_t*>(m)) == 0 ? SASL_OK : SASL_FAIL; }
+int mutex_lock(void* m) {
+  return pthread_mutex_lock(static_cast<pthread_mutex_t*>(m)) == 0 ? SASL_OK : SASL_FAIL;
+}
+int mutex_unlock(void* m) {
+  return pthread_mutex_unlock(static_cast<pthread_mutex_t*>(m)) == 0 ? SASL_OK : SASL_FAIL;
+}
 void mutex_free(void* m) {
   auto* p = static_cast<pthread_mutex_t*>(m);
   pthread_mutex_destroy(p);
@@ -175,10 +179,9 @@ SaslExchange::SaslExchange(CredentialCheck check, std::string hostname, unsigned
     : impl_(std::make_unique<Impl>()) {
   impl_->check = std::move(check);
   impl_->hostname = std::move(hostname);
-  impl_->callbacks[0] = {SASL_CB_SERVER_USERDB_CHECKPASS,
-                         as_callback(&Impl::on_checkpass), impl_.get()};
-  impl_->callbacks[1] = {SASL_CB_PROXY_POLICY, as_callback(&Impl::on_authorize),
+  impl_->callbacks[0] = {SASL_CB_SERVER_USERDB_CHECKPASS, as_callback(&Impl::on_checkpass),
                          impl_.get()};
+  impl_->callbacks[1] = {SASL_CB_PROXY_POLICY, as_callback(&Impl::on_authorize), impl_.get()};
   impl_->callbacks[2] = {SASL_CB_LIST_END, nullptr, nullptr};
   int rc = sasl_server_new("smtp", impl_->hostname.c_str(), nullptr, nullptr, nullptr,
                            impl_->callbacks, 0, &impl_->conn);
@@ -207,10 +210,9 @@ AuthOutcome SaslExchange::start(const std::string& mechanism,
   impl_->verdict.reset();
   const char* out = nullptr;
   unsigned outlen = 0;
-  const int rc = sasl_server_start(impl_->conn, mechanism.c_str(),
-                                   initial ? initial->data() : nullptr,
-                                   initial ? static_cast<unsigned>(initial->size()) : 0, &out,
-                                   &outlen);
+  const int rc =
+      sasl_server_start(impl_->conn, mechanism.c_str(), initial ? initial->data() : nullptr,
+                        initial ? static_cast<unsigned>(initial->size()) : 0, &out, &outlen);
   return impl_->finish(rc, out, outlen);
 }
 

@@ -38,8 +38,8 @@ struct CredentialVerdict {
 };
 
 /// Checks a login and password (blocking).
-using CredentialCheck = std::function<CredentialVerdict(const std::string& login,
-                                                        std::string_view password)>;
+using CredentialCheck =
+    std::function<CredentialVerdict(const std::string& login, std::string_view password)>;
 
 /// What one AUTH step produced.
 struct AuthOutcome {

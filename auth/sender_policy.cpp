@@ -26,8 +26,10 @@ bool valid_domain(std::string_view d) {
   std::size_t start = 0;
   for (;;) {
     const auto dot = d.find('.', start);
-    const std::string_view label = d.substr(start, dot == std::string_view::npos ? d.npos : dot - start);
-    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-') return false;
+    const std::string_view label =
+        d.substr(start, dot == std::string_view::npos ? d.npos : dot - start);
+    if (label.empty() || label.size() > 63 || label.front() == '-' || label.back() == '-')
+      return false;
     for (char c : label) {
       if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
     }
@@ -42,7 +44,8 @@ bool valid_local_part(std::string_view l) {
   if (l.find("..") != std::string_view::npos) return false;
   for (char c : l) {
     const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (!alnum && c != '.' && std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) == std::string_view::npos) {
+    if (!alnum && c != '.' &&
+        std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) == std::string_view::npos) {
       return false;
     }
   }

@@ -17,7 +17,9 @@ enum class StoreErrc {
 };
 
 const std::error_category& store_category();
-inline std::error_code make_error_code(StoreErrc e) { return {static_cast<int>(e), store_category()}; }
+inline std::error_code make_error_code(StoreErrc e) {
+  return {static_cast<int>(e), store_category()};
+}
 
 }  // namespace truefrom::auth
 

@@ -219,7 +219,8 @@ int cmd_serve(const Config& config) {
   if (!st && db.embedded() && st.code == auth::StoreErrc::kSchemaMissing) {
     int applied = 0;
     st = db.store().migrate(applied);
-    if (st) net::log_info("embedded database: applied " + std::to_string(applied) + " migration(s)");
+    if (st)
+      net::log_info("embedded database: applied " + std::to_string(applied) + " migration(s)");
   }
   if (!st) return fail(describe(st));
 
@@ -287,9 +288,10 @@ int cmd_account(const Args& a, const Config& config) {
   std::optional<std::string> hash;
   if (verb == "add" || verb == "passwd") {
     if (!a.password_stdin) {
-      return usage_error("give the password on standard input with --password-stdin "
-                         "(so it never shows in the process list or shell history)",
-                         "account");
+      return usage_error(
+          "give the password on standard input with --password-stdin "
+          "(so it never shows in the process list or shell history)",
+          "account");
     }
     std::string password;
     if (!read_password(password, error)) return fail(error);
@@ -303,7 +305,10 @@ int cmd_account(const Args& a, const Config& config) {
   auth::StoreStatus st;
   if (verb == "add") {
     st = store.add_account(login, *hash);
-    if (st) std::cout << "account " << login << " added; give it sender addresses with: truefrom sender add " << login << " ADDRESS\n";
+    if (st)
+      std::cout << "account " << login
+                << " added; give it sender addresses with: truefrom sender add " << login
+                << " ADDRESS\n";
   } else if (verb == "passwd") {
     st = store.set_password(login, *hash);
     if (st) std::cout << "password of " << login << " changed\n";
@@ -332,7 +337,8 @@ int cmd_sender(const Args& a, const Config& config) {
   if (verb == "list") {
     if (p.size() > 3) return usage_error("expected: truefrom sender list [LOGIN]", "sender");
   } else if (verb == "add" || verb == "remove") {
-    if (p.size() != 4) return usage_error("expected: truefrom sender " + verb + " LOGIN ADDRESS", "sender");
+    if (p.size() != 4)
+      return usage_error("expected: truefrom sender " + verb + " LOGIN ADDRESS", "sender");
   } else {
     return usage_error("unknown sender command \"" + verb + "\"", "sender");
   }

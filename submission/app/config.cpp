@@ -45,7 +45,8 @@ void check_keys(const toml::value& root) {
       for (const auto& [name, keys] : kKnownKeys) sections += (sections.empty() ? "" : ", ") + name;
       bad(value, "unknown section [" + section + "]", "known sections: " + sections);
     }
-    if (!value.is_table()) bad(value, "[" + section + "] must be a table", "write it as [" + section + "]");
+    if (!value.is_table())
+      bad(value, "[" + section + "] must be a table", "write it as [" + section + "]");
     for (const auto& [key, v] : value.as_table()) {
       if (!known->second.count(key)) {
         bad(v, "unknown key \"" + key + "\" in [" + section + "]",
@@ -55,7 +56,8 @@ void check_keys(const toml::value& root) {
   }
 }
 
-const toml::value* lookup(const toml::value& root, const std::string& section, const std::string& key) {
+const toml::value* lookup(const toml::value& root, const std::string& section,
+                          const std::string& key) {
   if (!root.contains(section)) return nullptr;
   const auto& t = root.at(section);
   if (!t.contains(key)) return nullptr;
@@ -89,7 +91,8 @@ std::filesystem::path get_path(const toml::value& v, const std::string& name,
 }  // namespace
 
 std::string Endpoint::to_string() const {
-  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
 }
 
 std::optional<Endpoint> parse_endpoint(const std::string& text) {
@@ -97,7 +100,8 @@ std::optional<Endpoint> parse_endpoint(const std::string& text) {
   std::string port;
   if (!text.empty() && text.front() == '[') {
     const auto close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':')
+      return std::nullopt;
     e.host = text.substr(1, close - 1);
     port = text.substr(close + 2);
   } else {
@@ -119,7 +123,8 @@ std::optional<Endpoint> parse_endpoint(const std::string& text) {
 std::optional<Config> load_config(const std::filesystem::path& path, std::string& error) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
-    error = path.string() + ": no such configuration file (give one with --config FILE; "
+    error = path.string() +
+            ": no such configuration file (give one with --config FILE; "
             "contrib/truefrom.toml.sample documents every key)";
     return std::nullopt;
   }
@@ -164,18 +169,22 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     for (const char* key : {"submission", "submissions"}) {
       if (auto* v = lookup(root, "listen", key)) {
         auto ep = parse_endpoint(get_string(*v, std::string("listen.") + key));
-        if (!ep) bad(*v, std::string("listen.") + key + " is not host:port", "e.g. \"0.0.0.0:587\" or \"[::]:587\"");
+        if (!ep)
+          bad(*v, std::string("listen.") + key + " is not host:port",
+              "e.g. \"0.0.0.0:587\" or \"[::]:587\"");
         (std::string(key) == "submission" ? c.submission : c.submissions) = ep;
       }
     }
     if (!c.submission && !c.submissions) {
-      throw ConfigError(path.string() + ": [listen] needs submission = \"host:port\" (STARTTLS) "
+      throw ConfigError(path.string() +
+                        ": [listen] needs submission = \"host:port\" (STARTTLS) "
                         "and/or submissions = \"host:port\" (implicit TLS)");
     }
     auto* cert = lookup(root, "tls", "certificate");
     auto* key = lookup(root, "tls", "private_key");
     if (cert == nullptr || key == nullptr) {
-      throw ConfigError(path.string() + ": [tls] certificate and private_key are required "
+      throw ConfigError(path.string() +
+                        ": [tls] certificate and private_key are required "
                         "(AUTH is only offered over TLS)");
     }
     c.certificate = get_path(*cert, "tls.certificate", base);
@@ -183,7 +192,8 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     if (auto* v = lookup(root, "database", "url")) c.database_url = get_string(*v, "database.url");
     auto* relay_host = lookup(root, "relay", "host");
     if (relay_host == nullptr) {
-      throw ConfigError(path.string() + ": [relay] host is required (the smarthost that "
+      throw ConfigError(path.string() +
+                        ": [relay] host is required (the smarthost that "
                         "delivers accepted mail)");
     }
     c.relay.host = get_string(*relay_host, "relay.host");
@@ -199,7 +209,8 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
       } else if (mode == "required") {
         c.relay.starttls = relay::RelayTls::kRequired;
       } else {
-        bad(*v, "relay.starttls must be none, opportunistic or required", "e.g. starttls = \"required\"");
+        bad(*v, "relay.starttls must be none, opportunistic or required",
+            "e.g. starttls = \"required\"");
       }
     }
     if (auto* v = lookup(root, "relay", "timeout")) {

@@ -27,10 +27,10 @@ struct Config {
   std::size_t max_message_size = 25 * 1024 * 1024;
   std::size_t max_recipients = 100;
   std::size_t max_connections = 1000;
-  unsigned io_threads = 0;      ///< 0: one per core
-  unsigned worker_threads = 0;  ///< 0: two per core
-  unsigned idle_timeout = 300;     ///< seconds without a complete command (RFC 5321 4.5.3.2.7)
-  unsigned session_timeout = 3600; ///< seconds a session may last in all
+  unsigned io_threads = 0;          ///< 0: one per core
+  unsigned worker_threads = 0;      ///< 0: two per core
+  unsigned idle_timeout = 300;      ///< seconds without a complete command (RFC 5321 4.5.3.2.7)
+  unsigned session_timeout = 3600;  ///< seconds a session may last in all
 
   // [listen]
   std::optional<Endpoint> submission;   ///< STARTTLS (port 587 style)

@@ -55,8 +55,9 @@ std::string EmbeddedPostgres::conninfo() const {
 
 bool EmbeddedPostgres::ensure_running(std::string& error) {
   if (bin_.empty()) {
-    error = "no PostgreSQL server found under /usr/lib/postgresql (install postgresql-15, "
-            "e.g. with contrib/install-deps), or set [database] url";
+    error =
+        "no PostgreSQL server found under /usr/lib/postgresql (install postgresql-15, "
+        "e.g. with contrib/install-deps), or set [database] url";
     return false;
   }
   std::error_code ec;
@@ -70,8 +71,9 @@ bool EmbeddedPostgres::ensure_running(std::string& error) {
   if (geteuid() == 0) {
     const passwd* pw = getpwnam("postgres");
     if (pw == nullptr) {
-      error = "PostgreSQL will not run as root and there is no user \"postgres\" to run the "
-              "embedded cluster (install postgresql-15, which creates it)";
+      error =
+          "PostgreSQL will not run as root and there is no user \"postgres\" to run the "
+          "embedded cluster (install postgresql-15, which creates it)";
       return false;
     }
     run_as_ = "postgres";
@@ -99,8 +101,8 @@ bool EmbeddedPostgres::ensure_running(std::string& error) {
 
   const bool fresh = !fs::exists(data_ / "PG_VERSION");
   if (fresh) {
-    const int rc = run_program({(bin_ / "initdb").string(), "-D", data_.string(), "-U", kRole,
-                                "-A", "trust", "-E", "UTF8", "--no-locale"},
+    const int rc = run_program({(bin_ / "initdb").string(), "-D", data_.string(), "-U", kRole, "-A",
+                                "trust", "-E", "UTF8", "--no-locale"},
                                run_as_, log_);
     if (rc != 0) {
       error = "initdb failed (exit " + std::to_string(rc) + "), see " + log_.string();
@@ -128,9 +130,9 @@ bool EmbeddedPostgres::ensure_running(std::string& error) {
   }
   const auto pg_ctl = (bin_ / "pg_ctl").string();
   if (run_program({pg_ctl, "status", "-D", data_.string()}, run_as_, "/dev/null") != 0) {
-    const int rc = run_program({pg_ctl, "start", "-D", data_.string(), "-l", log_.string(), "-w",
-                                "-t", "60"},
-                               run_as_, log_);
+    const int rc =
+        run_program({pg_ctl, "start", "-D", data_.string(), "-l", log_.string(), "-w", "-t", "60"},
+                    run_as_, log_);
     if (rc != 0) {
       error = "the embedded PostgreSQL did not start (pg_ctl exit " + std::to_string(rc) +
               "), see " + log_.string();

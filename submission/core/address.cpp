@@ -150,7 +150,8 @@ std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error) 
     return std::nullopt;
   }
   const std::string_view domain = text.substr(i + 1);
-  if (domain.empty() || !(domain.front() == '[' ? valid_address_literal(domain) : valid_domain_name(domain))) {
+  if (domain.empty() ||
+      !(domain.front() == '[' ? valid_address_literal(domain) : valid_domain_name(domain))) {
     set_error(error, "invalid domain");
     return std::nullopt;
   }

@@ -28,15 +28,15 @@ struct VerbName {
 };
 
 constexpr std::array kVerbs{
-    VerbName{"EHLO", Verb::kEhlo},     VerbName{"HELO", Verb::kHelo},
+    VerbName{"EHLO", Verb::kEhlo},         VerbName{"HELO", Verb::kHelo},
     VerbName{"STARTTLS", Verb::kStartTls}, VerbName{"AUTH", Verb::kAuth},
-    VerbName{"MAIL", Verb::kMail},     VerbName{"RCPT", Verb::kRcpt},
-    VerbName{"DATA", Verb::kData},     VerbName{"BDAT", Verb::kBdat},
-    VerbName{"RSET", Verb::kRset},     VerbName{"NOOP", Verb::kNoop},
-    VerbName{"QUIT", Verb::kQuit},     VerbName{"VRFY", Verb::kVrfy},
-    VerbName{"EXPN", Verb::kExpn},     VerbName{"HELP", Verb::kHelp},
-    VerbName{"GET", Verb::kHttp},      VerbName{"POST", Verb::kHttp},
-    VerbName{"HEAD", Verb::kHttp},     VerbName{"PUT", Verb::kHttp},
+    VerbName{"MAIL", Verb::kMail},         VerbName{"RCPT", Verb::kRcpt},
+    VerbName{"DATA", Verb::kData},         VerbName{"BDAT", Verb::kBdat},
+    VerbName{"RSET", Verb::kRset},         VerbName{"NOOP", Verb::kNoop},
+    VerbName{"QUIT", Verb::kQuit},         VerbName{"VRFY", Verb::kVrfy},
+    VerbName{"EXPN", Verb::kExpn},         VerbName{"HELP", Verb::kHelp},
+    VerbName{"GET", Verb::kHttp},          VerbName{"POST", Verb::kHttp},
+    VerbName{"HEAD", Verb::kHttp},         VerbName{"PUT", Verb::kHttp},
     VerbName{"CONNECT", Verb::kHttp},
 };
 
@@ -56,7 +56,8 @@ bool for_each_param(std::string_view rest, ArgumentError* error, F on) {
     rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
     const auto eq = param.find('=');
     std::string_view key = param.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view{} : param.substr(eq + 1);
     if (key.empty()) {
       if (error) *error = {"empty ESMTP parameter", true};
       return false;
@@ -161,13 +162,13 @@ std::optional<RcptArgument> parse_rcpt_argument(std::string_view arg, ArgumentEr
     if (error) *error = {"the null path <> is not a recipient", false};
     return std::nullopt;
   }
-  const bool ok = for_each_param(path->rest, error,
-                                 [&](std::string_view key, std::string_view, bool) {
-                                   if (error) {
-                                     *error = {"unsupported parameter " + std::string(key), true};
-                                   }
-                                   return false;
-                                 });
+  const bool ok =
+      for_each_param(path->rest, error, [&](std::string_view key, std::string_view, bool) {
+        if (error) {
+          *error = {"unsupported parameter " + std::string(key), true};
+        }
+        return false;
+      });
   if (!ok) return std::nullopt;
   return RcptArgument{std::move(*path->mailbox)};
 }
@@ -191,8 +192,8 @@ std::string base64_encode(std::string_view in) {
     out += kB64[(n >> 12) & 63];
     out += "==";
   } else if (i + 2 == in.size()) {
-    const auto n = (static_cast<unsigned char>(in[i]) << 16) |
-                   (static_cast<unsigned char>(in[i + 1]) << 8);
+    const auto n =
+        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
     out += kB64[(n >> 18) & 63];
     out += kB64[(n >> 12) & 63];
     out += kB64[(n >> 6) & 63];

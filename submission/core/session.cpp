@@ -209,26 +209,33 @@ void Session::handle_command(std::string_view line) {
       return send(Reply{221, {2, 0, 0}, config_.hostname + " closing connection", true});
     case Verb::kVrfy:
       if (cmd.argument.empty()) return refuse(Reply{501, {5, 5, 4}, "VRFY needs an argument"});
-      return send(Reply{252, {2, 5, 0}, "Cannot VRFY user, but will accept message and attempt delivery"});
+      return send(
+          Reply{252, {2, 5, 0}, "Cannot VRFY user, but will accept message and attempt delivery"});
     case Verb::kExpn:
       return refuse(Reply{502, {5, 5, 1}, "EXPN is not supported"});
     case Verb::kHelp:
-      return send(Reply{214, {2, 0, 0},
-                        "truefrom: authenticated mail submission (RFC 6409)\n"
-                        "Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"});
+      return send(
+          Reply{214,
+                {2, 0, 0},
+                "truefrom: authenticated mail submission (RFC 6409)\n"
+                "Commands: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT VRFY HELP"});
     case Verb::kHttp:
       // A web client on the mail port: stop before it sends headers that look like commands.
       return send(Reply{421, {4, 7, 0}, "This is an SMTP server, not a web server", true});
     case Verb::kUnknown:
-      return refuse(Reply{500, {5, 5, 1}, "Command unrecognized: " +
-                                              printable(line.substr(0, line.find(' ')), 16)});
+      return refuse(
+          Reply{500,
+                {5, 5, 1},
+                "Command unrecognized: " + printable(line.substr(0, line.find(' ')), 16)});
   }
 }
 
 void Session::handle_ehlo(std::string_view arg, bool esmtp) {
   if (arg.empty()) {
-    return refuse(Reply{501, {5, 5, 4}, std::string(esmtp ? "EHLO" : "HELO") +
-                                            " needs a domain or address literal"});
+    return refuse(
+        Reply{501,
+              {5, 5, 4},
+              std::string(esmtp ? "EHLO" : "HELO") + " needs a domain or address literal"});
   }
   reset_transaction();
   helo_ = printable(arg.substr(0, arg.find(' ')), 255);
@@ -253,7 +260,8 @@ void Session::handle_auth(std::string_view arg) {
   // RFC 4954 4: AUTH is an ESMTP extension, so it needs EHLO (not HELO).
   if (!esmtp_) return refuse(Reply{503, {5, 5, 1}, "Send EHLO first"});
   if (login_) return refuse(Reply{503, {5, 5, 1}, "Already authenticated"});
-  if (in_transaction_) return refuse(Reply{503, {5, 5, 1}, "AUTH is not allowed during a mail transaction"});
+  if (in_transaction_)
+    return refuse(Reply{503, {5, 5, 1}, "AUTH is not allowed during a mail transaction"});
   const auto sp = arg.find(' ');
   const std::string mechanism = upper(arg.substr(0, sp));
   bool offered = false;
@@ -264,8 +272,10 @@ void Session::handle_auth(std::string_view arg) {
     list = end == std::string_view::npos ? std::string_view{} : list.substr(end + 1);
   }
   if (mechanism.empty() || !offered) {
-    return refuse(Reply{504, {5, 5, 4}, "Unrecognized authentication mechanism; offered: " +
-                                            config_.auth_mechanisms});
+    return refuse(
+        Reply{504,
+              {5, 5, 4},
+              "Unrecognized authentication mechanism; offered: " + config_.auth_mechanisms});
   }
   event::AuthStart ev;
   ev.mechanism = mechanism;
@@ -308,12 +318,15 @@ void Session::handle_mail(std::string_view arg) {
   ArgumentError error;
   auto parsed = parse_mail_argument(arg, &error);
   if (!parsed) {
-    if (error.parameter) return refuse(Reply{555, {5, 5, 4}, "MAIL parameter refused: " + error.reason});
+    if (error.parameter)
+      return refuse(Reply{555, {5, 5, 4}, "MAIL parameter refused: " + error.reason});
     return refuse(Reply{501, {5, 1, 7}, "Bad sender address syntax: " + error.reason});
   }
   if (parsed->size && *parsed->size > config_.max_message_size) {
-    return refuse(Reply{552, {5, 3, 4}, "Message size exceeds the limit of " +
-                                            std::to_string(config_.max_message_size) + " octets"});
+    return refuse(Reply{552,
+                        {5, 3, 4},
+                        "Message size exceeds the limit of " +
+                            std::to_string(config_.max_message_size) + " octets"});
   }
   pending_mail_ = *parsed;
   events_.emplace_back(event::MailFrom{std::move(*parsed)});
@@ -324,13 +337,16 @@ void Session::handle_rcpt(std::string_view arg) {
   ArgumentError error;
   auto parsed = parse_rcpt_argument(arg, &error);
   if (!parsed) {
-    if (error.parameter) return refuse(Reply{555, {5, 5, 4}, "RCPT parameter refused: " + error.reason});
+    if (error.parameter)
+      return refuse(Reply{555, {5, 5, 4}, "RCPT parameter refused: " + error.reason});
     return refuse(Reply{501, {5, 1, 3}, "Bad recipient address syntax: " + error.reason});
   }
   if (recipients_.size() >= config_.max_recipients) {
     // RFC 5321 4.5.3.1.10: 452 for too many recipients; not counted as a client error.
-    return send(Reply{452, {4, 5, 3}, "Too many recipients (limit " +
-                                          std::to_string(config_.max_recipients) + ")"});
+    return send(
+        Reply{452,
+              {4, 5, 3},
+              "Too many recipients (limit " + std::to_string(config_.max_recipients) + ")"});
   }
   pending_rcpt_ = parsed->recipient;
   events_.emplace_back(event::RcptTo{std::move(parsed->recipient)});
@@ -365,17 +381,21 @@ void Session::consume_data() {
       events_.emplace_back(event::DataEnd{});
       return;
     case DataReceiver::Defect::kBareNewline:
-      refuse(Reply{550, {5, 6, 0},
+      refuse(Reply{550,
+                   {5, 6, 0},
                    "Message refused: bare CR or LF in the message; lines must end with CRLF "
                    "(RFC 5321 2.3.8)"});
       break;
     case DataReceiver::Defect::kLineTooLong:
-      refuse(Reply{550, {5, 6, 0},
+      refuse(Reply{550,
+                   {5, 6, 0},
                    "Message refused: a line is longer than 1000 octets (RFC 5321 4.5.3.1.6)"});
       break;
     case DataReceiver::Defect::kTooBig:
-      send(Reply{552, {5, 3, 4}, "Message size exceeds the limit of " +
-                                     std::to_string(config_.max_message_size) + " octets"});
+      send(Reply{552,
+                 {5, 3, 4},
+                 "Message size exceeds the limit of " + std::to_string(config_.max_message_size) +
+                     " octets"});
       break;
   }
   reset_transaction();

@@ -78,9 +78,9 @@ struct DataAborted {};
 struct Close {};
 }  // namespace event
 
-using Event = std::variant<event::NeedData, event::StartTls, event::AuthStart,
-                           event::AuthResponse, event::MailFrom, event::RcptTo, event::DataStart,
-                           event::DataChunk, event::DataEnd, event::DataAborted, event::Close>;
+using Event = std::variant<event::NeedData, event::StartTls, event::AuthStart, event::AuthResponse,
+                           event::MailFrom, event::RcptTo, event::DataStart, event::DataChunk,
+                           event::DataEnd, event::DataAborted, event::Close>;
 
 class Session {
  public:

@@ -10,14 +10,14 @@
 namespace truefrom::smtp {
 
 struct ReceivedFields {
-  std::string helo;          ///< the client's EHLO/HELO argument
-  std::string peer_address;  ///< textual IP address of the client
-  std::string by_host;       ///< our hostname
-  std::string protocol;      ///< "ESMTPSA", "ESMTPS", ...
-  std::string tls;           ///< e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"; empty without TLS
-  std::string login;         ///< the authenticated account; empty if none
-  std::string id;            ///< the message's queue id
-  std::string for_recipient; ///< set only when there is exactly one recipient
+  std::string helo;           ///< the client's EHLO/HELO argument
+  std::string peer_address;   ///< textual IP address of the client
+  std::string by_host;        ///< our hostname
+  std::string protocol;       ///< "ESMTPSA", "ESMTPS", ...
+  std::string tls;            ///< e.g. "TLSv1.3 TLS_AES_256_GCM_SHA384"; empty without TLS
+  std::string login;          ///< the authenticated account; empty if none
+  std::string id;             ///< the message's queue id
+  std::string for_recipient;  ///< set only when there is exactly one recipient
   std::time_t when = 0;
 };
 

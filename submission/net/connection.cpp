@@ -117,7 +117,8 @@ struct Connection::State {
     const std::string out = session.take_output();
     boost::system::error_code ec;
     if (tls) {
-      co_await asio::async_write(stream, asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+      co_await asio::async_write(stream, asio::buffer(out),
+                                 asio::redirect_error(asio::use_awaitable, ec));
     } else {
       co_await asio::async_write(stream.next_layer(), asio::buffer(out),
                                  asio::redirect_error(asio::use_awaitable, ec));
@@ -143,8 +144,8 @@ struct Connection::State {
       n = co_await stream.async_read_some(asio::buffer(read_buffer),
                                           asio::redirect_error(asio::use_awaitable, ec));
     } else {
-      n = co_await stream.next_layer().async_read_some(asio::buffer(read_buffer),
-                                                       asio::redirect_error(asio::use_awaitable, ec));
+      n = co_await stream.next_layer().async_read_some(
+          asio::buffer(read_buffer), asio::redirect_error(asio::use_awaitable, ec));
     }
     reading = false;
     if (ec) {
@@ -238,8 +239,8 @@ struct Connection::State {
     }
     const std::string login = account ? account->account.login : std::string("?");
     log_warning("policy: " + peer + " user " + login + " refused sender <" + m.to_string() + ">");
-    session.reply(Reply{553, {5, 7, 1},
-                        "<" + m.to_string() + ">: sender not owned by user " + login});
+    session.reply(
+        Reply{553, {5, 7, 1}, "<" + m.to_string() + ">: sender not owned by user " + login});
   }
 
   asio::awaitable<void> data_end() {
@@ -270,8 +271,8 @@ struct Connection::State {
                std::to_string(full.size()) + " octets: " + r.text);
       session.accept(Reply{250, {2, 0, 0}, "Ok: message " + id + " relayed"});
     } else {
-      log_warning("message " + id + " from <" + env.mail_from + "> not relayed: " +
-                  std::to_string(r.code) + " " + r.text);
+      log_warning("message " + id + " from <" + env.mail_from +
+                  "> not relayed: " + std::to_string(r.code) + " " + r.text);
       session.reply(r);
     }
   }
@@ -281,7 +282,8 @@ Connection::Connection(tcp::socket socket, const ConnectionContext& context, boo
     : s_(std::make_unique<State>(std::move(socket), context, implicit_tls)) {
   boost::system::error_code ec;
   const auto ep = s_->stream.next_layer().remote_endpoint(ec);
-  s_->peer = ec ? std::string("unknown") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  s_->peer =
+      ec ? std::string("unknown") : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
 Connection::~Connection() = default;

@@ -8,7 +8,9 @@ namespace truefrom::net {
 
 void log(LogLevel level, std::string_view text) {
   static std::mutex mutex;
-  const char* name = level == LogLevel::kInfo ? "info" : level == LogLevel::kWarning ? "warning" : "error";
+  const char* name = level == LogLevel::kInfo      ? "info"
+                     : level == LogLevel::kWarning ? "warning"
+                                                   : "error";
   std::string line = "truefrom: ";
   line += name;
   line += ": ";

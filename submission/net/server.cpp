@@ -48,9 +48,11 @@ bool Server::listen(const std::string& host, std::uint16_t port, bool implicit_t
   if (!ec) l->acceptor.bind(ep, ec);
   if (!ec) l->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
-    error = "cannot listen on " + l->name + ": " + ec.message() +
-            (ec == asio::error::address_in_use ? " (another server uses this port?)" : "") +
-            (ec == asio::error::access_denied ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)" : "");
+    error =
+        "cannot listen on " + l->name + ": " + ec.message() +
+        (ec == asio::error::address_in_use ? " (another server uses this port?)" : "") +
+        (ec == asio::error::access_denied ? " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+                                          : "");
     return false;
   }
   log_info("listening on " + l->name);

@@ -58,9 +58,10 @@ asio::awaitable<Reply> read_reply(Connection& c) {
   ReplyParser parser;
   for (;;) {
     auto buf = asio::dynamic_buffer(c.buffer, kMaxReplyBuffer);
-    const std::size_t n = c.tls ? co_await asio::async_read_until(c.stream, buf, "\r\n", asio::use_awaitable)
-                                : co_await asio::async_read_until(c.stream.next_layer(), buf, "\r\n",
-                                                                  asio::use_awaitable);
+    const std::size_t n =
+        c.tls ? co_await asio::async_read_until(c.stream, buf, "\r\n", asio::use_awaitable)
+              : co_await asio::async_read_until(c.stream.next_layer(), buf, "\r\n",
+                                                asio::use_awaitable);
     const std::string line = c.buffer.substr(0, n - 2);
     c.buffer.erase(0, n);
     switch (parser.feed(line)) {
@@ -155,8 +156,10 @@ asio::awaitable<Reply> converse(Connection& c, const RelayOptions& options,
         if (ehlo.code != 250) co_return refusal(ehlo, "EHLO");
       }
     } else if (options.starttls == RelayTls::kRequired) {
-      co_return Reply{451, {4, 7, 5},
-                      "Relay does not offer STARTTLS, which [relay] starttls = \"required\" demands"};
+      co_return Reply{
+          451,
+          {4, 7, 5},
+          "Relay does not offer STARTTLS, which [relay] starttls = \"required\" demands"};
     }
   }
   std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
@@ -200,13 +203,14 @@ asio::awaitable<Reply> deliver(const RelayOptions& options, const Envelope& enve
   Reply result;
   try {
     tcp::resolver resolver(ex);
-    auto endpoints =
-        co_await resolver.async_resolve(options.host, std::to_string(options.port), asio::use_awaitable);
+    auto endpoints = co_await resolver.async_resolve(options.host, std::to_string(options.port),
+                                                     asio::use_awaitable);
     co_await asio::async_connect(c->stream.next_layer(), endpoints, asio::use_awaitable);
     result = co_await converse(*c, options, envelope, message);
   } catch (const std::exception& e) {
     const std::string why = c->expired ? "timed out" : e.what();
-    result = Reply{451, {4, 4, 1},
+    result = Reply{451,
+                   {4, 4, 1},
                    "Relay " + options.host + ":" + std::to_string(options.port) +
                        " unavailable, try again later (" + why + ")"};
   }

@@ -18,10 +18,12 @@ TEST(PasswordHash, VerifiesShadowFormats) {
   // Produced with: openssl passwd -6 -salt saltsalt secret
   EXPECT_TRUE(verify_password(
       "secret",
-      "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"));
+      "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq."
+      "H91p5hVO1"));
   EXPECT_FALSE(verify_password(
       "Secret",
-      "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq.H91p5hVO1"));
+      "$6$saltsalt$TVLlQcbpFVof5W3Yz4DTP6gRstiNuHwwTt6GLc1E5n0U0aDehy0S5knV8wiOQSpT0Y77vwPZN.Pq."
+      "H91p5hVO1"));
 }
 
 TEST(PasswordHash, RefusesUnusableHashesAndNul) {

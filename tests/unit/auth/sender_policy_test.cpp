@@ -16,10 +16,10 @@ TEST(SenderPolicy, OwnsAddressTable) {
     bool want;
   };
   const Case cases[] = {
-      {"alice", "example.test", true},   {"Alice", "EXAMPLE.test", true},
-      {"alice", "example.test.", true},  {"bob", "example.test", false},
+      {"alice", "example.test", true},      {"Alice", "EXAMPLE.test", true},
+      {"alice", "example.test.", true},     {"bob", "example.test", false},
       {"alice", "sub.example.test", false}, {"anyone", "carol.test", true},
-      {"anyone", "Carol.Test", true},    {"anyone", "sub.carol.test", false},
+      {"anyone", "Carol.Test", true},       {"anyone", "sub.carol.test", false},
       {"alice", "example.testx", false},
   };
   for (const auto& c : cases) {

@@ -63,7 +63,7 @@ TEST(Base64, RoundTripsAndRefusesGarbage) {
   EXPECT_EQ(base64_encode("Username:"), "VXNlcm5hbWU6");
   EXPECT_FALSE(base64_decode("abc"));
   EXPECT_FALSE(base64_decode("ab=c"));
-  EXPECT_FALSE(base64_decode("a===")); 
+  EXPECT_FALSE(base64_decode("a==="));
   EXPECT_FALSE(base64_decode("ab!d"));
   EXPECT_FALSE(base64_decode("=abc"));
 }

@@ -28,10 +28,14 @@ TEST(Reply, ParsesEnhancedStatus) {
     std::optional<EnhancedStatus> want;
   };
   const Case cases[] = {
-      {"2.0.0", EnhancedStatus{2, 0, 0}}, {"5.7.1", EnhancedStatus{5, 7, 1}},
-      {"4.3.999", EnhancedStatus{4, 3, 999}}, {"3.0.0", std::nullopt},
-      {"5.7", std::nullopt},           {"5.7.1.", std::nullopt},
-      {"5..1", std::nullopt},          {"5.7.1000", std::nullopt},
+      {"2.0.0", EnhancedStatus{2, 0, 0}},
+      {"5.7.1", EnhancedStatus{5, 7, 1}},
+      {"4.3.999", EnhancedStatus{4, 3, 999}},
+      {"3.0.0", std::nullopt},
+      {"5.7", std::nullopt},
+      {"5.7.1.", std::nullopt},
+      {"5..1", std::nullopt},
+      {"5.7.1000", std::nullopt},
       {"", std::nullopt},
   };
   for (const auto& c : cases) EXPECT_EQ(parse_enhanced_status(c.in), c.want) << c.in;

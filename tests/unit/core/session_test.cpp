@@ -12,7 +12,7 @@ namespace {
 // A scripted application: alice/secret authenticates; senders at example.test are owned;
 // every recipient is accepted; messages are accepted with "250 2.0.0 queued".
 struct Transcript {
-  std::string output;          // everything the server wrote
+  std::string output;                 // everything the server wrote
   std::vector<std::string> messages;  // accepted message contents
   int tls_handshakes = 0;
   int aborted = 0;
@@ -77,8 +77,9 @@ Transcript run(const std::vector<std::string_view>& chunks, SessionConfig config
       if (!m->argument.sender || m->argument.sender->domain == "example.test") {
         s.accept(Reply{250, {2, 1, 0}, "Sender OK"});
       } else {
-        s.reply(Reply{553, {5, 7, 1}, "<" + m->argument.sender->to_string() +
-                                          ">: sender not owned by user alice"});
+        s.reply(Reply{553,
+                      {5, 7, 1},
+                      "<" + m->argument.sender->to_string() + ">: sender not owned by user alice"});
       }
     } else if (std::holds_alternative<event::RcptTo>(ev)) {
       s.accept(Reply{250, {2, 1, 5}, "Recipient OK"});
@@ -154,7 +155,10 @@ TEST_P(SessionDialogue, Transcript) {
 // here the driver completes the handshake at once, and the core discards what was buffered
 // with STARTTLS, so commands after STARTTLS appear in their own chunk (see PipelinedAfterStartTls).
 const Case kCases[] = {
-    {"quit", "QUIT\r\n", "220 mx.test ESMTP truefrom\r\n221 2.0.0 mx.test closing connection\r\n", {}},
+    {"quit",
+     "QUIT\r\n",
+     "220 mx.test ESMTP truefrom\r\n221 2.0.0 mx.test closing connection\r\n",
+     {}},
     {"helo_noop_rset_vrfy",
      "HELO c\r\nNOOP\r\nRSET\r\nVRFY bob\r\nEXPN list\r\n",
      "220 mx.test ESMTP truefrom\r\n250 mx.test\r\n250 2.0.0 Ok\r\n250 2.0.0 Ok\r\n"
@@ -169,32 +173,44 @@ const Case kCases[] = {
      "538 5.7.11 Encryption required: issue STARTTLS first\r\n"
      "530 5.7.0 Must issue a STARTTLS command first\r\n",
      {}},
-    {"mail_before_ehlo", "MAIL FROM:<a@example.test>\r\n",
-     "220 mx.test ESMTP truefrom\r\n503 5.5.1 Send EHLO first\r\n", {}},
-    {"unknown_and_empty_command", "FOO bar\r\n\r\n",
+    {"mail_before_ehlo",
+     "MAIL FROM:<a@example.test>\r\n",
+     "220 mx.test ESMTP truefrom\r\n503 5.5.1 Send EHLO first\r\n",
+     {}},
+    {"unknown_and_empty_command",
+     "FOO bar\r\n\r\n",
      "220 mx.test ESMTP truefrom\r\n500 5.5.1 Command unrecognized: FOO\r\n"
      "500 5.5.1 Command unrecognized: \r\n",
      {}},
-    {"bare_lf_command", "NOOP\nNOOP\r\n",
+    {"bare_lf_command",
+     "NOOP\nNOOP\r\n",
      "220 mx.test ESMTP truefrom\r\n500 5.5.2 Line must end with CRLF (bare LF received)\r\n"
      "250 2.0.0 Ok\r\n",
      {}},
-    {"bare_cr_command", "NO\rOP\r\n",
-     "220 mx.test ESMTP truefrom\r\n500 5.5.2 Bare CR or NUL in command line\r\n", {}},
-    {"command_too_long", "NOOP " + std::string(507, 'x') + "\r\nNOOP " + std::string(505, 'x') + "\r\n",
+    {"bare_cr_command",
+     "NO\rOP\r\n",
+     "220 mx.test ESMTP truefrom\r\n500 5.5.2 Bare CR or NUL in command line\r\n",
+     {}},
+    {"command_too_long",
+     "NOOP " + std::string(507, 'x') + "\r\nNOOP " + std::string(505, 'x') + "\r\n",
      "220 mx.test ESMTP truefrom\r\n500 5.5.2 Command line too long (limit 512 octets)\r\n"
      "250 2.0.0 Ok\r\n",
      {}},
-    {"endless_line_discarded", "NOOP " + std::string(20000, 'x') + "\r\nNOOP\r\n",
-     "220 mx.test ESMTP truefrom\r\n500 5.5.2 Line too long\r\n250 2.0.0 Ok\r\n", {}},
-    {"http_request_closes", "GET / HTTP/1.1\r\nHost: x\r\n",
-     "220 mx.test ESMTP truefrom\r\n421 4.7.0 This is an SMTP server, not a web server\r\n", {}},
+    {"endless_line_discarded",
+     "NOOP " + std::string(20000, 'x') + "\r\nNOOP\r\n",
+     "220 mx.test ESMTP truefrom\r\n500 5.5.2 Line too long\r\n250 2.0.0 Ok\r\n",
+     {}},
+    {"http_request_closes",
+     "GET / HTTP/1.1\r\nHost: x\r\n",
+     "220 mx.test ESMTP truefrom\r\n421 4.7.0 This is an SMTP server, not a web server\r\n",
+     {}},
     {"too_many_errors",
      "X\r\nX\r\nX\r\nX\r\nX\r\nNOOP\r\n",
      "220 mx.test ESMTP truefrom\r\n"
      "500 5.5.1 Command unrecognized: X\r\n500 5.5.1 Command unrecognized: X\r\n"
      "500 5.5.1 Command unrecognized: X\r\n500 5.5.1 Command unrecognized: X\r\n"
-     "500 5.5.1 Command unrecognized: X\r\n421 4.7.0 mx.test too many errors, closing connection\r\n",
+     "500 5.5.1 Command unrecognized: X\r\n421 4.7.0 mx.test too many errors, closing "
+     "connection\r\n",
      {}},
 };
 
@@ -235,8 +251,7 @@ TEST(Session, SubmitsAMessageWithPipelining) {
 }
 
 TEST(Session, RefusedSenderLeavesNoTransaction) {
-  auto t = after_login(
-      "MAIL FROM:<bob@other.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n");
+  auto t = after_login("MAIL FROM:<bob@other.test>\r\nRCPT TO:<x@y.test>\r\nDATA\r\n");
   EXPECT_EQ(t.output,
             "553 5.7.1 <bob@other.test>: sender not owned by user alice\r\n"
             "503 5.5.1 Need MAIL before RCPT\r\n503 5.5.1 Need MAIL before DATA\r\n");
@@ -267,8 +282,9 @@ TEST(Session, StartTlsTwiceRefused) {
 }
 
 TEST(Session, AuthLoginExchange) {
-  Transcript t = run({"EHLO c\r\nSTARTTLS\r\n",
-                      "EHLO c\r\nAUTH LOGIN\r\nYWxpY2U=\r\nc2VjcmV0\r\nMAIL FROM:<a@example.test>\r\n"});
+  Transcript t =
+      run({"EHLO c\r\nSTARTTLS\r\n",
+           "EHLO c\r\nAUTH LOGIN\r\nYWxpY2U=\r\nc2VjcmV0\r\nMAIL FROM:<a@example.test>\r\n"});
   EXPECT_NE(t.output.find("334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n235 2.7.0"), std::string::npos)
       << t.output;
   EXPECT_NE(t.output.find("250 2.1.0 Sender OK"), std::string::npos);
@@ -286,7 +302,8 @@ TEST(Session, AuthFailuresCloseAfterLimit) {
 }
 
 TEST(Session, AuthCancelledAndBadBase64) {
-  Transcript t = run({"EHLO c\r\nSTARTTLS\r\n", "EHLO c\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN !!!!\r\nAUTH CRAM-MD5\r\n"});
+  Transcript t = run({"EHLO c\r\nSTARTTLS\r\n",
+                      "EHLO c\r\nAUTH PLAIN\r\n*\r\nAUTH PLAIN !!!!\r\nAUTH CRAM-MD5\r\n"});
   EXPECT_NE(t.output.find("334 \r\n501 5.7.0 Authentication cancelled\r\n"
                           "501 5.5.2 Initial response is not valid base64\r\n504 5.5.4"),
             std::string::npos)
