@@ -66,6 +66,13 @@ const std::error_category& store_category() {
   return kCategory;
 }
 
+namespace {
+StoreStatus expect_one(const pqxx::result& r, const std::string& login) {
+  if (r.affected_rows() == 0) return fail(StoreErrc::kNotFound, "no account " + login);
+  return StoreStatus{};
+}
+}  // namespace
+
 struct IdentityStore::Impl {
   std::string conninfo;
   std::mutex mutex;
@@ -122,6 +129,16 @@ struct IdentityStore::Impl {
         return fail(StoreErrc::kUnavailable, "PostgreSQL failure: " + one_line(e.what()));
       }
     }
+  }
+
+  // One statement changing exactly the account `login` ($1); `args` are $2, ...
+  // A single statement is atomic on its own, so no explicit transaction is needed.
+  template <class... Args>
+  StoreStatus change_account(const std::string& login, const char* sql, const Args&... args) {
+    return run([&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      return expect_one(tx.exec_params(sql, login, args...), login);
+    });
   }
 };
 
@@ -222,46 +239,21 @@ StoreStatus IdentityStore::add_account(const std::string& login, const std::stri
   });
 }
 
-namespace {
-StoreStatus expect_one(const pqxx::result& r, const std::string& login) {
-  if (r.affected_rows() == 0) return fail(StoreErrc::kNotFound, "no account " + login);
-  return StoreStatus{};
-}
-}  // namespace
-
 StoreStatus IdentityStore::set_password(const std::string& login, const std::string& hash) {
-  return impl_->run([&](pqxx::connection& c) {
-    pqxx::work tx(c);
-    auto st =
-        expect_one(tx.exec_params("UPDATE accounts SET password_hash = $2, updated_at = now() "
-                                  "WHERE lower(login) = lower($1)",
-                                  login, hash),
-                   login);
-    if (st) tx.commit();
-    return st;
-  });
+  return impl_->change_account(
+      login,
+      "UPDATE accounts SET password_hash = $2, updated_at = now() WHERE lower(login) = lower($1)",
+      hash);
 }
 
 StoreStatus IdentityStore::set_enabled(const std::string& login, bool enabled) {
-  return impl_->run([&](pqxx::connection& c) {
-    pqxx::work tx(c);
-    auto st = expect_one(tx.exec_params("UPDATE accounts SET enabled = $2, updated_at = now() "
-                                        "WHERE lower(login) = lower($1)",
-                                        login, enabled),
-                         login);
-    if (st) tx.commit();
-    return st;
-  });
+  return impl_->change_account(
+      login, "UPDATE accounts SET enabled = $2, updated_at = now() WHERE lower(login) = lower($1)",
+      enabled);
 }
 
 StoreStatus IdentityStore::remove_account(const std::string& login) {
-  return impl_->run([&](pqxx::connection& c) {
-    pqxx::work tx(c);
-    auto st = expect_one(
-        tx.exec_params("DELETE FROM accounts WHERE lower(login) = lower($1)", login), login);
-    if (st) tx.commit();
-    return st;
-  });
+  return impl_->change_account(login, "DELETE FROM accounts WHERE lower(login) = lower($1)");
 }
 
 StoreStatus IdentityStore::list_accounts(std::vector<Account>& out) {

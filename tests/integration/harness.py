@@ -180,6 +180,19 @@ def sql_quote(text):
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL
 
+def terminate(proc, timeout, what, details=lambda: ""):
+    """SIGTERM `proc` and wait; kill it and raise when it outlives `timeout` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise AssertionError("%s did not exit within %ss of SIGTERM%s" % (what, timeout, details()))
+
+
 class PostgresCluster:
     """A throwaway cluster: initdb into a temp dir, listen on a unix socket only."""
 
@@ -383,14 +396,8 @@ class Sink:
         return found[0]
 
     def stop(self, timeout=5):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("sink did not exit within %ss of SIGTERM" % timeout)
+        if self.proc:
+            terminate(self.proc, timeout, "sink")
         if self.proc:
             self.proc.stdout.close()
             self._log.close()
@@ -545,17 +552,11 @@ class Truefrom:
         """SIGTERM; asserts that the server exits within timeout. Returns the exit status."""
         if self.proc is None:
             return None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                self._log.close()
-                raise AssertionError("truefrom serve did not exit within %ss of SIGTERM:\n%s"
-                                     % (timeout, tail(self.logfile)))
-        self._log.close()
+        try:
+            terminate(self.proc, timeout, "truefrom serve",
+                      lambda: ":\n" + tail(self.logfile))
+        finally:
+            self._log.close()
         rc = self.proc.returncode
         self.proc = None
         return rc
@@ -803,6 +804,20 @@ class IntegrationTestCase(unittest.TestCase):
     @classmethod
     def start_fixtures(cls):
         raise NotImplementedError
+
+    @classmethod
+    def start_stack(cls, accounts):
+        """A cluster, a sink and a running server; `accounts` maps login -> (password,
+        [owned sender identities])."""
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.sink = cls.use(Sink()).start()
+        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port))
+        cls.srv.migrate()
+        for login, (password, senders) in accounts.items():
+            cls.srv.add_account(login, password)
+            for sender in senders:
+                cls.srv.add_sender(login, sender)
+        cls.srv.start()
 
     @classmethod
     def use(cls, fixture):

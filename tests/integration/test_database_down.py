@@ -3,7 +3,7 @@ stays up, and it recovers once PostgreSQL is back.  Own cluster, because the tes
 import time
 import unittest
 
-from harness import IntegrationTestCase, PostgresCluster, Sink, Truefrom, eventually
+from harness import IntegrationTestCase, eventually
 
 ALICE, ALICE_PW = "alice@example.test", "alice-pass"
 # never used before the database goes away, so no cache can know it
@@ -14,14 +14,7 @@ class DatabaseDownTests(IntegrationTestCase):
 
     @classmethod
     def start_fixtures(cls):
-        cls.pg = cls.use(PostgresCluster()).start()
-        cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port))
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, ALICE_PW)
-        cls.srv.add_account(FRESH, FRESH_PW)
-        cls.srv.add_sender(ALICE, ALICE)
-        cls.srv.start()
+        cls.start_stack({ALICE: (ALICE_PW, [ALICE]), FRESH: (FRESH_PW, [])})
 
     def test_auth_while_postgresql_is_down(self):
         self.assertReply(self.srv.try_auth(ALICE, ALICE_PW), 235, "2.7.0")

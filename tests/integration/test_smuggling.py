@@ -12,7 +12,7 @@ import base64
 import select
 import unittest
 
-from harness import (IntegrationTestCase, PostgresCluster, Sink, Truefrom, client_tls_context,
+from harness import (IntegrationTestCase, client_tls_context,
                      make_message, unique)
 
 ALICE, ALICE_PW = "alice@example.test", "alice-pass"
@@ -31,13 +31,7 @@ class SmugglingTests(IntegrationTestCase):
 
     @classmethod
     def start_fixtures(cls):
-        cls.pg = cls.use(PostgresCluster()).start()
-        cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port))
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, ALICE_PW)
-        cls.srv.add_sender(ALICE, ALICE)
-        cls.srv.start()
+        cls.start_stack({ALICE: (ALICE_PW, [ALICE])})
 
     def open_transaction(self):
         c = self.srv.session(ALICE, ALICE_PW)
