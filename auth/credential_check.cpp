@@ -4,11 +4,11 @@
 
 namespace truefrom::auth {
 
-CredentialCheck make_credential_check(IdentityStore& store) {
-  return [&store](const std::string& login, std::string_view password) {
+CredentialCheck make_credential_check(IdentityCache& cache) {
+  return [&cache](const std::string& login, std::string_view password) {
     CredentialVerdict v;
-    std::optional<AccountIdentities> account;
-    const StoreStatus st = store.find_for_auth(login, account);
+    IdentityCache::Entry account;
+    const StoreStatus st = cache.get(login, account);
     if (!st) {
       v.kind = CredentialVerdict::Kind::kUnavailable;
       v.detail = st.detail;

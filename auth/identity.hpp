@@ -2,16 +2,23 @@
 // these cross the auth -> submission boundary. Thread-safety: value types.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace truefrom::auth {
 
-/// One sender identity: an exact address or a whole domain (any local part).
+/// One sender identity row: an exact address or a whole domain (any local part). Owned
+/// identities ("send as") may be used in MAIL FROM, From: and Sender:; on-behalf ones only in
+/// From: (and MAIL FROM), with an owned address in Sender:.
 struct SenderIdentity {
   enum class Kind { kAddress, kDomain };
   Kind kind = Kind::kAddress;
-  std::string value;  ///< lower case: "alice@example.test" or "example.test"
+  /// "alice@example.test" or "example.test": domain in lower-case A-label form (IDNA), local
+  /// part as the admin wrote it.
+  std::string value;
+  bool on_behalf = false;
+  std::int64_t id = 0;  ///< the row's id (0 when not stored yet)
   friend bool operator==(const SenderIdentity&, const SenderIdentity&) = default;
 };
 
@@ -19,6 +26,8 @@ struct Account {
   std::string login;
   std::string password_hash;
   bool enabled = true;
+  /// May submit with foreign envelope senders; its headers are not bound.
+  bool forwarder = false;
 };
 
 /// An account with everything the policy needs about it.
@@ -28,7 +37,9 @@ struct AccountIdentities {
 };
 
 /// Parses what an admin typed: "user@domain" is an address, "domain" (or "@domain") a
-/// whole domain. Lower-cases it. Returns false with a reason when it is neither.
+/// whole domain. The domain may be written as U-labels or A-labels (IDNA) and is stored as
+/// lower-case A-labels; the local part is kept as written (UTF-8 allowed). Returns false
+/// with a reason when it is neither.
 bool parse_sender_identity(const std::string& text, SenderIdentity& out, std::string& reason);
 
 }  // namespace truefrom::auth

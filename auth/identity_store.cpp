@@ -1,8 +1,10 @@
 #include "auth/identity_store.hpp"
 
+#include <chrono>
 #include <mutex>
 #include <pqxx/pqxx>
 
+#include "auth/sender_policy.hpp"
 #include "schema/migrations.hpp"
 
 namespace truefrom::auth {
@@ -11,6 +13,8 @@ namespace {
 // Serializes concurrent `db migrate` runs (an arbitrary, fixed advisory lock key).
 constexpr long long kMigrationLockKey = 0x7472756566726f6dLL;  // "truefrom"
 constexpr std::size_t kMaxIdleConnections = 16;
+// NOTIFY channel of schema/0002 (trigger truefrom_notify_identity_change).
+constexpr const char* kChangeChannel = "truefrom_identities";
 
 class StoreCategory : public std::error_category {
  public:
@@ -48,6 +52,18 @@ std::string one_line(std::string s) {
 
 SenderIdentity::Kind kind_from(const std::string& s) {
   return s == "domain" ? SenderIdentity::Kind::kDomain : SenderIdentity::Kind::kAddress;
+}
+
+// A row as the policy compares it: the domain in A-label form, whatever SQL stored.
+SenderIdentity stored_identity(std::int64_t id, const std::string& kind, const std::string& value,
+                               bool on_behalf) {
+  SenderIdentity out{kind_from(kind), value, on_behalf, id};
+  const auto at = value.rfind('@');
+  const std::string domain = at == std::string::npos ? value : value.substr(at + 1);
+  if (const auto normalized = normalize_domain(domain)) {
+    out.value = at == std::string::npos ? *normalized : value.substr(0, at + 1) + *normalized;
+  }
+  return out;
 }
 
 const char* kind_name(SenderIdentity::Kind k) {
@@ -154,18 +170,22 @@ StoreStatus IdentityStore::find_for_auth(const std::string& login,
   return impl_->run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
     const pqxx::result r = tx.exec_params(
-        "SELECT a.login, a.password_hash, a.enabled, s.kind, s.identity "
+        "SELECT a.login, a.password_hash, a.enabled, a.forwarder, s.id, s.kind, s.identity, "
+        "s.on_behalf "
         "FROM accounts a LEFT JOIN sender_identities s ON s.login = a.login "
-        "WHERE lower(a.login) = lower($1)",
+        "WHERE lower(a.login) = lower($1) ORDER BY s.id",
         login);
     if (r.empty()) return StoreStatus{};
     AccountIdentities found;
     found.account.login = r[0][0].as<std::string>();
     found.account.password_hash = r[0][1].as<std::string>();
     found.account.enabled = r[0][2].as<bool>();
+    found.account.forwarder = r[0][3].as<bool>();
     for (const auto& row : r) {
-      if (row[3].is_null()) continue;
-      found.identities.push_back({kind_from(row[3].as<std::string>()), row[4].as<std::string>()});
+      if (row[4].is_null()) continue;
+      found.identities.push_back(stored_identity(row[4].as<std::int64_t>(),
+                                                 row[5].as<std::string>(), row[6].as<std::string>(),
+                                                 row[7].as<bool>()));
     }
     out = std::move(found);
     return StoreStatus{};
@@ -256,31 +276,46 @@ StoreStatus IdentityStore::remove_account(const std::string& login) {
   return impl_->change_account(login, "DELETE FROM accounts WHERE lower(login) = lower($1)");
 }
 
+StoreStatus IdentityStore::set_forwarder(const std::string& login, bool forwarder) {
+  return impl_->change_account(
+      login,
+      "UPDATE accounts SET forwarder = $2, updated_at = now() WHERE lower(login) = lower($1)",
+      forwarder);
+}
+
 StoreStatus IdentityStore::list_accounts(std::vector<Account>& out) {
   out.clear();
   return impl_->run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    for (const auto& row : tx.exec("SELECT login, enabled FROM accounts ORDER BY lower(login)")) {
-      out.push_back({row[0].as<std::string>(), {}, row[1].as<bool>()});
+    for (const auto& row :
+         tx.exec("SELECT login, enabled, forwarder FROM accounts ORDER BY lower(login)")) {
+      out.push_back({row[0].as<std::string>(), {}, row[1].as<bool>(), row[2].as<bool>()});
     }
     return StoreStatus{};
   });
 }
 
-StoreStatus IdentityStore::add_sender(const std::string& login, const SenderIdentity& identity) {
+StoreStatus IdentityStore::add_sender(const std::string& login, const SenderIdentity& identity,
+                                      bool* updated) {
+  if (updated) *updated = false;
   return impl_->run([&](pqxx::connection& c) {
     pqxx::work tx(c);
     const auto acc =
         tx.exec_params("SELECT login FROM accounts WHERE lower(login) = lower($1)", login);
     if (acc.empty()) return fail(StoreErrc::kNotFound, "no account " + login);
     const std::string stored_login = acc[0][0].as<std::string>();
+    // A second add of the same identity with the other delegation form changes the row.
     const auto r = tx.exec_params(
-        "INSERT INTO sender_identities (login, kind, identity) VALUES ($1, $2, $3) "
-        "ON CONFLICT DO NOTHING",
-        stored_login, kind_name(identity.kind), identity.value);
-    if (r.affected_rows() == 0) {
-      return fail(StoreErrc::kExists, stored_login + " already owns " + identity.value);
+        "INSERT INTO sender_identities (login, kind, identity, on_behalf) VALUES ($1, $2, $3, $4) "
+        "ON CONFLICT (login, kind, identity) DO UPDATE SET on_behalf = EXCLUDED.on_behalf "
+        "WHERE sender_identities.on_behalf <> EXCLUDED.on_behalf "
+        "RETURNING (xmax = 0) AS inserted",
+        stored_login, kind_name(identity.kind), identity.value, identity.on_behalf);
+    if (r.empty()) {
+      return fail(StoreErrc::kExists, stored_login + " already has " + identity.value +
+                                          (identity.on_behalf ? " (on behalf)" : " (send as)"));
     }
+    if (updated) *updated = !r[0][0].as<bool>();
     tx.commit();
     return StoreStatus{};
   });
@@ -291,8 +326,8 @@ StoreStatus IdentityStore::remove_sender(const std::string& login, const SenderI
     pqxx::work tx(c);
     const auto r = tx.exec_params(
         "DELETE FROM sender_identities WHERE login IN "
-        "(SELECT login FROM accounts WHERE lower(login) = lower($1)) AND kind = $2 AND identity = "
-        "$3",
+        "(SELECT login FROM accounts WHERE lower(login) = lower($1)) AND kind = $2 AND "
+        "lower(identity) = lower($3)",
         login, kind_name(identity.kind), identity.value);
     if (r.affected_rows() == 0) {
       return fail(StoreErrc::kNotFound, login + " has no sender identity " + identity.value);
@@ -313,16 +348,56 @@ StoreStatus IdentityStore::list_senders(const std::optional<std::string>& login,
       if (acc.empty()) return fail(StoreErrc::kNotFound, "no account " + *login);
     }
     const auto r = tx.exec_params(
-        "SELECT login, kind, identity FROM sender_identities "
+        "SELECT login, id, kind, identity, on_behalf FROM sender_identities "
         "WHERE $1::text IS NULL OR lower(login) = lower($1) "
         "ORDER BY lower(login), kind, identity",
         login ? std::optional<std::string>(*login) : std::nullopt);
     for (const auto& row : r) {
       out.push_back({row[0].as<std::string>(),
-                     {kind_from(row[1].as<std::string>()), row[2].as<std::string>()}});
+                     stored_identity(row[1].as<std::int64_t>(), row[2].as<std::string>(),
+                                     row[3].as<std::string>(), row[4].as<bool>())});
     }
     return StoreStatus{};
   });
+}
+
+namespace {
+
+// Forwards NOTIFY payloads on the identity channel to a callback.
+class ChangeReceiver final : public pqxx::notification_receiver {
+ public:
+  ChangeReceiver(pqxx::connection_base& c, const std::function<void(const std::string&)>& on_change)
+      : pqxx::notification_receiver(c, kChangeChannel), on_change_(on_change) {}
+  void operator()(const std::string& payload, int /*backend_pid*/) override { on_change_(payload); }
+
+ private:
+  const std::function<void(const std::string&)>& on_change_;
+};
+
+}  // namespace
+
+StoreStatus IdentityStore::listen_for_changes(
+    const std::atomic<bool>& stop, const std::function<void()>& on_ready,
+    const std::function<void(const std::string&)>& on_change) {
+  try {
+    pqxx::connection c(impl_->conninfo);
+    ChangeReceiver receiver(c, on_change);
+    on_ready();
+    auto last_ping = std::chrono::steady_clock::now();
+    while (!stop.load()) {
+      c.await_notification(0, 200 * 1000);
+      // A silent network failure would leave the socket looking idle forever: ping.
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_ping > std::chrono::seconds(5)) {
+        pqxx::nontransaction tx(c);
+        tx.exec("SELECT 1");
+        last_ping = now;
+      }
+    }
+    return StoreStatus{};
+  } catch (const std::exception& e) {
+    return fail(StoreErrc::kUnavailable, "change listener: " + one_line(e.what()));
+  }
 }
 
 }  // namespace truefrom::auth

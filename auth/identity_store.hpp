@@ -7,6 +7,8 @@
 // pool (one connection is used by one call at a time).
 #pragma once
 
+#include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -48,11 +50,23 @@ class IdentityStore {
   StoreStatus set_enabled(const std::string& login, bool enabled);
   StoreStatus remove_account(const std::string& login);
   StoreStatus list_accounts(std::vector<Account>& out);
-  StoreStatus add_sender(const std::string& login, const SenderIdentity& identity);
+  StoreStatus set_forwarder(const std::string& login, bool forwarder);
+  /// Adds the identity (with its on_behalf flag). When the account has it already in the
+  /// other delegation form, the row is changed and `*updated` set.
+  StoreStatus add_sender(const std::string& login, const SenderIdentity& identity,
+                         bool* updated = nullptr);
   StoreStatus remove_sender(const std::string& login, const SenderIdentity& identity);
   /// Identities of one account, or of all accounts when `login` is empty, as (login, identity).
   StoreStatus list_senders(const std::optional<std::string>& login,
                            std::vector<std::pair<std::string, SenderIdentity>>& out);
+
+  /// Blocks on a dedicated connection that LISTENs on the change channel (schema 0002):
+  /// calls `on_ready` once listening, then `on_change(login)` for every committed change to
+  /// an account or its identities (lower-case login; "" for "everything"). Returns when
+  /// `stop` becomes true (checked every 200 ms) or, with an error, when the connection fails.
+  StoreStatus listen_for_changes(const std::atomic<bool>& stop,
+                                 const std::function<void()>& on_ready,
+                                 const std::function<void(const std::string&)>& on_change);
 
  private:
   struct Impl;

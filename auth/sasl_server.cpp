@@ -205,7 +205,7 @@ SaslExchange::~SaslExchange() {
 AuthOutcome SaslExchange::start(const std::string& mechanism,
                                 const std::optional<std::string>& initial) {
   if (impl_->conn == nullptr) {
-    return {AuthOutcome::Kind::kUnavailable, {}, std::nullopt, impl_->error};
+    return {AuthOutcome::Kind::kUnavailable, {}, nullptr, impl_->error};
   }
   impl_->verdict.reset();
   const char* out = nullptr;
@@ -218,7 +218,7 @@ AuthOutcome SaslExchange::start(const std::string& mechanism,
 
 AuthOutcome SaslExchange::step(const std::string& response) {
   if (impl_->conn == nullptr) {
-    return {AuthOutcome::Kind::kUnavailable, {}, std::nullopt, impl_->error};
+    return {AuthOutcome::Kind::kUnavailable, {}, nullptr, impl_->error};
   }
   const char* out = nullptr;
   unsigned outlen = 0;

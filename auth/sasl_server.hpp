@@ -33,8 +33,8 @@ class SaslLibrary {
 struct CredentialVerdict {
   enum class Kind { kAccepted, kRejected, kUnavailable };
   Kind kind = Kind::kRejected;
-  std::optional<AccountIdentities> account;  ///< set when accepted
-  std::string detail;                        ///< for the log (never sent to the client)
+  std::shared_ptr<const AccountIdentities> account;  ///< set when accepted
+  std::string detail;                                ///< for the log (never sent to the client)
 };
 
 /// Checks a login and password (blocking).
@@ -45,9 +45,9 @@ using CredentialCheck =
 struct AuthOutcome {
   enum class Kind { kChallenge, kSuccess, kRejected, kUnavailable, kProtocolError };
   Kind kind = Kind::kRejected;
-  std::string challenge;                     ///< kChallenge: raw bytes (not base64)
-  std::optional<AccountIdentities> account;  ///< kSuccess
-  std::string detail;                        ///< for the log
+  std::string challenge;                             ///< kChallenge: raw bytes (not base64)
+  std::shared_ptr<const AccountIdentities> account;  ///< kSuccess
+  std::string detail;                                ///< for the log
 };
 
 /// One AUTH exchange on one connection.

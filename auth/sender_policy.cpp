@@ -1,27 +1,31 @@
 #include "auth/sender_policy.hpp"
 
-#include <string>
+#include <idn2.h>
+#include <libpsl.h>
+
+#include <memory>
+#include <vector>
+
+#include "submission/core/address_list.hpp"
+#include "submission/core/header_fields.hpp"
+#include "submission/core/header_text.hpp"
 
 namespace truefrom::auth {
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+using smtp::ascii_lower;
+using smtp::Reply;
+
+bool is_ascii(std::string_view s) {
+  for (char c : s) {
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
   }
-  return out;
+  return true;
 }
 
-// "example.test." and "example.test" are the same domain (RFC 1034 3.1 absolute form).
-std::string_view without_root_dot(std::string_view d) {
-  if (!d.empty() && d.back() == '.') d.remove_suffix(1);
-  return d;
-}
-
-// RFC 1035 2.3.1 host name: letters, digits and hyphens, labels not starting or ending
-// with a hyphen, at least two labels.
-bool valid_domain(std::string_view d) {
+// RFC 1035 2.3.1 host name in A-label form: letters, digits, hyphens; labels 1..63 octets,
+// not starting or ending with a hyphen; at least two labels.
+bool valid_ascii_domain(std::string_view d) {
   if (d.empty() || d.size() > 253 || d.find('.') == std::string_view::npos) return false;
   std::size_t start = 0;
   for (;;) {
@@ -38,13 +42,14 @@ bool valid_domain(std::string_view d) {
   }
 }
 
-// RFC 5322 3.2.3 dot-atom text (the unquoted local parts admins write).
+// RFC 5322 3.2.3 dot-atom text, with UTF-8 (RFC 6532): the unquoted local parts admins write.
 bool valid_local_part(std::string_view l) {
   if (l.empty() || l.size() > 64 || l.front() == '.' || l.back() == '.') return false;
-  if (l.find("..") != std::string_view::npos) return false;
+  if (l.find("..") != std::string_view::npos || !smtp::valid_utf8(l)) return false;
   for (char c : l) {
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (!alnum && c != '.' &&
+    const auto u = static_cast<unsigned char>(c);
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && u < 0x80 && c != '.' &&
         std::string_view("!#$%&'*+-/=?^_`{|}~").find(c) == std::string_view::npos) {
       return false;
     }
@@ -52,27 +57,401 @@ bool valid_local_part(std::string_view l) {
   return true;
 }
 
+const char* kind_word(SenderIdentity::Kind k) {
+  return k == SenderIdentity::Kind::kDomain ? "domain" : "address";
+}
+
+std::string quote_display(std::string_view s) {
+  std::string out = "\"";
+  for (char c : s.substr(0, 80)) {
+    const auto u = static_cast<unsigned char>(c);
+    out += (u < 32 || u == 127) ? '?' : c;
+  }
+  if (s.size() > 80) out += "...";
+  return out + "\"";
+}
+
+Reply malformed(std::string text) { return Reply{550, {5, 6, 0}, std::move(text)}; }
+Reply refused(std::string text) { return Reply{550, {5, 7, 1}, std::move(text)}; }
+
+// One bound header kind: From:/Sender: or Resent-From:/Resent-Sender:.
+struct FieldPair {
+  std::string from_name;
+  std::string sender_name;
+};
+
 }  // namespace
 
-bool owns_address(const std::vector<SenderIdentity>& identities, std::string_view local,
-                  std::string_view domain) {
-  const std::string dom = lower(without_root_dot(domain));
-  const std::string address = lower(local) + "@" + dom;
-  for (const auto& id : identities) {
-    switch (id.kind) {
-      case SenderIdentity::Kind::kAddress:
-        if (id.value == address) return true;
-        break;
-      case SenderIdentity::Kind::kDomain:
-        if (id.value == dom) return true;
-        break;
+std::optional<std::string> normalize_domain(std::string_view domain) {
+  if (!domain.empty() && domain.back() == '.') domain.remove_suffix(1);
+  if (domain.empty()) return std::nullopt;
+  if (is_ascii(domain)) {
+    std::string d = ascii_lower(domain);
+    if (!valid_ascii_domain(d)) return std::nullopt;
+    return d;
+  }
+  const std::string in(domain);
+  char* out = nullptr;
+  const int rc =
+      idn2_lookup_u8(reinterpret_cast<const uint8_t*>(in.c_str()),
+                     reinterpret_cast<uint8_t**>(&out), IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+  if (rc != IDN2_OK) return std::nullopt;
+  std::unique_ptr<char, void (*)(void*)> owned(out, idn2_free);
+  std::string d = ascii_lower(out);
+  if (!valid_ascii_domain(d)) return std::nullopt;
+  return d;
+}
+
+std::string organizational_domain(const std::string& domain) {
+  static const psl_ctx_t* const kPsl = [] {
+    const psl_ctx_t* latest = psl_latest(nullptr);
+    return latest ? latest : psl_builtin();
+  }();
+  if (!kPsl) return domain;
+  const char* reg = psl_registrable_domain(kPsl, domain.c_str());
+  return reg ? std::string(reg) : domain;
+}
+
+std::string Grant::describe() const {
+  switch (kind) {
+    case Kind::kNone:
+      return "not owned";
+    case Kind::kForwarder:
+      return "forwarder account";
+    case Kind::kOwned:
+    case Kind::kOnBehalf:
+      return std::string("identity #") + std::to_string(identity.id) + " " +
+             kind_word(identity.kind) + " " + identity.value +
+             (kind == Kind::kOnBehalf ? " on behalf" : "") + (subaddress ? " via subaddress" : "");
+  }
+  return "?";
+}
+
+SenderPolicy::SenderPolicy(PolicyOptions options) : options_(std::move(options)) {}
+
+Grant SenderPolicy::grant_for(const AccountIdentities& account, std::string_view local,
+                              std::string_view domain) const {
+  const std::optional<std::string> dom = normalize_domain(domain);
+  if (!dom) return {};
+  const auto fold = [&](std::string_view l) {
+    return options_.local_part_case_sensitive ? std::string(l) : ascii_lower(l);
+  };
+  const std::string want = fold(local) + "@" + *dom;
+  std::string base;  // the address without its subaddress, when it has one
+  if (!options_.subaddress_separators.empty()) {
+    const auto sep = local.find_first_of(options_.subaddress_separators);
+    if (sep != std::string_view::npos && sep > 0) base = fold(local.substr(0, sep)) + "@" + *dom;
+  }
+  // Rank: owned before on-behalf; exact address, then domain, then subaddress.
+  int best_rank = 0;
+  Grant best;
+  for (const auto& id : account.identities) {
+    int rank = 0;
+    bool sub = false;
+    if (id.kind == SenderIdentity::Kind::kAddress) {
+      const auto at = id.value.rfind('@');
+      const std::string value =
+          at == std::string::npos ? id.value : fold(id.value.substr(0, at)) + id.value.substr(at);
+      if (value == want) {
+        rank = 3;
+      } else if (!base.empty() && value == base) {
+        rank = 1;
+        sub = true;
+      }
+    } else if (id.value == *dom) {
+      rank = 2;
+    }
+    if (rank == 0) continue;
+    if (!id.on_behalf) rank += 10;
+    if (rank > best_rank) {
+      best_rank = rank;
+      best.kind = id.on_behalf ? Grant::Kind::kOnBehalf : Grant::Kind::kOwned;
+      best.identity = id;
+      best.subaddress = sub;
     }
   }
-  return false;
+  return best;
+}
+
+Decision SenderPolicy::check_envelope(const AccountIdentities& account,
+                                      const std::optional<smtp::Mailbox>& mail_from) const {
+  Decision d;
+  const std::string& login = account.account.login;
+  if (!account.account.enabled) {
+    d.refusal = refused("Account " + login + " is disabled");
+    return d;
+  }
+  if (!mail_from) {
+    if (!options_.allow_null_sender) {
+      d.refusal = Reply{
+          553, {5, 7, 1}, "The null sender <> is not allowed (policy allow_null_sender is off)"};
+      return d;
+    }
+    d.audit = "MAIL FROM <> (From: must be owned)";
+    return d;
+  }
+  Grant g = grant_for(account, mail_from->local, mail_from->domain);
+  if (g.kind == Grant::Kind::kNone && account.account.forwarder) g.kind = Grant::Kind::kForwarder;
+  if (g.kind == Grant::Kind::kNone) {
+    d.refusal = Reply{
+        553, {5, 7, 1}, "<" + mail_from->to_string() + ">: sender not owned by user " + login};
+    return d;
+  }
+  d.audit = "MAIL FROM by " + g.describe();
+  return d;
+}
+
+namespace {
+
+// The address of a mailbox as it appears in replies and logs.
+std::string shown(const smtp::HeaderMailbox& m) { return m.address.to_string(); }
+
+struct MessageCheck {
+  const SenderPolicy& policy;
+  const AccountIdentities& account;
+  const std::optional<smtp::Mailbox>& mail_from;
+  bool smtputf8;
+  Decision d;
+
+  const std::string& login() const { return account.account.login; }
+
+  void note(const std::string& field, const smtp::HeaderMailbox& m, const Grant& g) {
+    if (!d.audit.empty()) d.audit += "; ";
+    d.audit += field + ": " + shown(m) + " by " + g.describe();
+  }
+
+  // A display name or comment that shows an address other than the mailbox's own.
+  bool display_name_ok(const std::string& field, const smtp::HeaderMailbox& m) {
+    if (!policy.options().refuse_address_in_display_name) return true;
+    const std::string own = ascii_lower(m.address.local) + "@" + ascii_lower(m.address.domain);
+    for (const std::string* text : {&m.display_name, &m.comments}) {
+      for (const auto& found : smtp::address_like_strings(*text)) {
+        if (found == own) continue;
+        d.refusal = refused(field + ": header display name " + quote_display(*text) +
+                            " shows the address " + found + ", not " + shown(m));
+        return false;
+      }
+    }
+    return true;
+  }
+
+  bool ascii_ok(const std::string& field, const smtp::HeaderMailbox& m) {
+    if (smtputf8 || is_ascii(m.address.local + m.address.domain)) return true;
+    d.refusal = Reply{
+        550,
+        {5, 6, 7},
+        field + ": header address " + shown(m) + " is not ASCII; submit the message with SMTPUTF8"};
+    return false;
+  }
+
+  // Parses one field value; refuses unparsable values and groups.
+  std::optional<smtp::AddressList> parse(const smtp::HeaderField& f, const std::string& field) {
+    std::string why;
+    auto list = smtp::parse_address_list(f.value, &why);
+    if (!list) {
+      d.refusal = malformed(field + ": header cannot be parsed: " + why);
+      return std::nullopt;
+    }
+    if (!list->groups.empty()) {
+      d.refusal =
+          malformed(field + ": header contains the group " + quote_display(list->groups.front()) +
+                    "; " + field + ": must list mailboxes");
+      return std::nullopt;
+    }
+    return list;
+  }
+
+  // The first owned address of the account, for a Sender: field to add.
+  std::string own_address() const {
+    if (mail_from) {
+      const Grant g = policy.grant_for(account, mail_from->local, mail_from->domain);
+      if (g.kind == Grant::Kind::kOwned) return mail_from->to_string();
+    }
+    for (const auto& id : account.identities) {
+      if (id.kind == SenderIdentity::Kind::kAddress && !id.on_behalf) return id.value;
+    }
+    return {};
+  }
+
+  // From:/Sender: (or a Resent- block): `from` and `sender` are the fields, at most one each.
+  bool check_pair(const FieldPair& names, const smtp::HeaderField& from,
+                  const smtp::HeaderField* sender, bool may_add_sender) {
+    auto from_list = parse(from, names.from_name);
+    if (!from_list) return false;
+    bool on_behalf = false;
+    for (const auto& m : from_list->mailboxes) {
+      if (!ascii_ok(names.from_name, m)) return false;
+      const Grant g = policy.grant_for(account, m.address.local, m.address.domain);
+      if (g.kind == Grant::Kind::kNone) {
+        d.refusal = refused(names.from_name + ": header address " + shown(m) +
+                            " not owned by user " + login());
+        return false;
+      }
+      if (!display_name_ok(names.from_name, m)) return false;
+      on_behalf = on_behalf || g.kind == Grant::Kind::kOnBehalf;
+      note(names.from_name, m, g);
+    }
+    if (sender) {
+      auto sender_list = parse(*sender, names.sender_name);
+      if (!sender_list) return false;
+      if (sender_list->mailboxes.size() != 1) {
+        d.refusal = malformed(names.sender_name + ": header must hold exactly one mailbox, not " +
+                              std::to_string(sender_list->mailboxes.size()));
+        return false;
+      }
+      const auto& m = sender_list->mailboxes.front();
+      if (!ascii_ok(names.sender_name, m)) return false;
+      const Grant g = policy.grant_for(account, m.address.local, m.address.domain);
+      if (g.kind != Grant::Kind::kOwned) {
+        d.refusal = refused(names.sender_name + ": header address " + shown(m) +
+                            " not owned by user " + login() +
+                            (g.kind == Grant::Kind::kOnBehalf
+                                 ? " (it may be used only on behalf, in " + names.from_name + ")"
+                                 : ""));
+        return false;
+      }
+      if (!display_name_ok(names.sender_name, m)) return false;
+      note(names.sender_name, m, g);
+      return true;
+    }
+    if (from_list->mailboxes.size() > 1) {
+      d.refusal = malformed(
+          names.from_name + ": header lists " + std::to_string(from_list->mailboxes.size()) +
+          " mailboxes but there is no " + names.sender_name + ": header (RFC 5322 3.6.2)");
+      return false;
+    }
+    if (on_behalf) {
+      const std::string own = may_add_sender ? own_address() : std::string{};
+      if (own.empty()) {
+        d.refusal =
+            refused(names.from_name + ": header address " + shown(from_list->mailboxes.front()) +
+                    " may be used by user " + login() + " only on behalf, with a " +
+                    names.sender_name + ": header naming an address the user owns");
+        return false;
+      }
+      d.add_sender = own;
+      d.audit += "; " + names.sender_name + ": " + own + " added";
+    }
+    return true;
+  }
+
+  bool aligned(const smtp::HeaderField& from) {
+    if (!policy.options().require_alignment || !mail_from) return true;
+    const auto env = normalize_domain(mail_from->domain);
+    auto list = smtp::parse_address_list(from.value);
+    if (!env || !list) return true;  // already checked above
+    const std::string env_org = organizational_domain(*env);
+    for (const auto& m : list->mailboxes) {
+      const auto dom = normalize_domain(m.address.domain);
+      if (!dom || organizational_domain(*dom) != env_org) {
+        d.refusal = refused("MAIL FROM domain " + mail_from->domain +
+                            " does not align with From: header domain " + m.address.domain +
+                            " (policy require_alignment)");
+        return false;
+      }
+    }
+    return true;
+  }
+
+  void run(std::string_view message) {
+    if (account.account.forwarder) {
+      d.audit += "; headers not bound: forwarder account";
+      return;
+    }
+    std::string why;
+    const auto section = smtp::parse_header_section(message, &why);
+    if (!section) {
+      d.refusal = malformed("The message's header section is malformed: " + why);
+      return;
+    }
+    const smtp::HeaderField* from = nullptr;
+    const smtp::HeaderField* sender = nullptr;
+    int from_count = 0;
+    int sender_count = 0;
+    for (const auto& f : section->fields) {
+      if (smtp::field_name_is(f.name, "From")) {
+        ++from_count;
+        if (!from) from = &f;
+      } else if (smtp::field_name_is(f.name, "Sender")) {
+        ++sender_count;
+        if (!sender) sender = &f;
+      }
+    }
+    if (from_count != 1) {
+      d.refusal =
+          malformed(from_count == 0 ? "The message has no From: header; exactly one is required "
+                                      "(RFC 5322 3.6)"
+                                    : "The message has " + std::to_string(from_count) +
+                                          " From: headers; exactly one is allowed (RFC 5322 3.6)");
+      return;
+    }
+    if (sender_count > 1) {
+      d.refusal = malformed("The message has " + std::to_string(sender_count) +
+                            " Sender: headers; at most one is allowed (RFC 5322 3.6)");
+      return;
+    }
+    const std::string envelope_audit = std::move(d.audit);
+    d.audit.clear();
+    if (!check_pair({"From", "Sender"}, *from, sender, true)) return;
+    if (!check_resent(*section)) return;
+    if (!aligned(*from)) return;
+    if (!envelope_audit.empty()) d.audit = envelope_audit + "; " + d.audit;
+  }
+
+  // RFC 5322 3.6.6: each resent block (a run of adjacent Resent-* fields) is bound like
+  // From:/Sender:.
+  bool check_resent(const smtp::HeaderSection& section) {
+    const auto& fields = section.fields;
+    for (std::size_t i = 0; i < fields.size();) {
+      if (ascii_lower(fields[i].name).rfind("resent-", 0) != 0) {
+        ++i;
+        continue;
+      }
+      const smtp::HeaderField* rfrom = nullptr;
+      const smtp::HeaderField* rsender = nullptr;
+      int from_count = 0;
+      int sender_count = 0;
+      for (; i < fields.size() && ascii_lower(fields[i].name).rfind("resent-", 0) == 0; ++i) {
+        if (smtp::field_name_is(fields[i].name, "Resent-From")) {
+          ++from_count;
+          rfrom = &fields[i];
+        } else if (smtp::field_name_is(fields[i].name, "Resent-Sender")) {
+          ++sender_count;
+          rsender = &fields[i];
+        }
+      }
+      if (from_count > 1 || sender_count > 1) {
+        d.refusal = malformed(
+            "A resent block has more than one Resent-From: or Resent-Sender: header (RFC "
+            "5322 3.6.6)");
+        return false;
+      }
+      if (rsender && !rfrom) {
+        d.refusal = malformed(
+            "A resent block has a Resent-Sender: header but no Resent-From: (RFC 5322 3.6.6)");
+        return false;
+      }
+      if (rfrom && !check_pair({"Resent-From", "Resent-Sender"}, *rfrom, rsender, false)) {
+        return false;
+      }
+    }
+    return true;
+  }
+};
+
+}  // namespace
+
+Decision SenderPolicy::check_message(const AccountIdentities& account,
+                                     const std::optional<smtp::Mailbox>& mail_from,
+                                     std::string_view message, bool smtputf8) const {
+  MessageCheck check{*this, account, mail_from, smtputf8, check_envelope(account, mail_from)};
+  if (check.d.refusal) return check.d;
+  check.run(message);
+  return check.d;
 }
 
 bool parse_sender_identity(const std::string& text, SenderIdentity& out, std::string& reason) {
-  std::string t = lower(text);
+  std::string t = text;
   if (!t.empty() && t.front() == '@') t.erase(0, 1);
   if (t.empty()) {
     reason = "empty sender identity";
@@ -80,29 +459,29 @@ bool parse_sender_identity(const std::string& text, SenderIdentity& out, std::st
   }
   for (char c : t) {
     const auto u = static_cast<unsigned char>(c);
-    if (u <= 32 || u >= 127 || c == '<' || c == '>' || c == '"' || c == '(' || c == ')' ||
+    if (u <= 32 || u == 127 || c == '<' || c == '>' || c == '"' || c == '(' || c == ')' ||
         c == ',' || c == ';' || c == '\\') {
       reason = "\"" + text + "\" contains a character not allowed in an address or domain";
       return false;
     }
   }
-  const auto at = t.find('@');
+  const auto at = t.rfind('@');
   if (at == std::string::npos) {
-    const std::string domain(without_root_dot(t));
-    if (!valid_domain(domain)) {
+    const auto domain = normalize_domain(t);
+    if (!domain) {
       reason = "\"" + text + "\" is neither an address (user@domain) nor a domain (example.com)";
       return false;
     }
-    out = {SenderIdentity::Kind::kDomain, domain};
+    out = SenderIdentity{SenderIdentity::Kind::kDomain, *domain};
     return true;
   }
   const std::string local = t.substr(0, at);
-  const std::string domain(without_root_dot(t.substr(at + 1)));
-  if (!valid_local_part(local) || !valid_domain(domain)) {
+  const auto domain = normalize_domain(t.substr(at + 1));
+  if (!valid_local_part(local) || !domain) {
     reason = "\"" + text + "\" is not an address: expected user@domain, e.g. alice@example.com";
     return false;
   }
-  out = {SenderIdentity::Kind::kAddress, local + "@" + domain};
+  out = SenderIdentity{SenderIdentity::Kind::kAddress, local + "@" + *domain};
   return true;
 }
 

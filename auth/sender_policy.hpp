@@ -1,17 +1,88 @@
-// Sender binding policy, first cut (DESIGN.md "binding policy"): may an account use an
-// envelope sender? Owned when an identity names the exact address, or the whole domain.
-// Domains and local parts compare case-insensitively (ASCII). Pure; thread-safe.
+// Sender binding (DESIGN.md "binding policy"): may an authenticated account use an envelope
+// sender, and the From:, Sender:, Resent-From: and Resent-Sender: addresses of a message?
+//
+// An address is usable when an identity row of the account names it exactly, names its
+// domain, or names it without its subaddress ("alice+news@" via "alice@"). Domains compare
+// case-insensitively and IDNA-aware (U-labels and A-labels are one domain); local parts
+// case-insensitively unless configured otherwise. Owned ("send as") identities may appear
+// anywhere; on-behalf identities only in From: (and MAIL FROM), with an owned Sender:, which
+// the policy adds when the client did not. Forwarder accounts may use foreign envelope
+// senders and their headers are not bound. Every decision says which row allowed it.
+//
+// Pure apart from reading the message; thread-safe (const methods, no shared state).
 #pragma once
 
+#include <optional>
+#include <string>
 #include <string_view>
-#include <vector>
 
 #include "auth/identity.hpp"
+#include "submission/core/address.hpp"
+#include "submission/core/reply.hpp"
 
 namespace truefrom::auth {
 
-/// True when `identities` cover local@domain.
-bool owns_address(const std::vector<SenderIdentity>& identities, std::string_view local,
-                  std::string_view domain);
+struct PolicyOptions {
+  /// Characters that start a subaddress ("alice+news"); empty disables subaddressing.
+  std::string subaddress_separators = "+";
+  bool local_part_case_sensitive = false;
+  /// MAIL FROM:<> (read receipts, bounces): accepted when the From: is owned; false refuses.
+  bool allow_null_sender = true;
+  /// Refuse a display name that shows an address other than its mailbox.
+  bool refuse_address_in_display_name = true;
+  /// MAIL FROM and From: must share an organizational domain (DMARC relaxed alignment).
+  bool require_alignment = false;
+};
+
+/// What allows one address.
+struct Grant {
+  enum class Kind { kNone, kOwned, kOnBehalf, kForwarder };
+  Kind kind = Kind::kNone;
+  SenderIdentity identity;  ///< the deciding row (for kOwned and kOnBehalf)
+  bool subaddress = false;  ///< matched after removing a subaddress
+  /// "identity #12 address alice@example.test", "identity #3 domain example.test on behalf",
+  /// "forwarder account", "not owned".
+  std::string describe() const;
+};
+
+/// The outcome of a check. `refusal` is set when refused; otherwise `audit` says which rows
+/// allowed what, and `add_sender` holds an address for a Sender: field to add.
+struct Decision {
+  std::optional<smtp::Reply> refusal;
+  std::string audit;
+  std::string add_sender;
+};
+
+class SenderPolicy {
+ public:
+  explicit SenderPolicy(PolicyOptions options = {});
+
+  const PolicyOptions& options() const { return options_; }
+
+  /// The best grant `account` has for local@domain (owned before on-behalf, exact before
+  /// domain before subaddress). Forwarder status is not considered here.
+  Grant grant_for(const AccountIdentities& account, std::string_view local,
+                  std::string_view domain) const;
+
+  /// MAIL FROM. `mail_from` is nullopt for the null sender "<>".
+  Decision check_envelope(const AccountIdentities& account,
+                          const std::optional<smtp::Mailbox>& mail_from) const;
+
+  /// The header section of `message` (as received in DATA), for a transaction whose envelope
+  /// passed check_envelope. `smtputf8`: the transaction negotiated SMTPUTF8.
+  Decision check_message(const AccountIdentities& account,
+                         const std::optional<smtp::Mailbox>& mail_from, std::string_view message,
+                         bool smtputf8) const;
+
+ private:
+  PolicyOptions options_;
+};
+
+/// Lower-case A-label form of a domain (IDNA 2008 with UTS #46 mapping); nullopt when it is
+/// not a valid domain name. A trailing root dot is dropped.
+std::optional<std::string> normalize_domain(std::string_view domain);
+
+/// The organizational domain (public suffix list, RFC 7489 3.2) of a normalized domain.
+std::string organizational_domain(const std::string& domain);
 
 }  // namespace truefrom::auth

@@ -4,18 +4,25 @@
 
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
 #include <map>
 #include <optional>
 #include <thread>
 
 #include "auth/credential_check.hpp"
+#include "auth/identity_cache.hpp"
 #include "auth/identity_store.hpp"
 #include "auth/password_hash.hpp"
 #include "auth/sasl_server.hpp"
+#include "auth/sender_policy.hpp"
 #include "submission/app/config.hpp"
 #include "submission/app/embedded_postgres.hpp"
+#include "submission/core/address.hpp"
 #include "submission/net/log.hpp"
 #include "submission/net/server.hpp"
 
@@ -34,10 +41,14 @@ const char* const kUsage =
     "  account passwd LOGIN --password-stdin\n"
     "  account enable LOGIN | account disable LOGIN\n"
     "  account remove LOGIN\n"
+    "  account set LOGIN --forwarder yes|no\n"
     "  account list\n"
-    "  sender add LOGIN ADDRESS       ADDRESS: user@domain (exact) or domain (any local part)\n"
+    "  sender add LOGIN ADDRESS [--on-behalf]\n"
+    "                                 ADDRESS: user@domain (exact) or domain (any local part)\n"
     "  sender remove LOGIN ADDRESS\n"
     "  sender list [LOGIN]\n"
+    "  check LOGIN --mail-from ADDRESS [--message FILE]\n"
+    "                                 why would this account's mail be accepted or refused?\n"
     "\n"
     "options:\n"
     "  --config FILE    configuration (default /etc/truefrom/truefrom.toml)\n"
@@ -56,16 +67,32 @@ const std::map<std::string, std::string> kHelp{
      "usage: truefrom account add LOGIN --password-stdin [--config FILE]\n"
      "       truefrom account passwd LOGIN --password-stdin\n"
      "       truefrom account enable LOGIN | disable LOGIN | remove LOGIN\n"
+     "       truefrom account set LOGIN --forwarder yes|no\n"
      "       truefrom account list\n"
      "The password is the first line of standard input, e.g.\n"
      "  printf '%s\\n' 'secret' | truefrom account add alice@example.com --password-stdin\n"
-     "It is stored as a yescrypt hash. Logins are matched case-insensitively.\n"},
+     "It is stored as a yescrypt hash. Logins are matched case-insensitively.\n"
+     "A forwarder account may submit with foreign envelope senders (forwarded mail); the\n"
+     "headers of its messages are the original author's and are not bound.\n"},
     {"sender",
-     "usage: truefrom sender add LOGIN ADDRESS [--config FILE]\n"
+     "usage: truefrom sender add LOGIN ADDRESS [--on-behalf] [--config FILE]\n"
      "       truefrom sender remove LOGIN ADDRESS\n"
      "       truefrom sender list [LOGIN]\n"
-     "ADDRESS is an exact address (alice@example.com) or a whole domain (example.com):\n"
-     "the account may then use it as its envelope sender (MAIL FROM).\n"},
+     "ADDRESS is an exact address (alice@example.com) or a whole domain (example.com);\n"
+     "internationalized domains may be written in either form (bücher.example or\n"
+     "xn--bcher-kva.example). Owning alice@example.com also covers its subaddresses\n"
+     "(alice+news@example.com, see [policy] subaddress_separators).\n"
+     "Without --on-behalf the account sends AS the address: it may use it in MAIL FROM,\n"
+     "From: and Sender:. With --on-behalf it may put it in From: only with its own address\n"
+     "in Sender: (added by truefrom when the client did not). Adding an identity again with\n"
+     "the other form changes it. The list shows each row's id, which the Received: header\n"
+     "and the log name when the row allowed a message.\n"},
+    {"check",
+     "usage: truefrom check LOGIN --mail-from ADDRESS [--message FILE] [--config FILE]\n"
+     "Prints the verdict truefrom would give LOGIN for the envelope sender ADDRESS (\"<>\"\n"
+     "for the null sender) and, with --message, for the message's From:, Sender: and\n"
+     "Resent-* headers, naming the identity row or rule that decided each. Exit status 0\n"
+     "when accepted, 1 when refused or on error.\n"},
 };
 
 struct Args {
@@ -73,6 +100,10 @@ struct Args {
   std::optional<std::string> config;
   bool help = false;
   bool password_stdin = false;
+  bool on_behalf = false;
+  std::optional<std::string> forwarder;
+  std::optional<std::string> mail_from;
+  std::optional<std::string> message;
   std::string unknown_option;
 };
 
@@ -92,6 +123,14 @@ Args parse_args(const std::vector<std::string>& in) {
       a.config = s.substr(9);
     } else if (s == "--password-stdin") {
       a.password_stdin = true;
+    } else if (s == "--on-behalf") {
+      a.on_behalf = true;
+    } else if (s == "--forwarder" || s == "--mail-from" || s == "--message") {
+      if (i + 1 >= in.size()) {
+        if (a.unknown_option.empty()) a.unknown_option = s + " needs a value";
+      } else {
+        (s == "--forwarder" ? a.forwarder : s == "--mail-from" ? a.mail_from : a.message) = in[++i];
+      }
     } else if (s.size() > 1 && s[0] == '-') {
       if (a.unknown_option.empty()) a.unknown_option = "unknown option " + s;
     } else {
@@ -232,7 +271,19 @@ int cmd_serve(const Config& config) {
   ctx.session.max_recipients = config.max_recipients;
   ctx.tls = tls.get();
   ctx.workers = &workers;
-  ctx.check = auth::make_credential_check(db.store());
+  auth::IdentityCache identities(db.store());
+  identities.start([](bool up, const std::string& detail) {
+    if (up) {
+      net::log_info("identity cache: " + detail);
+    } else {
+      net::log_error("identity cache: " + detail +
+                     "; until it is back every check queries PostgreSQL and fails with 4xx "
+                     "when PostgreSQL is down");
+    }
+  });
+  ctx.check = auth::make_credential_check(identities);
+  ctx.identities = &identities;
+  ctx.policy = auth::SenderPolicy(config.policy);
   ctx.relay = config.relay;
   ctx.idle_timeout = std::chrono::seconds(config.idle_timeout);
   ctx.session_timeout = std::chrono::seconds(config.session_timeout);
@@ -250,6 +301,7 @@ int cmd_serve(const Config& config) {
                 std::to_string(config.relay.port));
   server.run(config.io_threads ? config.io_threads : cores);
   workers.join();
+  identities.stop();
   net::log_info("stopped");
   return 0;
 }
@@ -274,7 +326,7 @@ int cmd_account(const Args& a, const Config& config) {
   const std::string& verb = p[1];
   const bool needs_login = verb != "list";
   if (verb != "add" && verb != "passwd" && verb != "enable" && verb != "disable" &&
-      verb != "remove" && verb != "list") {
+      verb != "remove" && verb != "list" && verb != "set") {
     return usage_error("unknown account command \"" + verb + "\"", "account");
   }
   if (p.size() != (needs_login ? 3u : 2u)) {
@@ -285,6 +337,13 @@ int cmd_account(const Args& a, const Config& config) {
   std::string error;
   const std::string login = needs_login ? p[2] : std::string{};
   if (needs_login && !valid_login(login, error)) return fail(error);
+  if (verb == "set" && (!a.forwarder || (*a.forwarder != "yes" && *a.forwarder != "no"))) {
+    return usage_error("expected: truefrom account set LOGIN --forwarder yes|no", "account");
+  }
+  if (verb != "set" && a.forwarder) {
+    return usage_error("--forwarder belongs to: truefrom account set LOGIN --forwarder yes|no",
+                       "account");
+  }
   std::optional<std::string> hash;
   if (verb == "add" || verb == "passwd") {
     if (!a.password_stdin) {
@@ -318,11 +377,21 @@ int cmd_account(const Args& a, const Config& config) {
   } else if (verb == "remove") {
     st = store.remove_account(login);
     if (st) std::cout << "account " << login << " removed with its sender identities\n";
+  } else if (verb == "set") {
+    const bool on = *a.forwarder == "yes";
+    st = store.set_forwarder(login, on);
+    if (st) {
+      std::cout << "account " << login
+                << (on ? " is now a forwarder: it may use foreign envelope senders and its "
+                         "headers are not bound\n"
+                       : " is no longer a forwarder\n");
+    }
   } else {
     std::vector<auth::Account> accounts;
     st = store.list_accounts(accounts);
     for (const auto& acc : accounts) {
-      std::cout << acc.login << (acc.enabled ? "" : "\t(disabled)") << "\n";
+      std::cout << acc.login << (acc.enabled ? "" : "\t(disabled)")
+                << (acc.forwarder ? "\t(forwarder)" : "") << "\n";
     }
   }
   if (!st) return fail(describe(st));
@@ -342,8 +411,13 @@ int cmd_sender(const Args& a, const Config& config) {
   } else {
     return usage_error("unknown sender command \"" + verb + "\"", "sender");
   }
+  if (a.on_behalf && verb != "add") {
+    return usage_error("--on-behalf belongs to: truefrom sender add LOGIN ADDRESS --on-behalf",
+                       "sender");
+  }
   auth::SenderIdentity identity;
   if (verb != "list" && !auth::parse_sender_identity(p[3], identity, error)) return fail(error);
+  identity.on_behalf = a.on_behalf;
   Database db(config);
   if (!db.open(error)) return fail(error);
   auto& store = db.store();
@@ -351,8 +425,13 @@ int cmd_sender(const Args& a, const Config& config) {
   auth::StoreStatus st;
   const char* kind = identity.kind == auth::SenderIdentity::Kind::kDomain ? "domain" : "address";
   if (verb == "add") {
-    st = store.add_sender(p[2], identity);
-    if (st) std::cout << p[2] << " may now send as " << kind << " " << identity.value << "\n";
+    bool updated = false;
+    st = store.add_sender(p[2], identity, &updated);
+    if (st) {
+      std::cout << p[2] << (updated ? " now sends " : " may now send ")
+                << (identity.on_behalf ? "on behalf of " : "as ") << kind << " " << identity.value
+                << "\n";
+    }
   } else if (verb == "remove") {
     st = store.remove_sender(p[2], identity);
     if (st) std::cout << p[2] << " may no longer send as " << kind << " " << identity.value << "\n";
@@ -362,10 +441,87 @@ int cmd_sender(const Args& a, const Config& config) {
     for (const auto& [login, id] : rows) {
       std::cout << login << "\t"
                 << (id.kind == auth::SenderIdentity::Kind::kDomain ? "domain" : "address") << "\t"
-                << id.value << "\n";
+                << id.value << "\t" << (id.on_behalf ? "on-behalf" : "send-as") << "\t#" << id.id
+                << "\n";
     }
   }
   if (!st) return fail(describe(st));
+  return 0;
+}
+
+// Reads an .eml file for `check`; files saved with LF line ends are converted to CRLF.
+bool read_message_file(const std::string& path, std::string& out, std::string& error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    error = "cannot read --message " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  out.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  if (out.find("\r\n") == std::string::npos) {
+    std::string crlf;
+    for (char c : out) {
+      if (c == '\n') crlf += '\r';
+      crlf += c;
+    }
+    out = std::move(crlf);
+  }
+  return true;
+}
+
+void print_audit(const std::string& audit) {
+  for (std::size_t pos = 0; pos < audit.size();) {
+    const auto semi = audit.find("; ", pos);
+    std::cout << "  " << audit.substr(pos, semi == std::string::npos ? semi : semi - pos) << "\n";
+    if (semi == std::string::npos) break;
+    pos = semi + 2;
+  }
+}
+
+int cmd_check(const Args& a, const Config& config) {
+  const auto& p = a.positional;
+  if (p.size() != 2 || !a.mail_from) {
+    return usage_error("expected: truefrom check LOGIN --mail-from ADDRESS [--message FILE]",
+                       "check");
+  }
+  std::string error;
+  std::optional<smtp::Mailbox> mail_from;
+  std::string envelope = *a.mail_from;
+  if (envelope.size() >= 2 && envelope.front() == '<' && envelope.back() == '>') {
+    envelope = envelope.substr(1, envelope.size() - 2);
+  }
+  if (!envelope.empty()) {
+    mail_from = smtp::parse_mailbox(envelope, &error, true);
+    if (!mail_from) return fail("--mail-from " + *a.mail_from + ": " + error);
+  }
+  std::string message;
+  if (a.message && !read_message_file(*a.message, message, error)) return fail(error);
+  Database db(config);
+  if (!db.open(error)) return fail(error);
+  auto& store = db.store();
+  if (auto st = store.check_schema(); !st) return fail(describe(st));
+  std::optional<auth::AccountIdentities> account;
+  if (auto st = store.find_for_auth(p[1], account); !st) return fail(describe(st));
+  if (!account) return fail("no account " + p[1] + " (list them with: truefrom account list)");
+  const auth::SenderPolicy policy(config.policy);
+  std::cout << "account " << account->account.login
+            << (account->account.enabled ? "" : " (disabled)")
+            << (account->account.forwarder ? " (forwarder)" : "") << ", "
+            << account->identities.size() << " sender identities\n";
+  const std::string shown = mail_from ? mail_from->to_string() : std::string{};
+  auth::Decision d = policy.check_envelope(*account, mail_from);
+  if (!d.refusal && a.message) {
+    d = policy.check_message(*account, mail_from, message,
+                             smtp::is_utf8_address(mail_from.value_or(smtp::Mailbox{})));
+  }
+  if (d.refusal) {
+    std::cout << "refused: " << d.refusal->code << " " << d.refusal->status->cls << "."
+              << d.refusal->status->subject << "." << d.refusal->status->detail << " "
+              << d.refusal->text << "\n";
+    return 1;
+  }
+  std::cout << (a.message ? "accepted (envelope and headers):\n"
+                          : "accepted (envelope only; add --message FILE to check headers):\n");
+  print_audit(d.audit);
   return 0;
 }
 
@@ -396,6 +552,7 @@ int run_command_line(const std::vector<std::string>& in) {
   if (command == "serve") return cmd_serve(*config);
   if (command == "db") return cmd_db(a, *config);
   if (command == "account") return cmd_account(a, *config);
+  if (command == "check") return cmd_check(a, *config);
   return cmd_sender(a, *config);
 }
 

@@ -29,6 +29,9 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
     {"database", {"url"}},
     {"relay", {"host", "port", "starttls", "timeout"}},
     {"state", {"dir"}},
+    {"policy",
+     {"subaddress_separators", "local_part_case_sensitive", "allow_null_sender",
+      "refuse_address_in_display_name", "require_alignment"}},
 };
 
 std::string known_list(const std::set<std::string>& keys) {
@@ -69,6 +72,11 @@ std::string get_string(const toml::value& v, const std::string& name) {
   std::string s = v.as_string();
   if (s.empty()) bad(v, name + " must not be empty", "give a value or remove the key");
   return s;
+}
+
+bool get_bool(const toml::value& v, const std::string& name) {
+  if (!v.is_boolean()) bad(v, name + " must be true or false", "write true or false, no quotes");
+  return v.as_boolean();
 }
 
 std::uint64_t get_count(const toml::value& v, const std::string& name, std::uint64_t min,
@@ -218,6 +226,30 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     }
     c.relay.helo_name = c.hostname;
     if (auto* v = lookup(root, "state", "dir")) c.state_dir = get_path(*v, "state.dir", base);
+    if (auto* v = lookup(root, "policy", "subaddress_separators")) {
+      if (!v->is_string()) bad(*v, "policy.subaddress_separators must be a string", "e.g. \"+\"");
+      c.policy.subaddress_separators = v->as_string();
+      for (char ch : c.policy.subaddress_separators) {
+        const auto u = static_cast<unsigned char>(ch);
+        if (u <= 32 || u >= 127 || ch == '@' || ch == '.' || ch == '"' || ch == '\\') {
+          bad(*v, "policy.subaddress_separators may only hold printable ASCII other than @ . \" \\",
+              "e.g. \"+\" or \"+-\"; \"\" disables subaddresses");
+        }
+      }
+    }
+    if (auto* v = lookup(root, "policy", "local_part_case_sensitive")) {
+      c.policy.local_part_case_sensitive = get_bool(*v, "policy.local_part_case_sensitive");
+    }
+    if (auto* v = lookup(root, "policy", "allow_null_sender")) {
+      c.policy.allow_null_sender = get_bool(*v, "policy.allow_null_sender");
+    }
+    if (auto* v = lookup(root, "policy", "refuse_address_in_display_name")) {
+      c.policy.refuse_address_in_display_name =
+          get_bool(*v, "policy.refuse_address_in_display_name");
+    }
+    if (auto* v = lookup(root, "policy", "require_alignment")) {
+      c.policy.require_alignment = get_bool(*v, "policy.require_alignment");
+    }
     return c;
   } catch (const ConfigError& e) {
     error = e.what();

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "auth/sender_policy.hpp"
 #include "submission/relay/relay_client.hpp"
 
 namespace truefrom::app {
@@ -48,6 +49,9 @@ struct Config {
 
   // [state]
   std::filesystem::path state_dir = "/var/lib/truefrom";
+
+  // [policy]
+  auth::PolicyOptions policy;
 };
 
 /// Loads and checks `path`. On failure returns nullopt and a message naming the file, the

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "submission/core/header_text.hpp"
+
 namespace truefrom::smtp {
 namespace {
 
@@ -24,19 +26,21 @@ bool set_error(std::string* error, std::string_view why) {
   return false;
 }
 
-bool valid_dot_string(std::string_view s) {
+bool is_non_ascii(char c) { return static_cast<unsigned char>(c) >= 0x80; }
+
+bool valid_dot_string(std::string_view s, bool utf8 = false) {
   if (s.empty() || s.front() == '.' || s.back() == '.') return false;
   char prev = 0;
   for (char c : s) {
     if (c == '.' && prev == '.') return false;
-    if (c != '.' && !is_atext(c)) return false;
+    if (c != '.' && !is_atext(c) && !(utf8 && is_non_ascii(c))) return false;
     prev = c;
   }
   return true;
 }
 
 // RFC 5321 4.1.2: Domain = sub-domain *("." sub-domain); sub-domain = Let-dig [Ldh-str]
-bool valid_domain_name(std::string_view d) {
+bool valid_domain_name(std::string_view d, bool utf8) {
   if (d.empty() || d.size() > kMaxDomain) return false;
   std::size_t start = 0;
   while (start <= d.size()) {
@@ -44,10 +48,13 @@ bool valid_domain_name(std::string_view d) {
     if (dot == std::string_view::npos) dot = d.size();
     std::string_view label = d.substr(start, dot - start);
     if (label.empty() || label.size() > 63) return false;
-    if (!is_alpha(label.front()) && !is_digit(label.front())) return false;
-    if (!is_alpha(label.back()) && !is_digit(label.back())) return false;
+    // RFC 6531 3.3: with SMTPUTF8 a label may be a U-label (checked further by IDNA).
+    const auto let_dig = [utf8](char c) {
+      return is_alpha(c) || is_digit(c) || (utf8 && is_non_ascii(c));
+    };
+    if (!let_dig(label.front()) || !let_dig(label.back())) return false;
     for (char c : label) {
-      if (!is_alpha(c) && !is_digit(c) && c != '-') return false;
+      if (!let_dig(c) && c != '-') return false;
     }
     start = dot + 1;
     if (dot == d.size()) break;
@@ -75,8 +82,15 @@ std::string ascii_lower(std::string_view s) {
   return out;
 }
 
+bool is_utf8_address(const Mailbox& m) {
+  for (char c : m.local + m.domain) {
+    if (is_non_ascii(c)) return true;
+  }
+  return false;
+}
+
 std::string Mailbox::to_string() const {
-  if (valid_dot_string(local)) return local + "@" + domain;
+  if (valid_dot_string(local, true)) return local + "@" + domain;
   std::string out = "\"";
   for (char c : local) {
     if (c == '"' || c == '\\') out += '\\';
@@ -87,7 +101,11 @@ std::string Mailbox::to_string() const {
   return out;
 }
 
-std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error) {
+std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error, bool utf8) {
+  if (utf8 && !valid_utf8(text)) {
+    set_error(error, "the address is not valid UTF-8");
+    return std::nullopt;
+  }
   Mailbox mb;
   std::size_t i = 0;
   if (!text.empty() && text.front() == '"') {
@@ -100,7 +118,7 @@ std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error) 
       if (c == '\\') {
         if (i + 1 >= text.size()) break;
         const auto e = static_cast<unsigned char>(text[i + 1]);
-        if (e < 32 || e > 126) {
+        if (e < 32 || (e > 126 && !(utf8 && e >= 0x80))) {
           set_error(error, "invalid character in quoted local part");
           return std::nullopt;
         }
@@ -113,7 +131,7 @@ std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error) 
         ++i;
         break;
       }
-      if (u < 32 || u > 126) {
+      if (u < 32 || (u > 126 && !(utf8 && u >= 0x80))) {
         set_error(error, "invalid character in quoted local part");
         return std::nullopt;
       }
@@ -135,7 +153,7 @@ std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error) 
       return std::nullopt;
     }
     mb.local = text.substr(0, at);
-    if (!valid_dot_string(mb.local)) {
+    if (!valid_dot_string(mb.local, utf8)) {
       set_error(error, "invalid local part");
       return std::nullopt;
     }
@@ -151,7 +169,7 @@ std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error) 
   }
   const std::string_view domain = text.substr(i + 1);
   if (domain.empty() ||
-      !(domain.front() == '[' ? valid_address_literal(domain) : valid_domain_name(domain))) {
+      !(domain.front() == '[' ? valid_address_literal(domain) : valid_domain_name(domain, utf8))) {
     set_error(error, "invalid domain");
     return std::nullopt;
   }
@@ -159,7 +177,7 @@ std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error) 
   return mb;
 }
 
-std::optional<PathParse> parse_path(std::string_view text, std::string* error) {
+std::optional<PathParse> parse_path(std::string_view text, std::string* error, bool utf8) {
   if (text.empty() || text.front() != '<') {
     set_error(error, "address must be enclosed in <>");
     return std::nullopt;
@@ -200,7 +218,7 @@ std::optional<PathParse> parse_path(std::string_view text, std::string* error) {
     }
     inner.remove_prefix(colon + 1);
   }
-  auto mb = parse_mailbox(inner, error);
+  auto mb = parse_mailbox(inner, error, utf8);
   if (!mb) return std::nullopt;
   out.mailbox = std::move(*mb);
   return out;

@@ -1,6 +1,7 @@
 // RFC 5321 envelope addresses: Reverse-path / Forward-path and Mailbox syntax
-// (RFC 5321 4.1.2), with the size limits of RFC 5321 4.5.3.1. ASCII only until SMTPUTF8
-// is negotiated (RFC 6531 is not implemented yet). Pure functions, thread-safe.
+// (RFC 5321 4.1.2), with the size limits of RFC 5321 4.5.3.1. ASCII only unless `utf8`
+// is set (SMTPUTF8, RFC 6531 3.3: UTF-8 in local parts and U-labels in domains).
+// Pure functions, thread-safe.
 #pragma once
 
 #include <optional>
@@ -23,7 +24,8 @@ struct Mailbox {
 
 /// Parses `Mailbox` (RFC 5321 4.1.2) with no angle brackets. On failure returns nullopt and
 /// stores the reason in `*error` when given.
-std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error = nullptr);
+std::optional<Mailbox> parse_mailbox(std::string_view text, std::string* error = nullptr,
+                                     bool utf8 = false);
 
 /// Result of parsing "<...>" at the start of a MAIL/RCPT argument.
 struct PathParse {
@@ -35,7 +37,11 @@ struct PathParse {
 
 /// Parses a Path or the null path at the start of `text` ("<a@b> SIZE=10", "<>"). A source
 /// route ("<@relay:a@b>", RFC 5321 4.1.2 obsolete form) is accepted and dropped.
-std::optional<PathParse> parse_path(std::string_view text, std::string* error = nullptr);
+std::optional<PathParse> parse_path(std::string_view text, std::string* error = nullptr,
+                                    bool utf8 = false);
+
+/// True when the mailbox has a byte outside US-ASCII (it needs SMTPUTF8).
+bool is_utf8_address(const Mailbox& m);
 
 /// ASCII lower-casing, used for case-insensitive comparisons of domains and local parts.
 std::string ascii_lower(std::string_view s);

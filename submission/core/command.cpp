@@ -106,7 +106,7 @@ std::optional<MailArgument> parse_mail_argument(std::string_view arg, ArgumentEr
     return std::nullopt;
   }
   std::string why;
-  auto path = parse_path(*path_text, &why);
+  auto path = parse_path(*path_text, &why, true);
   if (!path) {
     if (error) *error = {why, false};
     return std::nullopt;
@@ -139,23 +139,40 @@ std::optional<MailArgument> parse_mail_argument(std::string_view arg, ArgumentEr
           return true;
         }
         if (iequals(key, "AUTH")) return true;  // RFC 4954 5: may be ignored
+        if (iequals(key, "SMTPUTF8")) {         // RFC 6531 3.4: no value
+          if (has_value) {
+            if (error) *error = {"SMTPUTF8 takes no value", true};
+            return false;
+          }
+          out.smtputf8 = true;
+          return true;
+        }
         if (error) *error = {"unsupported parameter " + std::string(key), true};
         return false;
       });
   if (!ok) return std::nullopt;
+  if (out.sender && !out.smtputf8 && is_utf8_address(*out.sender)) {
+    if (error) *error = {"a non-ASCII address needs the SMTPUTF8 parameter", false, true};
+    return std::nullopt;
+  }
   return out;
 }
 
-std::optional<RcptArgument> parse_rcpt_argument(std::string_view arg, ArgumentError* error) {
+std::optional<RcptArgument> parse_rcpt_argument(std::string_view arg, ArgumentError* error,
+                                                bool smtputf8) {
   auto path_text = strip_keyword(arg, "TO:");
   if (!path_text) {
     if (error) *error = {"syntax is RCPT TO:<address>", false};
     return std::nullopt;
   }
   std::string why;
-  auto path = parse_path(*path_text, &why);
+  auto path = parse_path(*path_text, &why, true);
   if (!path) {
     if (error) *error = {why, false};
+    return std::nullopt;
+  }
+  if (path->mailbox && !smtputf8 && is_utf8_address(*path->mailbox)) {
+    if (error) *error = {"a non-ASCII address needs SMTPUTF8 in MAIL FROM", false, true};
     return std::nullopt;
   }
   if (!path->mailbox) {

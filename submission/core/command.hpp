@@ -47,6 +47,7 @@ struct MailArgument {
   std::optional<Mailbox> sender;  ///< nullopt: the null reverse-path "<>"
   std::optional<std::uint64_t> size;
   BodyType body = BodyType::k7Bit;
+  bool smtputf8 = false;  ///< RFC 6531 SMTPUTF8 parameter
 };
 
 /// A parsed "RCPT TO:<...>" argument.
@@ -59,12 +60,15 @@ struct RcptArgument {
 struct ArgumentError {
   std::string reason;
   bool parameter = false;
+  /// The address is not ASCII and the transaction did not declare SMTPUTF8 (RFC 6531 3.7.4.1).
+  bool needs_smtputf8 = false;
 };
 
 /// Parses the argument of MAIL ("FROM:<a@b> SIZE=123 BODY=8BITMIME").
 std::optional<MailArgument> parse_mail_argument(std::string_view arg, ArgumentError* error);
-/// Parses the argument of RCPT ("TO:<a@b>").
-std::optional<RcptArgument> parse_rcpt_argument(std::string_view arg, ArgumentError* error);
+/// Parses the argument of RCPT ("TO:<a@b>"); `smtputf8`: the transaction declared SMTPUTF8.
+std::optional<RcptArgument> parse_rcpt_argument(std::string_view arg, ArgumentError* error,
+                                                bool smtputf8 = false);
 
 /// RFC 4648 base64; decoding refuses anything that is not canonical base64.
 std::string base64_encode(std::string_view in);

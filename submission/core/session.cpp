@@ -245,6 +245,7 @@ void Session::handle_ehlo(std::string_view arg, bool esmtp) {
   text += "\nPIPELINING";
   text += "\nSIZE " + std::to_string(config_.max_message_size);
   text += "\n8BITMIME";
+  text += "\nSMTPUTF8";
   text += "\nENHANCEDSTATUSCODES";
   // RFC 4954 4 / RFC 6409: AUTH is offered only on an encrypted connection.
   if (tls_) {
@@ -318,6 +319,7 @@ void Session::handle_mail(std::string_view arg) {
   ArgumentError error;
   auto parsed = parse_mail_argument(arg, &error);
   if (!parsed) {
+    if (error.needs_smtputf8) return refuse(Reply{553, {5, 6, 7}, error.reason + " (RFC 6531)"});
     if (error.parameter)
       return refuse(Reply{555, {5, 5, 4}, "MAIL parameter refused: " + error.reason});
     return refuse(Reply{501, {5, 1, 7}, "Bad sender address syntax: " + error.reason});
@@ -335,8 +337,9 @@ void Session::handle_mail(std::string_view arg) {
 void Session::handle_rcpt(std::string_view arg) {
   if (!in_transaction_) return refuse(Reply{503, {5, 5, 1}, "Need MAIL before RCPT"});
   ArgumentError error;
-  auto parsed = parse_rcpt_argument(arg, &error);
+  auto parsed = parse_rcpt_argument(arg, &error, mail_argument_.smtputf8);
   if (!parsed) {
+    if (error.needs_smtputf8) return refuse(Reply{553, {5, 6, 7}, error.reason + " (RFC 6531)"});
     if (error.parameter)
       return refuse(Reply{555, {5, 5, 4}, "RCPT parameter refused: " + error.reason});
     return refuse(Reply{501, {5, 1, 3}, "Bad recipient address syntax: " + error.reason});

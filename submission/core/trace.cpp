@@ -43,6 +43,19 @@ std::string received_header(const ReceivedFields& f) {
     if (!f.login.empty()) h += "authenticated as " + clean(f.login);
     h += ")";
   }
+  if (!f.binding.empty()) {
+    // One comment, folded at each "; " so that no line grows past the RFC 5322 limits.
+    std::string b = clean(f.binding.substr(0, 900));
+    std::string folded;
+    for (std::size_t pos = 0;;) {
+      const auto semi = b.find("; ", pos);
+      folded += b.substr(pos, semi == std::string::npos ? std::string::npos : semi - pos);
+      if (semi == std::string::npos) break;
+      folded += ";\r\n\t ";
+      pos = semi + 2;
+    }
+    h += "\r\n\t(sender binding: " + folded + ")";
+  }
   if (!f.for_recipient.empty()) h += "\r\n\tfor <" + clean(f.for_recipient) + ">";
   h += ";\r\n\t" + rfc5322_date(f.when) + "\r\n";
   return h;

@@ -18,6 +18,7 @@ struct ReceivedFields {
   std::string login;          ///< the authenticated account; empty if none
   std::string id;             ///< the message's queue id
   std::string for_recipient;  ///< set only when there is exactly one recipient
+  std::string binding;        ///< which identity rows allowed the senders (audit), or empty
   std::time_t when = 0;
 };
 

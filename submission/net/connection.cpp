@@ -90,7 +90,9 @@ struct Connection::State {
   bool closed = false;
 
   std::unique_ptr<auth::SaslExchange> sasl;
-  std::optional<auth::AccountIdentities> account;
+  std::string login;                       // the authenticated account
+  auth::IdentityCache::Entry txn_account;  // the account as it was at MAIL FROM
+  std::string envelope_audit;
   std::string message;
   std::string read_buffer = std::string(kReadBuffer, '\0');
 
@@ -204,9 +206,9 @@ struct Connection::State {
         session.auth_challenge(out.challenge);
         co_return;
       case K::kSuccess:
-        account = std::move(out.account);
-        log_info("auth: " + peer + " authenticated as " + account->account.login);
-        session.auth_succeeded(account->account.login);
+        login = out.account->account.login;
+        log_info("auth: " + peer + " authenticated as " + login);
+        session.auth_succeeded(login);
         break;
       case K::kRejected:
         log_warning("auth: " + peer + " failed: " + out.detail);
@@ -225,37 +227,80 @@ struct Connection::State {
     sasl.reset();
   }
 
-  void mail_from(const smtp::event::MailFrom& ev) {
-    if (!ev.argument.sender) {
-      // The null sender (bounces, read receipts): binding of the From: header is checked at
-      // the end of DATA by the header policy.
-      session.accept(Reply{250, {2, 1, 0}, "Sender <> OK"});
-      return;
+  struct Loaded {
+    auth::StoreStatus status;
+    auth::IdentityCache::Entry entry;
+  };
+
+  // MAIL FROM: the account's identities as they are now (a change made by an admin applies
+  // to the next transaction), from memory or, on a miss, from the store on the workers.
+  asio::awaitable<void> mail_from(const smtp::event::MailFrom* ev) {
+    txn_account.reset();
+    auth::IdentityCache::Entry entry;
+    if (!ctx.identities->lookup(login, entry)) {
+      auth::IdentityCache* cache = ctx.identities;
+      const std::string* who = &login;
+      auto job = [cache, who] {
+        Loaded r;
+        r.status = cache->get(*who, r.entry);
+        return r;
+      };
+      Loaded r = co_await on_workers(*ctx.workers, std::move(job));
+      if (!r.status) {
+        log_error("policy: " + peer + " user " + login +
+                  ": sender check unavailable: " + r.status.detail);
+        session.reply(
+            Reply{451, {4, 3, 0}, "Sender check temporarily unavailable, try again later"});
+        co_return;
+      }
+      entry = std::move(r.entry);
     }
-    const smtp::Mailbox& m = *ev.argument.sender;
-    if (account && auth::owns_address(account->identities, m.local, m.domain)) {
-      session.accept(Reply{250, {2, 1, 0}, "Sender <" + m.to_string() + "> OK"});
-      return;
+    if (!entry) {
+      log_warning("policy: " + peer + " user " + login + " no longer exists");
+      session.reply(Reply{550, {5, 7, 1}, "Account " + login + " no longer exists"});
+      co_return;
     }
-    const std::string login = account ? account->account.login : std::string("?");
-    log_warning("policy: " + peer + " user " + login + " refused sender <" + m.to_string() + ">");
-    session.reply(
-        Reply{553, {5, 7, 1}, "<" + m.to_string() + ">: sender not owned by user " + login});
+    const auto& sender = ev->argument.sender;
+    const std::string shown = sender ? sender->to_string() : std::string{};
+    auth::Decision d = ctx.policy.check_envelope(*entry, sender);
+    if (d.refusal) {
+      log_warning("policy: " + peer + " user " + login + " refused MAIL FROM <" + shown +
+                  ">: " + d.refusal->text);
+      session.reply(*d.refusal);
+      co_return;
+    }
+    txn_account = std::move(entry);
+    envelope_audit = std::move(d.audit);
+    session.accept(Reply{250, {2, 1, 0}, "Sender <" + shown + "> OK"});
   }
 
   asio::awaitable<void> data_end() {
     const std::string id = new_message_id();
+    const bool smtputf8 = session.mail_argument().smtputf8;
+    const auth::Decision d =
+        ctx.policy.check_message(*txn_account, session.mail_from(), message, smtputf8);
+    if (d.refusal) {
+      log_warning("policy: " + peer + " user " + login + " message from <" +
+                  (session.mail_from() ? session.mail_from()->to_string() : std::string{}) +
+                  "> refused: " + d.refusal->text);
+      message.clear();
+      session.reply(*d.refusal);
+      co_return;
+    }
     smtp::ReceivedFields f;
     f.helo = session.helo_name();
     f.peer_address = peer.substr(0, peer.rfind(':'));
     f.by_host = ctx.session.hostname;
     f.protocol = "ESMTPSA";  // RFC 3848: ESMTP with STARTTLS (or implicit TLS) and AUTH
     f.tls = tls_description();
-    f.login = account ? account->account.login : std::string{};
+    f.login = login;
+    f.binding = d.audit;
     f.id = id;
     if (session.recipients().size() == 1) f.for_recipient = session.recipients()[0].to_string();
     f.when = std::time(nullptr);
     std::string full = smtp::received_header(f);
+    // RFC 5322 3.6.2: the agent responsible for transmission, when From: is someone else's.
+    if (!d.add_sender.empty()) full += "Sender: <" + d.add_sender + ">\r\n";
     full.reserve(full.size() + message.size());
     full += message;
     message.clear();
@@ -264,11 +309,12 @@ struct Connection::State {
     if (session.mail_from()) env.mail_from = session.mail_from()->to_string();
     for (const auto& r : session.recipients()) env.recipients.push_back(r.to_string());
     env.eight_bit = session.mail_argument().body == smtp::BodyType::k8BitMime;
+    env.smtputf8 = smtputf8;
     Reply r = co_await relay::deliver(ctx.relay, env, full);
     if (r.positive()) {
       log_info("message " + id + " from <" + env.mail_from + "> user " + f.login + " to " +
                std::to_string(env.recipients.size()) + " recipient(s), " +
-               std::to_string(full.size()) + " octets: " + r.text);
+               std::to_string(full.size()) + " octets; binding: " + d.audit + "; " + r.text);
       session.accept(Reply{250, {2, 0, 0}, "Ok: message " + id + " relayed"});
     } else {
       log_warning("message " + id + " from <" + env.mail_from +
@@ -317,7 +363,7 @@ asio::awaitable<void> Connection::run() {
     } else if (auto* r = std::get_if<smtp::event::AuthResponse>(&ev)) {
       co_await s.auth_step(nullptr, r);
     } else if (auto* m = std::get_if<smtp::event::MailFrom>(&ev)) {
-      s.mail_from(*m);
+      co_await s.mail_from(m);
     } else if (std::holds_alternative<smtp::event::RcptTo>(ev)) {
       s.session.accept(Reply{250, {2, 1, 5}, "Recipient OK"});
     } else if (std::holds_alternative<smtp::event::DataStart>(ev)) {

@@ -2,7 +2,8 @@
 // socket (plain, then TLS after STARTTLS, or TLS from the start) and the session, runs the
 // idle and session timers, and performs the effects the session asks for: the TLS
 // handshake, SASL steps and credential checks (on the worker pool), the sender binding
-// check, and the hand-off to the relay. No protocol logic lives here.
+// checks (identities from the cache, loaded on the worker pool on a miss), and the hand-off
+// to the relay. No protocol logic lives here.
 // Thread-safety: each connection runs on its own strand.
 #pragma once
 
@@ -15,7 +16,9 @@
 #include <chrono>
 #include <memory>
 
+#include "auth/identity_cache.hpp"
 #include "auth/sasl_server.hpp"
+#include "auth/sender_policy.hpp"
 #include "submission/core/session.hpp"
 #include "submission/relay/relay_client.hpp"
 
@@ -27,6 +30,9 @@ struct ConnectionContext {
   boost::asio::ssl::context* tls = nullptr;
   boost::asio::thread_pool* workers = nullptr;
   auth::CredentialCheck check;
+  /// Accounts and identities (for the binding checks); outlives all connections.
+  auth::IdentityCache* identities = nullptr;
+  auth::SenderPolicy policy;
   relay::RelayOptions relay;
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds session_timeout{3600};

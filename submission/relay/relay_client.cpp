@@ -164,6 +164,13 @@ asio::awaitable<Reply> converse(Connection& c, const RelayOptions& options,
   }
   std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
   if (envelope.eight_bit && has_extension(ehlo, "8BITMIME")) mail += " BODY=8BITMIME";
+  if (envelope.smtputf8) {
+    if (!has_extension(ehlo, "SMTPUTF8")) {
+      co_return Reply{
+          550, {5, 6, 7}, "The relay does not support SMTPUTF8, which this message needs"};
+    }
+    mail += " SMTPUTF8";
+  }
   if (Reply r = co_await command(c, mail); r.code != 250) co_return refusal(r, "MAIL FROM");
   for (const auto& rcpt : envelope.recipients) {
     // All or nothing: the client has one answer for the whole message.

@@ -32,6 +32,7 @@ struct Envelope {
   std::string mail_from;                ///< without brackets; empty for <>
   std::vector<std::string> recipients;  ///< without brackets
   bool eight_bit = false;               ///< BODY=8BITMIME was declared
+  bool smtputf8 = false;                ///< SMTPUTF8 was declared (RFC 6531)
 };
 
 /// Delivers `message` (header and body, CRLF line ends, not dot-stuffed). Returns the reply

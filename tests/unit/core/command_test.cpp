@@ -33,7 +33,12 @@ TEST(ParseMailArgument, Table) {
       {"FROM:<alice@example.test> SIZE=abc", false, true},
       {"FROM:<alice@example.test> SIZE=", false, true},
       {"FROM:<alice@example.test> BODY=BINARYMIME", false, true},
-      {"FROM:<alice@example.test> SMTPUTF8", false, true},
+      {"FROM:<alice@example.test> SMTPUTF8", true, false},
+      {"FROM:<alice@example.test> SMTPUTF8=yes", false, true},
+      {"FROM:<josé@bücher.example> SMTPUTF8", true, false},
+      {"FROM:<\"jos\xc3\xa9 x\"@example.test> SMTPUTF8", true, false},
+      {"FROM:<josé@example.test>", false, false},
+      {"FROM:<a@b\xc3.test> SMTPUTF8", false, false},
       {"FROM:<alice@example.test>SIZE=1", false, false},
   };
   for (const auto& c : cases) {
@@ -42,6 +47,16 @@ TEST(ParseMailArgument, Table) {
     EXPECT_EQ(parsed.has_value(), c.ok) << c.in << " " << err.reason;
     if (!parsed) EXPECT_EQ(err.parameter, c.parameter_error) << c.in;
   }
+  ArgumentError err;
+  EXPECT_FALSE(parse_mail_argument("FROM:<josé@example.test>", &err));
+  EXPECT_TRUE(err.needs_smtputf8);
+  auto u = parse_mail_argument("FROM:<josé@bücher.example> SMTPUTF8", nullptr);
+  ASSERT_TRUE(u);
+  EXPECT_TRUE(u->smtputf8);
+  EXPECT_EQ(u->sender->domain, "bücher.example");
+  EXPECT_FALSE(parse_rcpt_argument("TO:<zoë@example.test>", &err, false));
+  EXPECT_TRUE(err.needs_smtputf8);
+  EXPECT_TRUE(parse_rcpt_argument("TO:<zoë@example.test>", &err, true));
   auto p = parse_mail_argument("FROM:<a@b.test> SIZE=1234 BODY=8bitmime", nullptr);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->size, 1234u);

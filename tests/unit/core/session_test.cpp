@@ -128,10 +128,10 @@ Transcript run_all_splits(std::string_view input, SessionConfig config = test_co
 const std::string kLogin = "EHLO c\r\nSTARTTLS\r\nEHLO c\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n";
 const std::string kLoginReplies =
     "220 mx.test ESMTP truefrom\r\n"
-    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n"
+    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
     "250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n"
     "220 2.0.0 Ready to start TLS\r\n"
-    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n"
+    "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
     "250-ENHANCEDSTATUSCODES\r\n250 AUTH PLAIN LOGIN\r\n"
     "235 2.7.0 Authentication successful\r\n";
 
@@ -168,7 +168,7 @@ const Case kCases[] = {
     {"ehlo_without_tls_has_no_auth_and_auth_is_refused",
      "EHLO c\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nMAIL FROM:<alice@example.test>\r\n",
      "220 mx.test ESMTP truefrom\r\n"
-     "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n"
+     "250-mx.test\r\n250-PIPELINING\r\n250-SIZE 100\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n"
      "250-ENHANCEDSTATUSCODES\r\n250 STARTTLS\r\n"
      "538 5.7.11 Encryption required: issue STARTTLS first\r\n"
      "530 5.7.0 Must issue a STARTTLS command first\r\n",
