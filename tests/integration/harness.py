@@ -583,6 +583,13 @@ class Truefrom:
                 dirs[:] = []
         return found
 
+    def log_text(self):
+        """Everything serve and the CLI have logged so far."""
+        try:
+            return self.logfile.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
     def log_sources(self):
         out = [("truefrom.log (serve + cli)", self.logfile)]
         logs = sorted(Path(r) / f for r, _, fs in os.walk(self.state_dir) for f in fs
