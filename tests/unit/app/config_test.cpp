@@ -91,5 +91,41 @@ TEST(ParseEndpoint, Table) {
   EXPECT_FALSE(parse_endpoint("host:25x"));
 }
 
+TEST_F(ConfigTest, PolicySection) {
+  std::string err;
+  auto c = load_config(write(kValid), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->policy.subaddress_separators, "+");
+  EXPECT_TRUE(c->policy.allow_null_sender);
+  EXPECT_TRUE(c->policy.refuse_address_in_display_name);
+  EXPECT_FALSE(c->policy.require_alignment);
+  c = load_config(write(std::string(kValid) +
+                        "[policy]\nsubaddress_separators = \"\"\nlocal_part_case_sensitive = true\n"
+                        "allow_null_sender = false\nrefuse_address_in_display_name = false\n"
+                        "require_alignment = true\n"),
+                  err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->policy.subaddress_separators, "");
+  EXPECT_TRUE(c->policy.local_part_case_sensitive);
+  EXPECT_FALSE(c->policy.allow_null_sender);
+  EXPECT_FALSE(c->policy.refuse_address_in_display_name);
+  EXPECT_TRUE(c->policy.require_alignment);
+  EXPECT_FALSE(
+      load_config(write(std::string(kValid) + "[policy]\nrequire_alignment = \"yes\"\n"), err));
+  EXPECT_NE(err.find("policy.require_alignment must be true or false"), std::string::npos) << err;
+  EXPECT_FALSE(
+      load_config(write(std::string(kValid) + "[policy]\nsubaddress_separators = \"@\"\n"), err));
+  EXPECT_NE(err.find("subaddress_separators"), std::string::npos) << err;
+  EXPECT_FALSE(load_config(write(std::string(kValid) + "[policy]\nstrict = true\n"), err));
+  EXPECT_NE(err.find("unknown key \"strict\" in [policy]"), std::string::npos) << err;
+}
+
+TEST_F(ConfigTest, SampleConfigLoads) {
+  std::string err;
+  const auto c = load_config(TRUEFROM_SOURCE_DIR "/contrib/truefrom.toml.sample", err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->policy.subaddress_separators, "+");
+}
+
 }  // namespace
 }  // namespace truefrom::app
