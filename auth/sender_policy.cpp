@@ -261,14 +261,18 @@ struct MessageCheck {
     return list;
   }
 
-  // The first owned address of the account, for a Sender: field to add.
+  // The first owned address of the account, for a Sender: field to add: the envelope
+  // sender when it is owned, else the first owned address row (ASCII unless SMTPUTF8).
   std::string own_address() const {
     if (mail_from) {
       const Grant g = policy.grant_for(account, mail_from->local, mail_from->domain);
       if (g.kind == Grant::Kind::kOwned) return mail_from->to_string();
     }
     for (const auto& id : account.identities) {
-      if (id.kind == SenderIdentity::Kind::kAddress && !id.on_behalf) return id.value;
+      if (id.kind == SenderIdentity::Kind::kAddress && !id.on_behalf &&
+          (smtputf8 || is_ascii(id.value))) {
+        return id.value;
+      }
     }
     return {};
   }

@@ -99,18 +99,25 @@ CommandLine split_command(std::string_view line) {
   return out;
 }
 
-std::optional<MailArgument> parse_mail_argument(std::string_view arg, ArgumentError* error) {
-  auto path_text = strip_keyword(arg, "FROM:");
+namespace {
+// "KEYWORD<path> params": the path (UTF-8 allowed; callers check SMTPUTF8) and the rest.
+std::optional<PathParse> keyword_and_path(std::string_view arg, std::string_view keyword,
+                                          std::string_view syntax, ArgumentError* error) {
+  auto path_text = strip_keyword(arg, keyword);
   if (!path_text) {
-    if (error) *error = {"syntax is MAIL FROM:<address>", false};
+    if (error) *error = {std::string(syntax), false};
     return std::nullopt;
   }
   std::string why;
   auto path = parse_path(*path_text, &why, true);
-  if (!path) {
-    if (error) *error = {why, false};
-    return std::nullopt;
-  }
+  if (!path && error) *error = {why, false};
+  return path;
+}
+}  // namespace
+
+std::optional<MailArgument> parse_mail_argument(std::string_view arg, ArgumentError* error) {
+  auto path = keyword_and_path(arg, "FROM:", "syntax is MAIL FROM:<address>", error);
+  if (!path) return std::nullopt;
   MailArgument out;
   out.sender = std::move(path->mailbox);
   const bool ok = for_each_param(
@@ -160,17 +167,8 @@ std::optional<MailArgument> parse_mail_argument(std::string_view arg, ArgumentEr
 
 std::optional<RcptArgument> parse_rcpt_argument(std::string_view arg, ArgumentError* error,
                                                 bool smtputf8) {
-  auto path_text = strip_keyword(arg, "TO:");
-  if (!path_text) {
-    if (error) *error = {"syntax is RCPT TO:<address>", false};
-    return std::nullopt;
-  }
-  std::string why;
-  auto path = parse_path(*path_text, &why, true);
-  if (!path) {
-    if (error) *error = {why, false};
-    return std::nullopt;
-  }
+  auto path = keyword_and_path(arg, "TO:", "syntax is RCPT TO:<address>", error);
+  if (!path) return std::nullopt;
   if (path->mailbox && !smtputf8 && is_utf8_address(*path->mailbox)) {
     if (error) *error = {"a non-ASCII address needs SMTPUTF8 in MAIL FROM", false, true};
     return std::nullopt;

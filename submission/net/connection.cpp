@@ -277,6 +277,11 @@ struct Connection::State {
   asio::awaitable<void> data_end() {
     const std::string id = new_message_id();
     const bool smtputf8 = session.mail_argument().smtputf8;
+    if (!txn_account) {  // cannot happen: DATA follows an accepted MAIL FROM
+      message.clear();
+      session.reply(Reply{451, {4, 3, 0}, "Sender check state lost, try again"});
+      co_return;
+    }
     const auth::Decision d =
         ctx.policy.check_message(*txn_account, session.mail_from(), message, smtputf8);
     if (d.refusal) {
