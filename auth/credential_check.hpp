@@ -1,4 +1,5 @@
-// truefrom's credential check: the account from the identity cache (or store), its crypt(3) hash
+// truefrom's credential check: the account from the identity cache (or store), successful
+// verifications remembered for a few minutes (auth/verified_passwords.hpp), its crypt(3) hash
 // verified with libxcrypt. Unknown and disabled accounts cost the same time as a wrong
 // password, so timing does not reveal which logins exist. Blocking (database, hashing): run
 // on the worker pool. Thread-safe.

@@ -7,8 +7,8 @@ import subprocess
 import time
 import unittest
 
-from harness import (PG_BIN, IntegrationTestCase, as_postgres, eventually, make_message,
-                     sql_quote, unique)
+from harness import (PG_BIN, IntegrationTestCase, as_postgres, crypt_hash, eventually,
+                     make_message, sql_quote, unique)
 
 ALICE, PW = "alice@example.test", "alice-pass"
 FWD, FWD_PW = "lists@example.test", "lists-pass"
@@ -213,6 +213,21 @@ class BindingTests(IntegrationTestCase):
         finally:
             c.close()
         self.assertReply(self.srv.try_auth(login, "pw-123"), 535, "5.7.8")
+
+    def test_password_changed_with_sql_applies_at_once_despite_the_auth_cache(self):
+        login = unique("pw") + "@example.test"
+        self.srv.add_account(login, "old-pass")
+        self.assertReply(self.srv.try_auth(login, "old-pass"), 235, "2.7.0")
+        self.assertReply(self.srv.try_auth(login, "old-pass"), 235, "2.7.0")  # now remembered
+        new_hash = crypt_hash("new-pass", "sha512")
+        self.pg.psql("UPDATE accounts SET password_hash = %s WHERE login = %s"
+                     % (sql_quote(new_hash), sql_quote(login)))
+        eventually(lambda: self.assertReply(self.srv.try_auth(login, "old-pass"), 535, "5.7.8"),
+                   timeout=1.0, interval=0.05)
+        self.assertReply(self.srv.try_auth(login, "new-pass"), 235, "2.7.0")
+        self.pg.psql("UPDATE accounts SET enabled = false WHERE login = %s" % sql_quote(login))
+        eventually(lambda: self.assertReply(self.srv.try_auth(login, "new-pass"), 535, "5.7.8"),
+                   timeout=1.0, interval=0.05)
 
     def test_cli_lists_delegation_and_forwarders(self):
         out = self.srv.cli_ok("sender", "list", ALICE).stdout
