@@ -236,7 +236,7 @@ struct MessageCheck {
   }
 
   bool ascii_ok(const std::string& field, const smtp::HeaderMailbox& m) {
-    if (smtputf8 || is_ascii(m.address.local + m.address.domain)) return true;
+    if (smtputf8 || !smtp::is_utf8_address(m.address)) return true;
     d.refusal = Reply{
         550,
         {5, 6, 7},
@@ -278,9 +278,11 @@ struct MessageCheck {
   }
 
   // From:/Sender: (or a Resent- block): `from` and `sender` are the fields, at most one each.
+  // `from_list` receives the parsed From:-like field.
   bool check_pair(const FieldPair& names, const smtp::HeaderField& from,
-                  const smtp::HeaderField* sender, bool may_add_sender) {
-    auto from_list = parse(from, names.from_name);
+                  const smtp::HeaderField* sender, bool may_add_sender,
+                  std::optional<smtp::AddressList>& from_list) {
+    from_list = parse(from, names.from_name);
     if (!from_list) return false;
     bool on_behalf = false;
     for (const auto& m : from_list->mailboxes) {
@@ -339,22 +341,21 @@ struct MessageCheck {
     return true;
   }
 
-  bool aligned(const smtp::HeaderField& from) {
-    if (!policy.options().require_alignment || !mail_from) return true;
+  // Sets the refusal when MAIL FROM and a From: mailbox do not share an organizational domain.
+  void check_alignment(const smtp::AddressList& from) {
+    if (!policy.options().require_alignment || !mail_from) return;
     const auto env = normalize_domain(mail_from->domain);
-    auto list = smtp::parse_address_list(from.value);
-    if (!env || !list) return true;  // already checked above
+    if (!env) return;  // an envelope domain the policy granted is always valid
     const std::string env_org = organizational_domain(*env);
-    for (const auto& m : list->mailboxes) {
+    for (const auto& m : from.mailboxes) {
       const auto dom = normalize_domain(m.address.domain);
       if (!dom || organizational_domain(*dom) != env_org) {
         d.refusal = refused("MAIL FROM domain " + mail_from->domain +
                             " does not align with From: header domain " + m.address.domain +
                             " (policy require_alignment)");
-        return false;
+        return;
       }
     }
-    return true;
   }
 
   void run(std::string_view message) {
@@ -394,12 +395,10 @@ struct MessageCheck {
                             " Sender: headers; at most one is allowed (RFC 5322 3.6)");
       return;
     }
-    const std::string envelope_audit = std::move(d.audit);
-    d.audit.clear();
-    if (!check_pair({"From", "Sender"}, *from, sender, true)) return;
+    std::optional<smtp::AddressList> from_list;
+    if (!check_pair({"From", "Sender"}, *from, sender, true, from_list)) return;
     if (!check_resent(*section)) return;
-    if (!aligned(*from)) return;
-    if (!envelope_audit.empty()) d.audit = envelope_audit + "; " + d.audit;
+    check_alignment(*from_list);
   }
 
   // RFC 5322 3.6.6: each resent block (a run of adjacent Resent-* fields) is bound like
@@ -435,7 +434,8 @@ struct MessageCheck {
             "A resent block has a Resent-Sender: header but no Resent-From: (RFC 5322 3.6.6)");
         return false;
       }
-      if (rfrom && !check_pair({"Resent-From", "Resent-Sender"}, *rfrom, rsender, false)) {
+      std::optional<smtp::AddressList> ignored;
+      if (rfrom && !check_pair({"Resent-From", "Resent-Sender"}, *rfrom, rsender, false, ignored)) {
         return false;
       }
     }

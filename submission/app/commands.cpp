@@ -514,9 +514,7 @@ int cmd_check(const Args& a, const Config& config) {
                              smtp::is_utf8_address(mail_from.value_or(smtp::Mailbox{})));
   }
   if (d.refusal) {
-    std::cout << "refused: " << d.refusal->code << " " << d.refusal->status->cls << "."
-              << d.refusal->status->subject << "." << d.refusal->status->detail << " "
-              << d.refusal->text << "\n";
+    std::cout << "refused: " << d.refusal->serialize();
     return 1;
   }
   std::cout << (a.message ? "accepted (envelope and headers):\n"

@@ -83,10 +83,8 @@ std::string ascii_lower(std::string_view s) {
 }
 
 bool is_utf8_address(const Mailbox& m) {
-  for (char c : m.local + m.domain) {
-    if (is_non_ascii(c)) return true;
-  }
-  return false;
+  return std::any_of(m.local.begin(), m.local.end(), is_non_ascii) ||
+         std::any_of(m.domain.begin(), m.domain.end(), is_non_ascii);
 }
 
 std::string Mailbox::to_string() const {

@@ -92,7 +92,6 @@ struct Connection::State {
   std::unique_ptr<auth::SaslExchange> sasl;
   std::string login;                       // the authenticated account
   auth::IdentityCache::Entry txn_account;  // the account as it was at MAIL FROM
-  std::string envelope_audit;
   std::string message;
   std::string read_buffer = std::string(kReadBuffer, '\0');
 
@@ -270,7 +269,6 @@ struct Connection::State {
       co_return;
     }
     txn_account = std::move(entry);
-    envelope_audit = std::move(d.audit);
     session.accept(Reply{250, {2, 1, 0}, "Sender <" + shown + "> OK"});
   }
 

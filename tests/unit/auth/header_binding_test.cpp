@@ -95,9 +95,8 @@ std::string verdict(const Case& c) {
   Decision d = policy.check_envelope(account, mail_from);
   if (!d.refusal) d = policy.check_message(account, mail_from, message, smtputf8);
   if (d.refusal) {
-    const auto& s = *d.refusal->status;
-    return std::to_string(d.refusal->code) + " " + std::to_string(s.cls) + "." +
-           std::to_string(s.subject) + "." + std::to_string(s.detail) + " " + d.refusal->text;
+    std::string wire = d.refusal->serialize();  // one line: "550 5.7.1 text\r\n"
+    return wire.substr(0, wire.size() - 2);
   }
   return d.add_sender.empty() ? "accept" : "accept; Sender: " + d.add_sender + " added";
 }
