@@ -127,7 +127,10 @@ std::string Grant::describe() const {
   return "?";
 }
 
-SenderPolicy::SenderPolicy(PolicyOptions options) : options_(std::move(options)) {}
+SenderPolicy::SenderPolicy(PolicyOptions options) : options_(std::move(options)) {
+  // Load the public suffix list now, not on an I/O thread at the first message.
+  if (options_.require_alignment) organizational_domain("example.com");
+}
 
 Grant SenderPolicy::grant_for(const AccountIdentities& account, std::string_view local,
                               std::string_view domain) const {
