@@ -1,0 +1,7 @@
+// libopendkim's C header for C++: it spells booleans `_Bool`, which C++ does not have.
+// Include this instead of <opendkim/dkim.h>; only signer/ and its tests see it.
+#pragma once
+
+#define _Bool bool  // NOLINT(bugprone-reserved-identifier): the C header's own spelling
+#include <opendkim/dkim.h>
+#undef _Bool
