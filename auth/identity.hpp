@@ -36,6 +36,19 @@ struct AccountIdentities {
   std::vector<SenderIdentity> identities;
 };
 
+/// One DKIM key row (schema 0003). The private key is in the file `key_path`, never in the
+/// database; `public_key` is the p= value published in DNS.
+struct DkimKeyRow {
+  std::int64_t id = 0;
+  std::string domain;     ///< lower-case A-labels
+  std::string selector;   ///< lower case
+  std::string algorithm;  ///< "rsa-sha256" or "ed25519-sha256"
+  std::string key_path;
+  std::string public_key;
+  std::string state;  ///< "pending", "active" or "retired"
+  std::string created_at, activated_at, retired_at;  ///< "YYYY-MM-DD HH:MM" UTC, or ""
+};
+
 /// Parses what an admin typed: "user@domain" is an address, "domain" (or "@domain") a
 /// whole domain. The domain may be written as U-labels or A-labels (IDNA) and is stored as
 /// lower-case A-labels; the local part is kept as written (UTF-8 allowed). Returns false

@@ -1,8 +1,8 @@
 #include "auth/identity_store.hpp"
 
 #include <chrono>
-#include <mutex>
-#include <pqxx/pqxx>
+
+#include "auth/store_impl.hpp"
 
 #include "auth/sender_policy.hpp"
 #include "schema/migrations.hpp"
@@ -12,9 +12,6 @@ namespace {
 
 // Serializes concurrent `db migrate` runs (an arbitrary, fixed advisory lock key).
 constexpr long long kMigrationLockKey = 0x7472756566726f6dLL;  // "truefrom"
-constexpr std::size_t kMaxIdleConnections = 16;
-// NOTIFY channel of schema/0002 (trigger truefrom_notify_identity_change).
-constexpr const char* kChangeChannel = "truefrom_identities";
 
 class StoreCategory : public std::error_category {
  public:
@@ -37,18 +34,6 @@ class StoreCategory : public std::error_category {
     return "unknown store error";
   }
 };
-
-StoreStatus fail(StoreErrc e, std::string detail) {
-  return {make_error_code(e), std::move(detail)};
-}
-
-std::string one_line(std::string s) {
-  for (char& c : s) {
-    if (c == '\n' || c == '\r') c = ' ';
-  }
-  while (!s.empty() && s.back() == ' ') s.pop_back();
-  return s;
-}
 
 SenderIdentity::Kind kind_from(const std::string& s) {
   return s == "domain" ? SenderIdentity::Kind::kDomain : SenderIdentity::Kind::kAddress;
@@ -81,82 +66,6 @@ const std::error_category& store_category() {
   static const StoreCategory kCategory;
   return kCategory;
 }
-
-namespace {
-StoreStatus expect_one(const pqxx::result& r, const std::string& login) {
-  if (r.affected_rows() == 0) return fail(StoreErrc::kNotFound, "no account " + login);
-  return StoreStatus{};
-}
-}  // namespace
-
-struct IdentityStore::Impl {
-  std::string conninfo;
-  std::mutex mutex;
-  std::vector<std::unique_ptr<pqxx::connection>> idle;
-
-  std::unique_ptr<pqxx::connection> take() {
-    {
-      std::lock_guard lock(mutex);
-      if (!idle.empty()) {
-        auto c = std::move(idle.back());
-        idle.pop_back();
-        return c;
-      }
-    }
-    return std::make_unique<pqxx::connection>(conninfo);
-  }
-
-  void give_back(std::unique_ptr<pqxx::connection> c) {
-    std::lock_guard lock(mutex);
-    if (idle.size() < kMaxIdleConnections && c->is_open()) idle.push_back(std::move(c));
-  }
-
-  // Runs `body` on a pooled connection. A pooled connection found broken (PostgreSQL
-  // restarted) is replaced once; every libpqxx exception becomes a StoreStatus.
-  template <class F>
-  StoreStatus run(F body) {
-    for (int attempt = 0;; ++attempt) {
-      std::unique_ptr<pqxx::connection> c;
-      try {
-        c = take();
-        StoreStatus st = body(*c);
-        give_back(std::move(c));
-        return st;
-      } catch (const pqxx::broken_connection& e) {
-        if (attempt == 0 && c) continue;
-        return fail(StoreErrc::kUnavailable, "cannot reach PostgreSQL: " + one_line(e.what()));
-      } catch (const pqxx::unique_violation& e) {
-        give_back(std::move(c));
-        return fail(StoreErrc::kExists, one_line(e.what()));
-      } catch (const pqxx::foreign_key_violation& e) {
-        give_back(std::move(c));
-        return fail(StoreErrc::kNotFound, one_line(e.what()));
-      } catch (const pqxx::check_violation& e) {
-        give_back(std::move(c));
-        return fail(StoreErrc::kInvalid, one_line(e.what()));
-      } catch (const pqxx::undefined_table& e) {
-        give_back(std::move(c));
-        return fail(StoreErrc::kSchemaMissing,
-                    "the database has no truefrom schema (" + one_line(e.what()) + ")");
-      } catch (const pqxx::sql_error& e) {
-        give_back(std::move(c));
-        return fail(StoreErrc::kUnavailable, "PostgreSQL error: " + one_line(e.what()));
-      } catch (const std::exception& e) {
-        return fail(StoreErrc::kUnavailable, "PostgreSQL failure: " + one_line(e.what()));
-      }
-    }
-  }
-
-  // One statement changing exactly the account `login` ($1); `args` are $2, ...
-  // A single statement is atomic on its own, so no explicit transaction is needed.
-  template <class... Args>
-  StoreStatus change_account(const std::string& login, const char* sql, const Args&... args) {
-    return run([&](pqxx::connection& c) {
-      pqxx::nontransaction tx(c);
-      return expect_one(tx.exec_params(sql, login, args...), login);
-    });
-  }
-};
 
 IdentityStore::IdentityStore(std::string conninfo) : impl_(std::make_unique<Impl>()) {
   impl_->conninfo = std::move(conninfo);
@@ -363,11 +272,12 @@ StoreStatus IdentityStore::list_senders(const std::optional<std::string>& login,
 
 namespace {
 
-// Forwards NOTIFY payloads on the identity channel to a callback.
+// Forwards NOTIFY payloads on one channel to a callback.
 class ChangeReceiver final : public pqxx::notification_receiver {
  public:
-  ChangeReceiver(pqxx::connection_base& c, const std::function<void(const std::string&)>& on_change)
-      : pqxx::notification_receiver(c, kChangeChannel), on_change_(on_change) {}
+  ChangeReceiver(pqxx::connection_base& c, const std::string& channel,
+                 const std::function<void(const std::string&)>& on_change)
+      : pqxx::notification_receiver(c, channel), on_change_(on_change) {}
   void operator()(const std::string& payload, int /*backend_pid*/) override { on_change_(payload); }
 
  private:
@@ -377,11 +287,11 @@ class ChangeReceiver final : public pqxx::notification_receiver {
 }  // namespace
 
 StoreStatus IdentityStore::listen_for_changes(
-    const std::atomic<bool>& stop, const std::function<void()>& on_ready,
+    const std::string& channel, const std::atomic<bool>& stop, const std::function<void()>& on_ready,
     const std::function<void(const std::string&)>& on_change) {
   try {
     pqxx::connection c(impl_->conninfo);
-    ChangeReceiver receiver(c, on_change);
+    ChangeReceiver receiver(c, channel, on_change);
     on_ready();
     auto last_ping = std::chrono::steady_clock::now();
     while (!stop.load()) {

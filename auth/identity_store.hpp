@@ -1,5 +1,6 @@
-// The identity store: accounts, password hashes and sender identities in PostgreSQL
-// (libpqxx), plus the schema migrations and the admin operations of the CLI.
+// The identity store: accounts, password hashes, sender identities and the domains' DKIM
+// key records in PostgreSQL (libpqxx), plus the schema migrations and the admin operations
+// of the CLI.
 //
 // Every call blocks on the network: call it from the worker pool, never an I/O thread.
 // libpqxx types and exceptions stay inside identity_store.cpp; callers see StoreStatus.
@@ -27,6 +28,10 @@ struct StoreStatus {
   std::string detail;
   explicit operator bool() const { return !code; }  ///< true on success
 };
+
+/// NOTIFY channels of the schema's triggers (0002: accounts and identities, 0003: DKIM keys).
+inline const std::string kIdentityChannel = "truefrom_identities";
+inline const std::string kDkimKeyChannel = "truefrom_dkim_keys";
 
 class IdentityStore {
  public:
@@ -60,11 +65,25 @@ class IdentityStore {
   StoreStatus list_senders(const std::optional<std::string>& login,
                            std::vector<std::pair<std::string, SenderIdentity>>& out);
 
-  /// Blocks on a dedicated connection that LISTENs on the change channel (schema 0002):
-  /// calls `on_ready` once listening, then `on_change(login)` for every committed change to
-  /// an account or its identities (lower-case login; "" for "everything"). Returns when
-  /// `stop` becomes true (checked every 200 ms) or, with an error, when the connection fails.
-  StoreStatus listen_for_changes(const std::atomic<bool>& stop,
+  /// The DKIM key rows of `domain` (lower-case A-labels), or of all domains when it is
+  /// empty, or only the active ones of all domains with `active_only`; by domain, then id.
+  StoreStatus list_dkim_keys(const std::string& domain, bool active_only,
+                             std::vector<DkimKeyRow>& out);
+  /// Records a new key as pending; sets `row.id`. kExists when the selector is taken.
+  StoreStatus add_dkim_key(DkimKeyRow& row);
+  /// Makes the key active. In the same transaction, the domain's other active key of the
+  /// same algorithm (at most one may be active) is retired: its selector goes to `*retired`.
+  StoreStatus activate_dkim_key(const std::string& domain, const std::string& selector,
+                                std::string* retired);
+  /// Retires the key (it no longer signs; keep its DNS record a few days for mail in flight).
+  StoreStatus retire_dkim_key(const std::string& domain, const std::string& selector);
+
+  /// Blocks on a dedicated connection that LISTENs on `channel`: calls `on_ready` once
+  /// listening, then `on_change(payload)` for every notification. On kIdentityChannel the
+  /// payload is the lower-case login of a changed account or its identities ("" for
+  /// "everything"); on kDkimKeyChannel the domain of a changed key. Returns when `stop`
+  /// becomes true (checked every 200 ms) or, with an error, when the connection fails.
+  StoreStatus listen_for_changes(const std::string& channel, const std::atomic<bool>& stop,
                                  const std::function<void()>& on_ready,
                                  const std::function<void(const std::string&)>& on_change);
 

@@ -402,6 +402,10 @@ struct MessageCheck {
     if (!check_pair({"From", "Sender"}, *from, sender, true, from_list)) return;
     if (!check_resent(*section)) return;
     check_alignment(*from_list);
+    if (!d.refusal && !from_list->mailboxes.empty()) {
+      // The DKIM signing domain follows From: only once the account proved it may use it.
+      d.from_domain = normalize_domain(from_list->mailboxes.front().address.domain).value_or("");
+    }
   }
 
   // RFC 5322 3.6.6: each resent block (a run of adjacent Resent-* fields) is bound like

@@ -51,6 +51,9 @@ struct Decision {
   std::optional<smtp::Reply> refusal;
   std::string audit;
   std::string add_sender;
+  /// check_message: the (first) From: domain in lower-case A-labels when the account's use
+  /// of it was verified; empty otherwise (forwarder accounts, refusals). DKIM signs for it.
+  std::string from_domain;
 };
 
 class SenderPolicy {

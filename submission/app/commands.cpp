@@ -20,7 +20,9 @@
 #include "auth/password_hash.hpp"
 #include "auth/sasl_server.hpp"
 #include "auth/sender_policy.hpp"
+#include "submission/app/cli.hpp"
 #include "submission/app/config.hpp"
+#include "submission/app/dkim_keys.hpp"
 #include "submission/app/embedded_postgres.hpp"
 #include "submission/core/address.hpp"
 #include "submission/net/log.hpp"
@@ -30,167 +32,6 @@ namespace truefrom::app {
 namespace {
 
 constexpr const char* kDefaultConfig = "/etc/truefrom/truefrom.toml";
-
-const char* const kUsage =
-    "usage: truefrom COMMAND [ARGS] [--config FILE]\n"
-    "\n"
-    "commands:\n"
-    "  serve                          run the submission server (foreground)\n"
-    "  db migrate                     create or upgrade the database schema\n"
-    "  account add LOGIN --password-stdin\n"
-    "  account passwd LOGIN --password-stdin\n"
-    "  account enable LOGIN | account disable LOGIN\n"
-    "  account remove LOGIN\n"
-    "  account set LOGIN --forwarder yes|no\n"
-    "  account list\n"
-    "  sender add LOGIN ADDRESS [--on-behalf]\n"
-    "                                 ADDRESS: user@domain (exact) or domain (any local part)\n"
-    "  sender remove LOGIN ADDRESS\n"
-    "  sender list [LOGIN]\n"
-    "  check LOGIN --mail-from ADDRESS [--message FILE]\n"
-    "                                 why would this account's mail be accepted or refused?\n"
-    "\n"
-    "options:\n"
-    "  --config FILE    configuration (default /etc/truefrom/truefrom.toml)\n"
-    "  --help           help for any command, e.g. truefrom account --help\n";
-
-const std::map<std::string, std::string> kHelp{
-    {"serve",
-     "usage: truefrom serve [--config FILE]\n"
-     "Runs the server in the foreground, logging to stderr. SIGTERM or SIGINT stop it\n"
-     "gracefully. Without [database] url, a private PostgreSQL cluster is started under\n"
-     "[state] dir and the schema is created.\n"},
-    {"db",
-     "usage: truefrom db migrate [--config FILE]\n"
-     "Applies the schema migrations that are missing, in one transaction. Safe to repeat.\n"},
-    {"account",
-     "usage: truefrom account add LOGIN --password-stdin [--config FILE]\n"
-     "       truefrom account passwd LOGIN --password-stdin\n"
-     "       truefrom account enable LOGIN | disable LOGIN | remove LOGIN\n"
-     "       truefrom account set LOGIN --forwarder yes|no\n"
-     "       truefrom account list\n"
-     "The password is the first line of standard input, e.g.\n"
-     "  printf '%s\\n' 'secret' | truefrom account add alice@example.com --password-stdin\n"
-     "It is stored as a yescrypt hash. Logins are matched case-insensitively.\n"
-     "A forwarder account may submit with foreign envelope senders (forwarded mail); the\n"
-     "headers of its messages are the original author's and are not bound.\n"},
-    {"sender",
-     "usage: truefrom sender add LOGIN ADDRESS [--on-behalf] [--config FILE]\n"
-     "       truefrom sender remove LOGIN ADDRESS\n"
-     "       truefrom sender list [LOGIN]\n"
-     "ADDRESS is an exact address (alice@example.com) or a whole domain (example.com);\n"
-     "internationalized domains may be written in either form (bücher.example or\n"
-     "xn--bcher-kva.example). Owning alice@example.com also covers its subaddresses\n"
-     "(alice+news@example.com, see [policy] subaddress_separators).\n"
-     "Without --on-behalf the account sends AS the address: it may use it in MAIL FROM,\n"
-     "From: and Sender:. With --on-behalf it may put it in From: only with its own address\n"
-     "in Sender: (added by truefrom when the client did not). Adding an identity again with\n"
-     "the other form changes it. The list shows each row's id, which the Received: header\n"
-     "and the log name when the row allowed a message.\n"},
-    {"check",
-     "usage: truefrom check LOGIN --mail-from ADDRESS [--message FILE] [--config FILE]\n"
-     "Prints the verdict truefrom would give LOGIN for the envelope sender ADDRESS (\"<>\"\n"
-     "for the null sender) and, with --message, for the message's From:, Sender: and\n"
-     "Resent-* headers, naming the identity row or rule that decided each. Exit status 0\n"
-     "when accepted, 1 when refused or on error.\n"},
-};
-
-struct Args {
-  std::vector<std::string> positional;
-  std::optional<std::string> config;
-  bool help = false;
-  bool password_stdin = false;
-  bool on_behalf = false;
-  std::optional<std::string> forwarder;
-  std::optional<std::string> mail_from;
-  std::optional<std::string> message;
-  std::string unknown_option;
-};
-
-Args parse_args(const std::vector<std::string>& in) {
-  Args a;
-  for (std::size_t i = 0; i < in.size(); ++i) {
-    const std::string& s = in[i];
-    if (s == "--help" || s == "-h") {
-      a.help = true;
-    } else if (s == "--config" || s == "-c") {
-      if (i + 1 >= in.size()) {
-        a.unknown_option = s + " needs a FILE";
-      } else {
-        a.config = in[++i];
-      }
-    } else if (s.rfind("--config=", 0) == 0) {
-      a.config = s.substr(9);
-    } else if (s == "--password-stdin") {
-      a.password_stdin = true;
-    } else if (s == "--on-behalf") {
-      a.on_behalf = true;
-    } else if (s == "--forwarder" || s == "--mail-from" || s == "--message") {
-      if (i + 1 >= in.size()) {
-        if (a.unknown_option.empty()) a.unknown_option = s + " needs a value";
-      } else {
-        (s == "--forwarder" ? a.forwarder : s == "--mail-from" ? a.mail_from : a.message) = in[++i];
-      }
-    } else if (s.size() > 1 && s[0] == '-') {
-      if (a.unknown_option.empty()) a.unknown_option = "unknown option " + s;
-    } else {
-      a.positional.push_back(s);
-    }
-  }
-  return a;
-}
-
-int fail(const std::string& message) {
-  std::cerr << "truefrom: error: " << message << "\n";
-  return 1;
-}
-
-int usage_error(const std::string& message, const std::string& topic) {
-  std::cerr << "truefrom: error: " << message << "\n\n";
-  const auto h = kHelp.find(topic);
-  std::cerr << (h != kHelp.end() ? h->second : std::string(kUsage));
-  return 2;
-}
-
-// The database a command works on: the configured URL, or the embedded cluster.
-class Database {
- public:
-  explicit Database(const Config& config) : config_(config) {}
-  ~Database() {
-    store_.reset();
-    if (embedded_) embedded_->release(keep_running_);
-  }
-  bool open(std::string& error) {
-    std::string conninfo;
-    if (config_.database_url) {
-      conninfo = *config_.database_url;
-    } else {
-      embedded_ = std::make_unique<EmbeddedPostgres>(config_.state_dir);
-      if (!embedded_->ensure_running(error)) return false;
-      conninfo = embedded_->conninfo();
-    }
-    store_ = std::make_unique<auth::IdentityStore>(conninfo);
-    return true;
-  }
-  bool embedded() const { return embedded_ != nullptr; }
-  auth::IdentityStore& store() { return *store_; }
-
- private:
-  const Config& config_;
-  std::unique_ptr<EmbeddedPostgres> embedded_;
-  std::unique_ptr<auth::IdentityStore> store_;
-  bool keep_running_ = false;
-};
-
-std::string describe(const auth::StoreStatus& st) {
-  if (st.code == auth::StoreErrc::kSchemaMissing) {
-    return st.detail + "; run: truefrom db migrate --config FILE";
-  }
-  if (st.code == auth::StoreErrc::kUnavailable) {
-    return st.detail + " (check [database] url and that PostgreSQL is running)";
-  }
-  return st.detail.empty() ? st.code.message() : st.detail;
-}
 
 bool read_password(std::string& password, std::string& error) {
   if (isatty(STDIN_FILENO)) std::cerr << "password: " << std::flush;
@@ -284,6 +125,19 @@ int cmd_serve(const Config& config) {
   ctx.check = auth::make_credential_check(identities);
   ctx.identities = &identities;
   ctx.policy = auth::SenderPolicy(config.policy);
+  signer::KeyManager dkim_keys(::geteuid(), [](bool ok, const std::string& line) {
+    ok ? net::log_info("dkim: " + line) : net::log_error("dkim: " + line);
+  });
+  DkimKeyWatcher dkim_watcher(db.store(), dkim_keys, [](bool ok, const std::string& line) {
+    ok ? net::log_info("dkim: " + line) : net::log_error("dkim: " + line);
+  });
+  if (auto dst = dkim_watcher.load(); !dst) return fail("cannot load DKIM keys: " + describe(dst));
+  dkim_watcher.start();
+  const signer::DkimSigner dkim(config.dkim_signing);
+  ctx.dkim_keys = &dkim_keys;
+  ctx.dkim = &dkim;
+  ctx.dkim_fallback_domain = config.dkim_fallback_domain;
+  ctx.dkim_tempfail_on_key_error = config.dkim_tempfail_on_key_error;
   ctx.relay = config.relay;
   ctx.idle_timeout = std::chrono::seconds(config.idle_timeout);
   ctx.session_timeout = std::chrono::seconds(config.session_timeout);
@@ -301,6 +155,7 @@ int cmd_serve(const Config& config) {
                 std::to_string(config.relay.port));
   server.run(config.io_threads ? config.io_threads : cores);
   workers.join();
+  dkim_watcher.stop();
   identities.stop();
   net::log_info("stopped");
   return 0;
@@ -529,15 +384,14 @@ int run_command_line(const std::vector<std::string>& in) {
   const Args a = parse_args(in);
   const std::string command = a.positional.empty() ? std::string{} : a.positional[0];
   if (a.help) {
-    const auto h = kHelp.find(command);
-    std::cout << (h != kHelp.end() ? h->second : std::string(kUsage));
+    std::cout << help_text(command).value_or(*help_text(""));
     return 0;
   }
   if (command.empty()) {
-    std::cerr << kUsage;
+    std::cerr << *help_text("");
     return 2;
   }
-  if (!kHelp.count(command)) return usage_error("unknown command \"" + command + "\"", "");
+  if (!help_text(command)) return usage_error("unknown command \"" + command + "\"", "");
   if (!a.unknown_option.empty()) return usage_error(a.unknown_option, command);
   if (command == "serve" && a.positional.size() != 1) {
     return usage_error("serve takes no arguments", "serve");
@@ -551,6 +405,7 @@ int run_command_line(const std::vector<std::string>& in) {
   if (command == "db") return cmd_db(a, *config);
   if (command == "account") return cmd_account(a, *config);
   if (command == "check") return cmd_check(a, *config);
+  if (command == "dkim") return cmd_dkim(a, *config);
   return cmd_sender(a, *config);
 }
 

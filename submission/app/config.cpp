@@ -32,6 +32,7 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
     {"policy",
      {"subaddress_separators", "local_part_case_sensitive", "allow_null_sender",
       "refuse_address_in_display_name", "require_alignment"}},
+    {"dkim", {"key_dir", "canonicalization", "fallback_domain", "on_key_error"}},
 };
 
 std::string known_list(const std::set<std::string>& keys) {
@@ -249,6 +250,38 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     }
     if (auto* v = lookup(root, "policy", "require_alignment")) {
       c.policy.require_alignment = get_bool(*v, "policy.require_alignment");
+    }
+    c.dkim_key_dir = c.state_dir / "dkim";
+    if (auto* v = lookup(root, "dkim", "key_dir")) c.dkim_key_dir = get_path(*v, "dkim.key_dir", base);
+    if (auto* v = lookup(root, "dkim", "canonicalization")) {
+      const std::string text = get_string(*v, "dkim.canonicalization");
+      if (!signer::parse_canonicalization(text, c.dkim_signing)) {
+        bad(*v, "dkim.canonicalization must be HEADER/BODY, each relaxed or simple",
+            "e.g. \"relaxed/relaxed\" (the default) or \"relaxed/simple\"");
+      }
+    }
+    if (auto* v = lookup(root, "dkim", "fallback_domain")) {
+      if (!v->is_string()) bad(*v, "dkim.fallback_domain must be a string", "e.g. \"example.net\"");
+      const std::string text = v->as_string().str;
+      if (!text.empty()) {
+        const auto d = auth::normalize_domain(text);
+        if (!d || d->find('.') == std::string::npos) {
+          bad(*v, "dkim.fallback_domain is not a domain name",
+              "the provider's own domain, e.g. \"example.net\"; \"\" for none");
+        }
+        c.dkim_fallback_domain = *d;
+      }
+    }
+    if (auto* v = lookup(root, "dkim", "on_key_error")) {
+      const std::string mode = get_string(*v, "dkim.on_key_error");
+      if (mode == "tempfail") {
+        c.dkim_tempfail_on_key_error = true;
+      } else if (mode == "unsigned") {
+        c.dkim_tempfail_on_key_error = false;
+      } else {
+        bad(*v, "dkim.on_key_error must be tempfail or unsigned",
+            "tempfail answers 451 4.3.5 until the key is fixed; unsigned sends without it");
+      }
     }
     return c;
   } catch (const ConfigError& e) {

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "auth/sender_policy.hpp"
+#include "signer/dkim/dkim_signer.hpp"
 #include "submission/relay/relay_client.hpp"
 
 namespace truefrom::app {
@@ -52,6 +53,13 @@ struct Config {
 
   // [policy]
   auth::PolicyOptions policy;
+
+  // [dkim]
+  std::filesystem::path dkim_key_dir;  ///< where keygen writes keys; default <state dir>/dkim
+  signer::SignerOptions dkim_signing;
+  std::string dkim_fallback_domain;  ///< lower-case A-labels; empty: none
+  /// A broken key of the signing domain: 451 4.3.5 (true) or send unsigned (false).
+  bool dkim_tempfail_on_key_error = true;
 };
 
 /// Loads and checks `path`. On failure returns nullopt and a message naming the file, the

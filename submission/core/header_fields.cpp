@@ -64,6 +64,7 @@ std::optional<HeaderSection> parse_header_section(std::string_view message, std:
         return std::nullopt;
       }
       out.fields.back().value += line;
+      out.fields.back().raw_end = line_end;
       pos = next;
       continue;
     }
@@ -78,7 +79,7 @@ std::optional<HeaderSection> parse_header_section(std::string_view message, std:
       return std::nullopt;
     }
     out.fields.push_back(HeaderField{std::string(line.substr(0, name_end)),
-                                     std::string(line.substr(i + 1)), line_no});
+                                     std::string(line.substr(i + 1)), line_no, pos, line_end});
     pos = next;
   }
   out.end = message.size();

@@ -19,6 +19,10 @@ struct HeaderField {
   std::string name;    ///< as written, without the colon (and without obsolete WSP before it)
   std::string value;   ///< everything after the colon, unfolded (CRLF before WSP removed)
   std::size_t line{};  ///< 1-based line number of the field's first line
+  /// The field as written (folding kept) is message[offset, raw_end): from its name to the
+  /// end of its last line, without that line's CRLF.
+  std::size_t offset{};
+  std::size_t raw_end{};
 };
 
 struct HeaderSection {
@@ -26,6 +30,10 @@ struct HeaderSection {
   /// Offset in the message of the first byte after the header section's last field (the
   /// empty line that separates the body, or the end of the message when there is no body).
   std::size_t end{};
+  /// Offset of the body: after the empty line, or the end of the message without one.
+  std::size_t body_offset(std::size_t message_size) const {
+    return end + 2 <= message_size ? end + 2 : message_size;
+  }
 };
 
 /// Parses the header section at the start of `message`. On failure returns nullopt and puts

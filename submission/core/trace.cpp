@@ -61,4 +61,18 @@ std::string received_header(const ReceivedFields& f) {
   return h;
 }
 
+std::string missing_origination_fields(const HeaderSection& section, std::string_view message_id,
+                                       std::time_t when) {
+  bool has_date = false;
+  bool has_id = false;
+  for (const auto& f : section.fields) {
+    has_date = has_date || field_name_is(f.name, "Date");
+    has_id = has_id || field_name_is(f.name, "Message-ID");
+  }
+  std::string out;
+  if (!has_id) out += "Message-ID: " + std::string(message_id) + "\r\n";
+  if (!has_date) out += "Date: " + rfc5322_date(when) + "\r\n";
+  return out;
+}
+
 }  // namespace truefrom::smtp

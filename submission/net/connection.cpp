@@ -60,6 +60,81 @@ auto on_workers(asio::thread_pool& pool, F&& f) {
       asio::use_awaitable, std::forward<F>(f));
 }
 
+// The message's own fields ("Name: value\r\n" each, folded with CRLF + WSP), one view each
+// without its final CRLF.
+void split_fields(std::string_view fields, std::vector<std::string_view>& out) {
+  std::size_t start = 0;
+  for (std::size_t pos = 0; (pos = fields.find("\r\n", pos)) != std::string_view::npos;) {
+    if (pos + 2 < fields.size() && (fields[pos + 2] == ' ' || fields[pos + 2] == '\t')) {
+      pos += 2;
+      continue;
+    }
+    out.push_back(fields.substr(start, pos - start));
+    pos += 2;
+    start = pos;
+  }
+}
+
+struct Signing {
+  std::string fields;   // the DKIM-Signature fields to prepend
+  std::string domain;   // the signing domain; empty when no key applies
+  std::string audit;    // for the log: "d=example.com s=a,b" or why unsigned
+  std::string problem;  // an unusable key or a failure, for the log
+  bool tempfail = false;
+};
+
+// DKIM-signs the message as it will be relayed: `added` (the fields truefrom puts on top)
+// followed by `message`. Runs on the worker pool.
+Signing sign_message(const ConnectionContext& ctx, const std::string& added,
+                     std::string_view message, const smtp::HeaderSection& section,
+                     const std::string& from_domain) {
+  Signing out;
+  const auto ring = ctx.dkim_keys->current();
+  const signer::Selection sel = ring->select(from_domain, ctx.dkim_fallback_domain);
+  if (sel.domain.empty()) {
+    out.audit = "unsigned (no active key for " +
+                (from_domain.empty() ? std::string("an unverified From:") : from_domain) +
+                (ctx.dkim_fallback_domain.empty() ? "" : " nor fallback " + ctx.dkim_fallback_domain) +
+                ")";
+    return out;
+  }
+  out.domain = sel.domain;
+  std::vector<const signer::SigningKey*> keys;
+  for (const auto* k : sel.keys) {
+    if (k->usable()) keys.push_back(k);
+  }
+  out.problem = sel.problems();
+  if (!out.problem.empty() && ctx.dkim_tempfail_on_key_error) {
+    out.tempfail = true;
+    out.audit = "not signed for " + sel.domain;
+    return out;
+  }
+  if (keys.empty()) {
+    out.audit = "unsigned (no usable key for " + sel.domain + ")";
+    return out;
+  }
+  signer::MessageView view;
+  view.headers.reserve(section.fields.size() + 8);
+  split_fields(added, view.headers);
+  for (const auto& f : section.fields) {
+    view.headers.push_back(message.substr(f.offset, f.raw_end - f.offset));
+  }
+  view.body = message.substr(section.body_offset(message.size()));
+  signer::SignResult r = ctx.dkim->sign(keys, view);
+  if (!r.error.empty()) {
+    out.problem = r.error;
+    out.tempfail = true;
+    out.audit = "not signed for " + sel.domain;
+    return out;
+  }
+  out.audit = "d=" + sel.domain + (sel.fallback ? " (fallback)" : "") + " s=";
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    out.audit += (i ? "," : "") + keys[i]->record.selector;
+    out.fields += r.fields[i];
+  }
+  return out;
+}
+
 }  // namespace
 
 struct Connection::State {
@@ -290,6 +365,16 @@ struct Connection::State {
       session.reply(*d.refusal);
       co_return;
     }
+    // The fields truefrom adds go on top, in this order: Received (trace, RFC 5321 4.4),
+    // Sender for on-behalf mail (RFC 5322 3.6.2), Message-ID and Date when the client left
+    // them out (RFC 6409 8.2, 8.3). DKIM then signs the message exactly as it is relayed.
+    std::string why;
+    const auto section = smtp::parse_header_section(message, &why);
+    if (!section) {  // forwarder accounts' headers are not bound, but must still parse
+      message.clear();
+      session.reply(Reply{550, {5, 6, 0}, "The message's header section is malformed: " + why});
+      co_return;
+    }
     smtp::ReceivedFields f;
     f.helo = session.helo_name();
     f.peer_address = peer.substr(0, peer.rfind(':'));
@@ -301,10 +386,38 @@ struct Connection::State {
     f.id = id;
     if (session.recipients().size() == 1) f.for_recipient = session.recipients()[0].to_string();
     f.when = std::time(nullptr);
-    std::string full = smtp::received_header(f);
-    // RFC 5322 3.6.2: the agent responsible for transmission, when From: is someone else's.
-    if (!d.add_sender.empty()) full += "Sender: <" + d.add_sender + ">\r\n";
-    full.reserve(full.size() + message.size());
+    std::string added = smtp::received_header(f);
+    if (!d.add_sender.empty()) added += "Sender: <" + d.add_sender + ">\r\n";
+    added += smtp::missing_origination_fields(
+        *section, "<" + id + "." + new_message_id() + "@" + ctx.session.hostname + ">", f.when);
+
+    Signing signing;
+    if (ctx.dkim_keys && ctx.dkim) {
+      const ConnectionContext* c = &ctx;
+      const std::string* fields = &added;
+      const std::string* body = &message;
+      const smtp::HeaderSection* sec = &*section;
+      const std::string* domain = &d.from_domain;
+      auto job = [c, fields, body, sec, domain] {
+        return sign_message(*c, *fields, *body, *sec, *domain);
+      };
+      signing = co_await on_workers(*ctx.workers, std::move(job));
+    } else {
+      signing.audit = "unsigned (DKIM off)";
+    }
+    if (!signing.problem.empty()) log_error("dkim: message " + id + ": " + signing.problem);
+    if (signing.tempfail) {
+      message.clear();
+      session.reply(Reply{451, {4, 3, 5},
+                          "Cannot DKIM-sign for " + signing.domain +
+                              " now (the key is unusable; the administrator is told); "
+                              "try again later"});
+      co_return;
+    }
+    std::string full;
+    full.reserve(signing.fields.size() + added.size() + message.size());
+    full += signing.fields;
+    full += added;
     full += message;
     message.clear();
 
@@ -317,7 +430,8 @@ struct Connection::State {
     if (r.positive()) {
       log_info("message " + id + " from <" + env.mail_from + "> user " + f.login + " to " +
                std::to_string(env.recipients.size()) + " recipient(s), " +
-               std::to_string(full.size()) + " octets; binding: " + d.audit + "; " + r.text);
+               std::to_string(full.size()) + " octets; binding: " + d.audit +
+               "; dkim: " + signing.audit + "; " + r.text);
       session.accept(Reply{250, {2, 0, 0}, "Ok: message " + id + " relayed"});
     } else {
       log_warning("message " + id + " from <" + env.mail_from +

@@ -2,8 +2,8 @@
 // socket (plain, then TLS after STARTTLS, or TLS from the start) and the session, runs the
 // idle and session timers, and performs the effects the session asks for: the TLS
 // handshake, SASL steps and credential checks (on the worker pool), the sender binding
-// checks (identities from the cache, loaded on the worker pool on a miss), and the hand-off
-// to the relay. No protocol logic lives here.
+// checks (identities from the cache, loaded on the worker pool on a miss), DKIM signing (on
+// the worker pool), and the hand-off to the relay. No protocol logic lives here.
 // Thread-safety: each connection runs on its own strand.
 #pragma once
 
@@ -19,6 +19,8 @@
 #include "auth/identity_cache.hpp"
 #include "auth/sasl_server.hpp"
 #include "auth/sender_policy.hpp"
+#include "signer/dkim/dkim_signer.hpp"
+#include "signer/dkim/key_ring.hpp"
 #include "submission/core/session.hpp"
 #include "submission/relay/relay_client.hpp"
 
@@ -33,6 +35,12 @@ struct ConnectionContext {
   /// Accounts and identities (for the binding checks); outlives all connections.
   auth::IdentityCache* identities = nullptr;
   auth::SenderPolicy policy;
+  /// DKIM: the active keys (kept current from the database) and the signer. Null: mail
+  /// leaves unsigned.
+  signer::KeyManager* dkim_keys = nullptr;
+  const signer::DkimSigner* dkim = nullptr;
+  std::string dkim_fallback_domain;
+  bool dkim_tempfail_on_key_error = true;
   relay::RelayOptions relay;
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds session_timeout{3600};

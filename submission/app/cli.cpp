@@ -1,0 +1,182 @@
+#include "submission/app/cli.hpp"
+
+#include <iostream>
+
+
+namespace truefrom::app {
+namespace {
+
+const char* const kUsage =
+    "usage: truefrom COMMAND [ARGS] [--config FILE]\n"
+    "\n"
+    "commands:\n"
+    "  serve                          run the submission server (foreground)\n"
+    "  db migrate                     create or upgrade the database schema\n"
+    "  account add LOGIN --password-stdin\n"
+    "  account passwd LOGIN --password-stdin\n"
+    "  account enable LOGIN | account disable LOGIN\n"
+    "  account remove LOGIN\n"
+    "  account set LOGIN --forwarder yes|no\n"
+    "  account list\n"
+    "  sender add LOGIN ADDRESS [--on-behalf]\n"
+    "                                 ADDRESS: user@domain (exact) or domain (any local part)\n"
+    "  sender remove LOGIN ADDRESS\n"
+    "  sender list [LOGIN]\n"
+    "  check LOGIN --mail-from ADDRESS [--message FILE]\n"
+    "                                 why would this account's mail be accepted or refused?\n"
+    "  dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [--bits 2048]\n"
+    "  dkim activate DOMAIN SELECTOR | dkim retire DOMAIN SELECTOR\n"
+    "  dkim list [DOMAIN] | dkim dns DOMAIN\n"
+    "\n"
+    "options:\n"
+    "  --config FILE    configuration (default /etc/truefrom/truefrom.toml)\n"
+    "  --help           help for any command, e.g. truefrom account --help\n";
+
+const std::map<std::string, std::string> kHelp{
+    {"serve",
+     "usage: truefrom serve [--config FILE]\n"
+     "Runs the server in the foreground, logging to stderr. SIGTERM or SIGINT stop it\n"
+     "gracefully. Without [database] url, a private PostgreSQL cluster is started under\n"
+     "[state] dir and the schema is created.\n"},
+    {"db",
+     "usage: truefrom db migrate [--config FILE]\n"
+     "Applies the schema migrations that are missing, in one transaction. Safe to repeat.\n"},
+    {"account",
+     "usage: truefrom account add LOGIN --password-stdin [--config FILE]\n"
+     "       truefrom account passwd LOGIN --password-stdin\n"
+     "       truefrom account enable LOGIN | disable LOGIN | remove LOGIN\n"
+     "       truefrom account set LOGIN --forwarder yes|no\n"
+     "       truefrom account list\n"
+     "The password is the first line of standard input, e.g.\n"
+     "  printf '%s\\n' 'secret' | truefrom account add alice@example.com --password-stdin\n"
+     "It is stored as a yescrypt hash. Logins are matched case-insensitively.\n"
+     "A forwarder account may submit with foreign envelope senders (forwarded mail); the\n"
+     "headers of its messages are the original author's and are not bound.\n"},
+    {"sender",
+     "usage: truefrom sender add LOGIN ADDRESS [--on-behalf] [--config FILE]\n"
+     "       truefrom sender remove LOGIN ADDRESS\n"
+     "       truefrom sender list [LOGIN]\n"
+     "ADDRESS is an exact address (alice@example.com) or a whole domain (example.com);\n"
+     "internationalized domains may be written in either form (bücher.example or\n"
+     "xn--bcher-kva.example). Owning alice@example.com also covers its subaddresses\n"
+     "(alice+news@example.com, see [policy] subaddress_separators).\n"
+     "Without --on-behalf the account sends AS the address: it may use it in MAIL FROM,\n"
+     "From: and Sender:. With --on-behalf it may put it in From: only with its own address\n"
+     "in Sender: (added by truefrom when the client did not). Adding an identity again with\n"
+     "the other form changes it. The list shows each row's id, which the Received: header\n"
+     "and the log name when the row allowed a message.\n"},
+    {"dkim",
+     "usage: truefrom dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [--bits N]\n"
+     "       truefrom dkim activate DOMAIN SELECTOR\n"
+     "       truefrom dkim retire DOMAIN SELECTOR\n"
+     "       truefrom dkim list [DOMAIN]\n"
+     "       truefrom dkim dns DOMAIN\n"
+     "keygen makes a key (RSA 2048 bits by default, or Ed25519), writes the private key to\n"
+     "[dkim] key_dir (mode 0600, owned like key_dir), records it as pending and prints the\n"
+     "DNS TXT record to publish. The default selector is the date and algorithm, e.g.\n"
+     "20261123-rsa. Once the record is in DNS, activate the key: it signs from then on\n"
+     "(running servers pick the change up within a second). Activating a key retires the\n"
+     "domain's active key of the same algorithm, so rotation is: keygen, publish, activate.\n"
+     "An RSA and an Ed25519 key active together give two signatures (RFC 8463). Keep a\n"
+     "retired key's record in DNS a few days for mail still in flight. dns prints the\n"
+     "records of the domain's pending and active keys, one zone-file line each.\n"
+     "Mail is signed for its From: domain, else the closest parent domain with an active\n"
+     "key, else [dkim] fallback_domain, else it leaves unsigned (logged).\n"},
+    {"check",
+     "usage: truefrom check LOGIN --mail-from ADDRESS [--message FILE] [--config FILE]\n"
+     "Prints the verdict truefrom would give LOGIN for the envelope sender ADDRESS (\"<>\"\n"
+     "for the null sender) and, with --message, for the message's From:, Sender: and\n"
+     "Resent-* headers, naming the identity row or rule that decided each. Exit status 0\n"
+     "when accepted, 1 when refused or on error.\n"},
+};
+
+}  // namespace
+
+
+Args parse_args(const std::vector<std::string>& in) {
+  Args a;
+  for (std::size_t i = 0; i < in.size(); ++i) {
+    const std::string& s = in[i];
+    if (s == "--help" || s == "-h") {
+      a.help = true;
+    } else if (s == "--config" || s == "-c") {
+      if (i + 1 >= in.size()) {
+        a.unknown_option = s + " needs a FILE";
+      } else {
+        a.config = in[++i];
+      }
+    } else if (s.rfind("--config=", 0) == 0) {
+      a.config = s.substr(9);
+    } else if (s == "--password-stdin") {
+      a.password_stdin = true;
+    } else if (s == "--on-behalf") {
+      a.on_behalf = true;
+    } else if (auto* slot = s == "--forwarder"   ? &a.forwarder
+                            : s == "--mail-from" ? &a.mail_from
+                            : s == "--message"   ? &a.message
+                            : s == "--selector"  ? &a.selector
+                            : s == "--algorithm" ? &a.algorithm
+                            : s == "--bits"      ? &a.bits
+                                                 : nullptr) {
+      if (i + 1 >= in.size()) {
+        if (a.unknown_option.empty()) a.unknown_option = s + " needs a value";
+      } else {
+        *slot = in[++i];
+      }
+    } else if (s.size() > 1 && s[0] == '-') {
+      if (a.unknown_option.empty()) a.unknown_option = "unknown option " + s;
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+int fail(const std::string& message) {
+  std::cerr << "truefrom: error: " << message << "\n";
+  return 1;
+}
+
+int usage_error(const std::string& message, const std::string& topic) {
+  std::cerr << "truefrom: error: " << message << "\n\n";
+  const auto h = kHelp.find(topic);
+  std::cerr << (h != kHelp.end() ? h->second : std::string(kUsage));
+  return 2;
+}
+
+std::string describe(const auth::StoreStatus& st) {
+  if (st.code == auth::StoreErrc::kSchemaMissing) {
+    return st.detail + "; run: truefrom db migrate --config FILE";
+  }
+  if (st.code == auth::StoreErrc::kUnavailable) {
+    return st.detail + " (check [database] url and that PostgreSQL is running)";
+  }
+  return st.detail.empty() ? st.code.message() : st.detail;
+}
+
+Database::~Database() {
+  store_.reset();
+  if (embedded_) embedded_->release(keep_running_);
+}
+
+bool Database::open(std::string& error) {
+  std::string conninfo;
+  if (config_.database_url) {
+    conninfo = *config_.database_url;
+  } else {
+    embedded_ = std::make_unique<EmbeddedPostgres>(config_.state_dir);
+    if (!embedded_->ensure_running(error)) return false;
+    conninfo = embedded_->conninfo();
+  }
+  store_ = std::make_unique<auth::IdentityStore>(conninfo);
+  return true;
+}
+
+std::optional<std::string> help_text(const std::string& command) {
+  if (command.empty()) return std::string(kUsage);
+  const auto h = kHelp.find(command);
+  if (h == kHelp.end()) return std::nullopt;
+  return h->second;
+}
+
+}  // namespace truefrom::app

@@ -1,0 +1,66 @@
+// The command line's shared parts: argument parsing, help texts, error output and the
+// database a command works on. The commands themselves are in commands.cpp (server,
+// accounts, senders, check) and dkim_commands.cpp (DKIM keys).
+// Thread-safety: used by the single main thread of a command.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "auth/identity_store.hpp"
+#include "submission/app/config.hpp"
+#include "submission/app/embedded_postgres.hpp"
+
+namespace truefrom::app {
+
+struct Args {
+  std::vector<std::string> positional;
+  std::optional<std::string> config;
+  bool help = false;
+  bool password_stdin = false;
+  bool on_behalf = false;
+  std::optional<std::string> forwarder;
+  std::optional<std::string> mail_from;
+  std::optional<std::string> message;
+  std::optional<std::string> selector;
+  std::optional<std::string> algorithm;
+  std::optional<std::string> bits;
+  std::string unknown_option;
+};
+
+Args parse_args(const std::vector<std::string>& in);
+
+/// The help text of a command ("" for the overview); nullopt for an unknown command.
+std::optional<std::string> help_text(const std::string& command);
+
+/// Prints "truefrom: error: MESSAGE"; returns exit status 1.
+int fail(const std::string& message);
+/// Prints the error and the command's help; returns exit status 2.
+int usage_error(const std::string& message, const std::string& topic);
+/// A store error in words for the admin, with the fix where one is known.
+std::string describe(const auth::StoreStatus& st);
+
+/// `truefrom dkim ...` (dkim_commands.cpp).
+int cmd_dkim(const Args& a, const Config& config);
+
+/// The database a command works on: the configured URL, or the embedded cluster.
+class Database {
+ public:
+  explicit Database(const Config& config) : config_(config) {}
+  ~Database();
+  Database(const Database&) = delete;
+  Database& operator=(const Database&) = delete;
+  bool open(std::string& error);
+  bool embedded() const { return embedded_ != nullptr; }
+  auth::IdentityStore& store() { return *store_; }
+
+ private:
+  const Config& config_;
+  std::unique_ptr<EmbeddedPostgres> embedded_;
+  std::unique_ptr<auth::IdentityStore> store_;
+  bool keep_running_ = false;
+};
+
+}  // namespace truefrom::app
