@@ -53,9 +53,9 @@ StoreStatus IdentityStore::add_dkim_key(DkimKeyRow& row) {
     if (!tx.exec_params("SELECT 1 FROM dkim_keys WHERE domain = $1 AND selector = $2", row.domain,
                         row.selector)
              .empty()) {
-      return fail(StoreErrc::kExists,
-                  "there is already a key " + key_name(row.domain, row.selector) +
-                      " (choose another --selector)");
+      return fail(StoreErrc::kExists, "there is already a key " +
+                                          key_name(row.domain, row.selector) +
+                                          " (choose another --selector)");
     }
     const auto r = tx.exec_params(
         "INSERT INTO dkim_keys (domain, selector, algorithm, key_path, public_key) "
@@ -68,8 +68,8 @@ StoreStatus IdentityStore::add_dkim_key(DkimKeyRow& row) {
   });
 }
 
-StoreStatus IdentityStore::activate_dkim_key(const std::string& domain,
-                                             const std::string& selector, std::string* retired) {
+StoreStatus IdentityStore::activate_dkim_key(const std::string& domain, const std::string& selector,
+                                             std::string* retired) {
   if (retired) retired->clear();
   return impl_->run([&](pqxx::connection& c) {
     pqxx::work tx(c);
@@ -102,8 +102,7 @@ StoreStatus IdentityStore::activate_dkim_key(const std::string& domain,
   });
 }
 
-StoreStatus IdentityStore::retire_dkim_key(const std::string& domain,
-                                           const std::string& selector) {
+StoreStatus IdentityStore::retire_dkim_key(const std::string& domain, const std::string& selector) {
   return impl_->run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
     const auto r = tx.exec_params(

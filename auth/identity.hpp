@@ -45,7 +45,7 @@ struct DkimKeyRow {
   std::string algorithm;  ///< "rsa-sha256" or "ed25519-sha256"
   std::string key_path;
   std::string public_key;
-  std::string state;  ///< "pending", "active" or "retired"
+  std::string state;                                 ///< "pending", "active" or "retired"
   std::string created_at, activated_at, retired_at;  ///< "YYYY-MM-DD HH:MM" UTC, or ""
 };
 

@@ -42,7 +42,8 @@ void IdentityCache::listen_loop() {
     invalidate(login);
   };
   while (!stopping_) {
-    const StoreStatus st = store_.listen_for_changes(kIdentityChannel, stopping_, on_ready, on_change);
+    const StoreStatus st =
+        store_.listen_for_changes(kIdentityChannel, stopping_, on_ready, on_change);
     fresh_ = false;
     invalidate("");
     if (stopping_) break;

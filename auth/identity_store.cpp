@@ -287,7 +287,8 @@ class ChangeReceiver final : public pqxx::notification_receiver {
 }  // namespace
 
 StoreStatus IdentityStore::listen_for_changes(
-    const std::string& channel, const std::atomic<bool>& stop, const std::function<void()>& on_ready,
+    const std::string& channel, const std::atomic<bool>& stop,
+    const std::function<void()>& on_ready,
     const std::function<void(const std::string&)>& on_change) {
   try {
     pqxx::connection c(impl_->conninfo);

@@ -101,5 +101,4 @@ struct IdentityStore::Impl {
   }
 };
 
-
 }  // namespace truefrom::auth

@@ -57,7 +57,7 @@ class KeyManager {
 
   /// Key files must belong to uid `owner`.
   explicit KeyManager(unsigned owner, Log log = {},
-                      std::chrono::seconds retry = std::chrono::seconds(10));
+                      std::chrono::seconds retry = std::chrono::seconds(2));
 
   /// Loads the files of `active` and makes them the current ring (blocking file I/O).
   void replace(const std::vector<KeyRecord>& active);

@@ -2,7 +2,6 @@
 
 #include <iostream>
 
-
 namespace truefrom::app {
 namespace {
 
@@ -91,7 +90,6 @@ const std::map<std::string, std::string> kHelp{
 };
 
 }  // namespace
-
 
 Args parse_args(const std::vector<std::string>& in) {
   Args a;

@@ -252,7 +252,8 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
       c.policy.require_alignment = get_bool(*v, "policy.require_alignment");
     }
     c.dkim_key_dir = c.state_dir / "dkim";
-    if (auto* v = lookup(root, "dkim", "key_dir")) c.dkim_key_dir = get_path(*v, "dkim.key_dir", base);
+    if (auto* v = lookup(root, "dkim", "key_dir"))
+      c.dkim_key_dir = get_path(*v, "dkim.key_dir", base);
     if (auto* v = lookup(root, "dkim", "canonicalization")) {
       const std::string text = get_string(*v, "dkim.canonicalization");
       if (!signer::parse_canonicalization(text, c.dkim_signing)) {

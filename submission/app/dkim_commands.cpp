@@ -117,6 +117,8 @@ int keygen(const Args& a, const Config& config, const std::string& domain) {
   auto& store = db.store();
   if (auto st = store.check_schema(); !st) return fail(describe(st));
 
+  std::vector<auth::DkimKeyRow> rows;
+  if (auto st = store.list_dkim_keys(domain, false, rows); !st) return fail(describe(st));
   std::string selector;
   if (a.selector) {
     selector = lower(*a.selector);
@@ -124,9 +126,13 @@ int keygen(const Args& a, const Config& config, const std::string& domain) {
       return fail("\"" + *a.selector +
                   "\" is not a selector: use letters, digits, hyphens and dots, e.g. s1");
     }
+    for (const auto& r : rows) {
+      if (r.selector == selector) {
+        return fail("there is already a key " + selector + "._domainkey." + domain + " (" +
+                    r.state + "); choose another --selector");
+      }
+    }
   } else {
-    std::vector<auth::DkimKeyRow> rows;
-    if (auto st = store.list_dkim_keys(domain, false, rows); !st) return fail(describe(st));
     const std::string base = today() + (rsa ? "-rsa" : "-ed25519");
     selector = base;
     for (int n = 2; std::any_of(rows.begin(), rows.end(),
@@ -135,7 +141,7 @@ int keygen(const Args& a, const Config& config, const std::string& domain) {
       selector = base + "-" + std::to_string(n);
     }
   }
-  struct stat dir{};
+  struct stat dir {};
   if (!prepare_key_dir(config.dkim_key_dir, dir, error)) return fail(error);
   const auto key = signer::generate_key(*algorithm, bits, error);
   if (!key) return fail(error);
@@ -171,14 +177,15 @@ int activate(Database& db, const Config& config, const std::string& domain,
   auto& store = db.store();
   std::vector<auth::DkimKeyRow> rows;
   if (auto st = store.list_dkim_keys(domain, false, rows); !st) return fail(describe(st));
-  const auto it = std::find_if(rows.begin(), rows.end(),
-                               [&](const auto& r) { return r.selector == selector; });
+  const auto it =
+      std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.selector == selector; });
   if (it != rows.end() && it->state == "pending") {
     // Refuse a key the server could not use: check the file as it will (owner: the key
     // directory's, which keygen gave it).
     signer::KeyRecord record;
-    struct stat dir{};
-    const unsigned owner = ::stat(config.dkim_key_dir.c_str(), &dir) == 0 ? dir.st_uid : ::geteuid();
+    struct stat dir {};
+    const unsigned owner =
+        ::stat(config.dkim_key_dir.c_str(), &dir) == 0 ? dir.st_uid : ::geteuid();
     if (!to_key_record(*it, record)) return fail("unknown algorithm " + it->algorithm);
     const auto key = signer::load_signing_key(record, owner);
     if (!key.usable()) return fail(key.error + "; the key was not activated");
@@ -249,9 +256,8 @@ int cmd_dkim(const Args& a, const Config& config) {
     return usage_error("unknown dkim command \"" + verb + "\"", "dkim");
   }
   if (p.size() != want) {
-    return usage_error("expected: truefrom dkim " + verb +
-                           (want == 4 ? " DOMAIN SELECTOR" : " DOMAIN"),
-                       "dkim");
+    return usage_error(
+        "expected: truefrom dkim " + verb + (want == 4 ? " DOMAIN SELECTOR" : " DOMAIN"), "dkim");
   }
   std::string error;
   std::string domain;

@@ -7,8 +7,7 @@ namespace truefrom::app {
 bool to_key_record(const auth::DkimKeyRow& row, signer::KeyRecord& out) {
   const auto a = signer::parse_algorithm(row.algorithm);
   if (!a) return false;
-  out = signer::KeyRecord{row.id,       row.domain,    row.selector,
-                          *a,           row.key_path,  row.public_key};
+  out = signer::KeyRecord{row.id, row.domain, row.selector, *a, row.key_path, row.public_key};
   return true;
 }
 
@@ -57,7 +56,8 @@ void DkimKeyWatcher::listen_loop() {
   };
   const std::function<void(const std::string&)> on_change = [&](const std::string&) { reload(); };
   while (!stopping_) {
-    const auto st = store_.listen_for_changes(auth::kDkimKeyChannel, stopping_, on_ready, on_change);
+    const auto st =
+        store_.listen_for_changes(auth::kDkimKeyChannel, stopping_, on_ready, on_change);
     if (stopping_) break;
     if (log_ && !reported_down) {
       log_(false, "DKIM key listener: " + st.detail + "; key changes apply when it is back");

@@ -92,10 +92,10 @@ Signing sign_message(const ConnectionContext& ctx, const std::string& added,
   const auto ring = ctx.dkim_keys->current();
   const signer::Selection sel = ring->select(from_domain, ctx.dkim_fallback_domain);
   if (sel.domain.empty()) {
-    out.audit = "unsigned (no active key for " +
-                (from_domain.empty() ? std::string("an unverified From:") : from_domain) +
-                (ctx.dkim_fallback_domain.empty() ? "" : " nor fallback " + ctx.dkim_fallback_domain) +
-                ")";
+    out.audit =
+        "unsigned (no active key for " +
+        (from_domain.empty() ? std::string("an unverified From:") : from_domain) +
+        (ctx.dkim_fallback_domain.empty() ? "" : " nor fallback " + ctx.dkim_fallback_domain) + ")";
     return out;
   }
   out.domain = sel.domain;
@@ -408,7 +408,8 @@ struct Connection::State {
     if (!signing.problem.empty()) log_error("dkim: message " + id + ": " + signing.problem);
     if (signing.tempfail) {
       message.clear();
-      session.reply(Reply{451, {4, 3, 5},
+      session.reply(Reply{451,
+                          {4, 3, 5},
                           "Cannot DKIM-sign for " + signing.domain +
                               " now (the key is unusable; the administrator is told); "
                               "try again later"});

@@ -442,6 +442,7 @@ class Truefrom:
         self.relay_starttls = relay_starttls
         self.max_message_size = max_message_size
         self.max_recipients = max_recipients
+        self.extra_config = ""   # appended to the generated config (more sections)
         self.proc = None
         self._make_certificate()
         self.write_config()
@@ -485,7 +486,7 @@ class Truefrom:
             'dir = "%s"' % self.state_dir,
             "",
         ]
-        return "\n".join(lines)
+        return "\n".join(lines) + self.extra_config
 
     def write_config(self, text=None, path=None):
         path = Path(path or self.config_path)

@@ -120,6 +120,37 @@ TEST_F(ConfigTest, PolicySection) {
   EXPECT_NE(err.find("unknown key \"strict\" in [policy]"), std::string::npos) << err;
 }
 
+TEST_F(ConfigTest, DkimSection) {
+  std::string err;
+  auto c = load_config(write(kValid), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->dkim_key_dir, c->state_dir / "dkim");
+  EXPECT_EQ(c->dkim_signing.header, signer::Canonicalization::kRelaxed);
+  EXPECT_EQ(c->dkim_signing.body, signer::Canonicalization::kRelaxed);
+  EXPECT_EQ(c->dkim_fallback_domain, "");
+  EXPECT_TRUE(c->dkim_tempfail_on_key_error);
+  c = load_config(write(std::string(kValid) +
+                        "[dkim]\nkey_dir = \"keys\"\ncanonicalization = \"simple/relaxed\"\n"
+                        "fallback_domain = \"B\u00fccher.Example\"\non_key_error = \"unsigned\"\n"),
+                  err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->dkim_key_dir, c->file.parent_path() / "keys");
+  EXPECT_EQ(c->dkim_signing.header, signer::Canonicalization::kSimple);
+  EXPECT_EQ(c->dkim_signing.body, signer::Canonicalization::kRelaxed);
+  EXPECT_EQ(c->dkim_fallback_domain, "xn--bcher-kva.example");
+  EXPECT_FALSE(c->dkim_tempfail_on_key_error);
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"canonicalization = \"loose\"", "dkim.canonicalization must be HEADER/BODY"},
+      {"fallback_domain = \"localhost\"", "dkim.fallback_domain is not a domain name"},
+      {"on_key_error = \"ignore\"", "dkim.on_key_error must be tempfail or unsigned"},
+      {"selector = \"s1\"", "unknown key \"selector\" in [dkim]"},
+  };
+  for (const auto& [line, want] : bad) {
+    EXPECT_FALSE(load_config(write(std::string(kValid) + "[dkim]\n" + line + "\n"), err)) << line;
+    EXPECT_NE(err.find(want), std::string::npos) << err;
+  }
+}
+
 TEST_F(ConfigTest, SampleConfigLoads) {
   std::string err;
   const auto c = load_config(TRUEFROM_SOURCE_DIR "/contrib/truefrom.toml.sample", err);
