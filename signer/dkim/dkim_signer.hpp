@@ -13,6 +13,8 @@
 // library handle is configured once, in the constructor).
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -58,6 +60,10 @@ class DkimSigner {
 
   const SignerOptions& options() const { return options_; }
 
+  /// Ed25519 signatures whose key libopendkim leaked and that could not be reclaimed (see
+  /// find_ed25519_key in dkim_signer.cpp); 0 with Debian 12's libopendkim.
+  std::uint64_t unreclaimed() const { return unreclaimed_.load(); }
+
  private:
   SignResult sign_one(const SigningKey& key, const MessageView& message, Canonicalization header,
                       bool one_line) const;
@@ -65,6 +71,7 @@ class DkimSigner {
   struct Library;
   SignerOptions options_;
   std::unique_ptr<Library> lib_;
+  mutable std::atomic<std::uint64_t> unreclaimed_{0};
 };
 
 /// The header fields libopendkim is told to sign and to over-sign (exposed for tests).
