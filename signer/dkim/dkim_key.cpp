@@ -231,7 +231,7 @@ std::string dns_record_text(Algorithm algorithm, std::string_view public_key) {
 
 std::string dns_zone_line(const KeyRecord& record) {
   const std::string text = dns_record_text(record.algorithm, record.public_key);
-  std::string line = record_name(record) + ". IN TXT";
+  std::string line = record_name(record) + " TXT";
   // RFC 1035 3.3.14: a TXT record is a sequence of strings of at most 255 octets each;
   // resolvers and verifiers concatenate them (RFC 6376 3.6.2.2).
   for (std::size_t at = 0; at < text.size(); at += 255) {

@@ -60,8 +60,9 @@ std::optional<std::string> public_key_of(std::string_view pem, Algorithm algorit
 
 /// The TXT record's text: "v=DKIM1; k=rsa; p=...".
 std::string dns_record_text(Algorithm algorithm, std::string_view public_key);
-/// One zone-file line: `selector._domainkey.domain. TXT "..." "..."`, the text cut into
-/// strings of at most 255 octets (RFC 1035 3.3.14) and written on one line.
+/// One line per key: `selector._domainkey.domain TXT "..." "..."`, the text cut into
+/// strings of at most 255 octets (RFC 1035 3.3.14) and written on one line. The name is
+/// the full one, without a final dot: in a zone file, write it with the dot.
 std::string dns_zone_line(const KeyRecord& record);
 
 /// A DKIM selector: dot-separated labels of letters, digits and hyphens (RFC 6376 3.1),

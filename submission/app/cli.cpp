@@ -78,7 +78,8 @@ const std::map<std::string, std::string> kHelp{
      "domain's active key of the same algorithm, so rotation is: keygen, publish, activate.\n"
      "An RSA and an Ed25519 key active together give two signatures (RFC 8463). Keep a\n"
      "retired key's record in DNS a few days for mail still in flight. dns prints the\n"
-     "records of the domain's pending and active keys, one zone-file line each.\n"
+     "records of the domain's pending and active keys, one line each:\n"
+     "  selector._domainkey.domain TXT \"v=DKIM1; k=...; p=...\"\n"
      "Mail is signed for its From: domain, else the closest parent domain with an active\n"
      "key, else [dkim] fallback_domain, else it leaves unsigned (logged).\n"},
     {"check",
