@@ -1,13 +1,8 @@
 #include "auth/identity_cache.hpp"
 
-#include <chrono>
-
 #include "submission/core/address.hpp"
 
 namespace truefrom::auth {
-namespace {
-constexpr std::chrono::seconds kReconnectDelay{1};
-}  // namespace
 
 IdentityCache::IdentityCache(IdentityStore& store, std::size_t max_entries)
     : store_(store), max_entries_(max_entries) {}
@@ -16,44 +11,26 @@ IdentityCache::~IdentityCache() { stop(); }
 
 void IdentityCache::start(StateCallback on_state) {
   on_state_ = std::move(on_state);
-  stopping_ = false;
-  listener_ = std::thread([this] { listen_loop(); });
+  ChangeListener::Callbacks callbacks;
+  callbacks.on_up = [this] {
+    invalidate("");  // changes made while nobody listened are unknown
+    fresh_ = true;
+    if (on_state_) on_state_(true, "listening for identity changes");
+  };
+  callbacks.on_change = [this](const std::string& login) { invalidate(login); };
+  callbacks.on_down = [this](const std::string& detail, bool first) {
+    fresh_ = false;
+    invalidate("");
+    if (on_state_ && first) on_state_(false, detail);  // one report per outage
+  };
+  listener_ = std::make_unique<ChangeListener>(store_, kIdentityChannel, std::move(callbacks));
+  listener_->start();
 }
 
 void IdentityCache::stop() {
-  {
-    std::lock_guard lock(stop_mutex_);
-    stopping_ = true;
-  }
-  stop_cv_.notify_all();
-  if (listener_.joinable()) listener_.join();
+  if (listener_) listener_->stop();
   fresh_ = false;
-}
-
-void IdentityCache::listen_loop() {
-  bool reported_down = false;  // one report per outage, not one per retry
-  const std::function<void()> on_ready = [this, &reported_down] {
-    invalidate("");  // changes made while nobody listened are unknown
-    fresh_ = true;
-    reported_down = false;
-    if (on_state_) on_state_(true, "listening for identity changes");
-  };
-  const std::function<void(const std::string&)> on_change = [this](const std::string& login) {
-    invalidate(login);
-  };
-  while (!stopping_) {
-    const StoreStatus st =
-        store_.listen_for_changes(kIdentityChannel, stopping_, on_ready, on_change);
-    fresh_ = false;
-    invalidate("");
-    if (stopping_) break;
-    if (on_state_ && !reported_down) {
-      on_state_(false, st.detail.empty() ? "change listener stopped" : st.detail);
-    }
-    reported_down = true;
-    std::unique_lock lock(stop_mutex_);
-    stop_cv_.wait_for(lock, kReconnectDelay, [this] { return stopping_.load(); });
-  }
+  invalidate("");
 }
 
 void IdentityCache::invalidate(const std::string& login_lower) {

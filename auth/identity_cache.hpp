@@ -14,15 +14,14 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 
+#include "auth/change_listener.hpp"
 #include "auth/identity.hpp"
 #include "auth/identity_store.hpp"
 
@@ -59,19 +58,14 @@ class IdentityCache {
   void invalidate(const std::string& login_lower);
 
  private:
-  void listen_loop();
-
   IdentityStore& store_;
   const std::size_t max_entries_;
   mutable std::mutex mutex_;
   std::unordered_map<std::string, Entry> entries_;
   std::uint64_t epoch_ = 0;  // bumped by every invalidation, under mutex_
   std::atomic<bool> fresh_{false};
-  std::atomic<bool> stopping_{false};
-  std::mutex stop_mutex_;
-  std::condition_variable stop_cv_;
   StateCallback on_state_;
-  std::thread listener_;
+  std::unique_ptr<ChangeListener> listener_;
 };
 
 }  // namespace truefrom::auth

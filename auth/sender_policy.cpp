@@ -361,13 +361,12 @@ struct MessageCheck {
     }
   }
 
-  void run(std::string_view message) {
+  // `section` is null when the header section could not be parsed (`why` says why).
+  void run(const smtp::HeaderSection* section, const std::string& why) {
     if (account.account.forwarder) {
       d.audit += "; headers not bound: forwarder account";
       return;
     }
-    std::string why;
-    const auto section = smtp::parse_header_section(message, &why);
     if (!section) {
       d.refusal = malformed("The message's header section is malformed: " + why);
       return;
@@ -455,9 +454,20 @@ struct MessageCheck {
 Decision SenderPolicy::check_message(const AccountIdentities& account,
                                      const std::optional<smtp::Mailbox>& mail_from,
                                      std::string_view message, bool smtputf8) const {
+  std::string why;
+  const auto section = smtp::parse_header_section(message, &why);
   MessageCheck check{*this, account, mail_from, smtputf8, check_envelope(account, mail_from)};
   if (check.d.refusal) return check.d;
-  check.run(message);
+  check.run(section ? &*section : nullptr, why);
+  return check.d;
+}
+
+Decision SenderPolicy::check_message(const AccountIdentities& account,
+                                     const std::optional<smtp::Mailbox>& mail_from,
+                                     const smtp::HeaderSection& section, bool smtputf8) const {
+  MessageCheck check{*this, account, mail_from, smtputf8, check_envelope(account, mail_from)};
+  if (check.d.refusal) return check.d;
+  check.run(&section, {});
   return check.d;
 }
 

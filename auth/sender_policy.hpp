@@ -18,6 +18,7 @@
 
 #include "auth/identity.hpp"
 #include "submission/core/address.hpp"
+#include "submission/core/header_fields.hpp"
 #include "submission/core/reply.hpp"
 
 namespace truefrom::auth {
@@ -76,6 +77,11 @@ class SenderPolicy {
   Decision check_message(const AccountIdentities& account,
                          const std::optional<smtp::Mailbox>& mail_from, std::string_view message,
                          bool smtputf8) const;
+  /// The same for a header section the caller has parsed already (the server parses it once
+  /// for the policy, the added fields and DKIM).
+  Decision check_message(const AccountIdentities& account,
+                         const std::optional<smtp::Mailbox>& mail_from,
+                         const smtp::HeaderSection& section, bool smtputf8) const;
 
  private:
   PolicyOptions options_;

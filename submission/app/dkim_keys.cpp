@@ -1,7 +1,5 @@
 #include "submission/app/dkim_keys.hpp"
 
-#include <chrono>
-
 namespace truefrom::app {
 
 bool to_key_record(const auth::DkimKeyRow& row, signer::KeyRecord& out) {
@@ -31,41 +29,25 @@ auth::StoreStatus DkimKeyWatcher::load() {
 }
 
 void DkimKeyWatcher::start() {
-  stopping_ = false;
-  listener_ = std::thread([this] { listen_loop(); });
-}
-
-void DkimKeyWatcher::stop() {
-  {
-    std::lock_guard lock(stop_mutex_);
-    stopping_ = true;
-  }
-  stop_cv_.notify_all();
-  if (listener_.joinable()) listener_.join();
-}
-
-void DkimKeyWatcher::listen_loop() {
-  bool reported_down = false;
   auto reload = [this] {
     const auto st = load();
     if (!st && log_) log_(false, "cannot reload DKIM keys, keeping the current ones: " + st.detail);
   };
-  const std::function<void()> on_ready = [&] {
-    reported_down = false;
-    reload();  // changes made while nobody listened
-  };
-  const std::function<void(const std::string&)> on_change = [&](const std::string&) { reload(); };
-  while (!stopping_) {
-    const auto st =
-        store_.listen_for_changes(auth::kDkimKeyChannel, stopping_, on_ready, on_change);
-    if (stopping_) break;
-    if (log_ && !reported_down) {
-      log_(false, "DKIM key listener: " + st.detail + "; key changes apply when it is back");
+  auth::ChangeListener::Callbacks callbacks;
+  callbacks.on_up = reload;  // changes made while nobody listened
+  callbacks.on_change = [reload](const std::string&) { reload(); };
+  callbacks.on_down = [this](const std::string& detail, bool first) {
+    if (log_ && first) {
+      log_(false, "DKIM key listener: " + detail + "; key changes apply when it is back");
     }
-    reported_down = true;
-    std::unique_lock lock(stop_mutex_);
-    stop_cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_.load(); });
-  }
+  };
+  listener_ =
+      std::make_unique<auth::ChangeListener>(store_, auth::kDkimKeyChannel, std::move(callbacks));
+  listener_->start();
+}
+
+void DkimKeyWatcher::stop() {
+  if (listener_) listener_->stop();
 }
 
 }  // namespace truefrom::app

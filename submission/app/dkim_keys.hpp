@@ -4,15 +4,14 @@
 // within a second, without a restart. While the database is unreachable the last keys stay
 // in use (signing with a just-retired key for a moment is harmless; a key's DNS record stays
 // published for days after it is retired).
-// Thread-safety: start()/stop() from one thread; the listener runs on its own thread.
+// Thread-safety: start()/stop() from one thread; the listener runs on its own thread
+// (auth::ChangeListener).
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
-#include <thread>
+#include <memory>
 
+#include "auth/change_listener.hpp"
 #include "auth/identity_store.hpp"
 #include "signer/dkim/key_ring.hpp"
 
@@ -37,15 +36,10 @@ class DkimKeyWatcher {
   void stop();
 
  private:
-  void listen_loop();
-
   auth::IdentityStore& store_;
   signer::KeyManager& keys_;
   Log log_;
-  std::atomic<bool> stopping_{false};
-  std::mutex stop_mutex_;
-  std::condition_variable stop_cv_;
-  std::thread listener_;
+  std::unique_ptr<auth::ChangeListener> listener_;
 };
 
 }  // namespace truefrom::app

@@ -355,8 +355,16 @@ struct Connection::State {
       session.reply(Reply{451, {4, 3, 0}, "Sender check state lost, try again"});
       co_return;
     }
-    const auth::Decision d =
-        ctx.policy.check_message(*txn_account, session.mail_from(), message, smtputf8);
+    // Parsed once: for the binding checks, the fields added below and DKIM. Every message
+    // must parse, forwarders' too (their headers are not bound, but they are signed).
+    std::string why;
+    const auto section = smtp::parse_header_section(message, &why);
+    auth::Decision d;
+    if (section) {
+      d = ctx.policy.check_message(*txn_account, session.mail_from(), *section, smtputf8);
+    } else {
+      d.refusal = Reply{550, {5, 6, 0}, "The message's header section is malformed: " + why};
+    }
     if (d.refusal) {
       log_warning("policy: " + peer + " user " + login + " message from <" +
                   (session.mail_from() ? session.mail_from()->to_string() : std::string{}) +
@@ -368,13 +376,6 @@ struct Connection::State {
     // The fields truefrom adds go on top, in this order: Received (trace, RFC 5321 4.4),
     // Sender for on-behalf mail (RFC 5322 3.6.2), Message-ID and Date when the client left
     // them out (RFC 6409 8.2, 8.3). DKIM then signs the message exactly as it is relayed.
-    std::string why;
-    const auto section = smtp::parse_header_section(message, &why);
-    if (!section) {  // forwarder accounts' headers are not bound, but must still parse
-      message.clear();
-      session.reply(Reply{550, {5, 6, 0}, "The message's header section is malformed: " + why});
-      co_return;
-    }
     smtp::ReceivedFields f;
     f.helo = session.helo_name();
     f.peer_address = peer.substr(0, peer.rfind(':'));
