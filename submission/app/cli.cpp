@@ -26,6 +26,8 @@ const char* const kUsage =
     "  dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [--bits 2048]\n"
     "  dkim activate DOMAIN SELECTOR | dkim retire DOMAIN SELECTOR\n"
     "  dkim list [DOMAIN] | dkim dns DOMAIN\n"
+    "  queue list | queue show ID | queue flush\n"
+    "  queue hold ID | queue release ID | queue delete ID\n"
     "\n"
     "options:\n"
     "  --config FILE    configuration (default /etc/truefrom/truefrom.toml)\n"
@@ -82,6 +84,18 @@ const std::map<std::string, std::string> kHelp{
      "  selector._domainkey.domain TXT \"v=DKIM1; k=...; p=...\"\n"
      "Mail is signed for its From: domain, else the closest parent domain with an active\n"
      "key, else [dkim] fallback_domain, else it leaves unsigned (logged).\n"},
+    {"queue",
+     "usage: truefrom queue list [--config FILE]\n"
+     "       truefrom queue show ID\n"
+     "       truefrom queue flush\n"
+     "       truefrom queue hold ID | release ID | delete ID\n"
+     "Works on the spool in [queue] dir, of a running server (which is told at once) or of\n"
+     "a stopped one (changes apply when it starts). list prints one line per message: id,\n"
+     "state (active, deferred or held), age, size, sender, recipients still to deliver and\n"
+     "the last error. show prints the envelope, the delivery state and the message's\n"
+     "header. flush makes every deferred message due now. hold keeps a message from being\n"
+     "delivered until release; delete removes it without a report to the sender. A message\n"
+     "being delivered at that moment cannot be changed: try again a second later.\n"},
     {"check",
      "usage: truefrom check LOGIN --mail-from ADDRESS [--message FILE] [--config FILE]\n"
      "Prints the verdict truefrom would give LOGIN for the envelope sender ADDRESS (\"<>\"\n"

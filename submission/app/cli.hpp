@@ -1,6 +1,6 @@
 // The command line's shared parts: argument parsing, help texts, error output and the
 // database a command works on. The commands themselves are in commands.cpp (server,
-// accounts, senders, check) and dkim_commands.cpp (DKIM keys).
+// accounts, senders, check), dkim_commands.cpp (DKIM keys) and queue_commands.cpp.
 // Thread-safety: used by the single main thread of a command.
 #pragma once
 
@@ -44,6 +44,8 @@ std::string describe(const auth::StoreStatus& st);
 
 /// `truefrom dkim ...` (dkim_commands.cpp).
 int cmd_dkim(const Args& a, const Config& config);
+/// `truefrom queue ...` (queue_commands.cpp).
+int cmd_queue(const Args& a, const Config& config);
 
 /// The database a command works on: the configured URL, or the embedded cluster.
 class Database {

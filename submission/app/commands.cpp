@@ -5,6 +5,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -90,6 +91,9 @@ std::unique_ptr<boost::asio::ssl::context> make_tls_context(const Config& c, std
 
 int cmd_serve(const Config& config) {
   std::string error;
+  // A file-size limit (RLIMIT_FSIZE) makes a spool write fail with EFBIG, answered 452 like
+  // a full disk, instead of killing the server.
+  std::signal(SIGXFSZ, SIG_IGN);
   if (auto e = auth::SaslLibrary::init("PLAIN LOGIN"); !e.empty()) return fail(e);
   auto tls = make_tls_context(config, error);
   if (!tls) return fail(error);
@@ -138,11 +142,24 @@ int cmd_serve(const Config& config) {
   ctx.dkim = &dkim;
   ctx.dkim_fallback_domain = config.dkim_fallback_domain;
   ctx.dkim_tempfail_on_key_error = config.dkim_tempfail_on_key_error;
-  ctx.relay = config.relay;
+  auto relay = relay::RelayClient::create(config.relay, error);
+  if (!relay) return fail(error);
+  ctx.relay = relay.get();
   ctx.idle_timeout = std::chrono::seconds(config.idle_timeout);
   ctx.session_timeout = std::chrono::seconds(config.session_timeout);
 
-  net::Server server(ctx, config.max_connections);
+  // Destroyed in reverse: the server, then the scheduler, then the io_context they use.
+  boost::asio::io_context io;
+  queue::Spool spool(config.queue_dir);
+  std::unique_ptr<queue::Scheduler> scheduler;
+  if (config.queue_mode) {
+    if (!spool.prepare(error)) return fail(error);
+    scheduler = std::make_unique<queue::Scheduler>(io, spool, *relay, workers, config.queue);
+    if (!scheduler->start(error)) return fail(error);
+    ctx.spool = &spool;
+    ctx.scheduler = scheduler.get();
+  }
+  net::Server server(io, ctx, config.max_connections);
   if (config.submission &&
       !server.listen(config.submission->host, config.submission->port, false, error)) {
     return fail(error);
@@ -151,9 +168,13 @@ int cmd_serve(const Config& config) {
       !server.listen(config.submissions->host, config.submissions->port, true, error)) {
     return fail(error);
   }
-  net::log_info("truefrom " + config.hostname + " ready; relay " + config.relay.host + ":" +
-                std::to_string(config.relay.port));
+  std::string relays;
+  for (const auto& h : config.relay.hosts) relays += (relays.empty() ? "" : ", ") + h.to_string();
+  net::log_info(
+      "truefrom " + config.hostname + " ready; relay " + relays +
+      (config.queue_mode ? "; queue " + config.queue_dir.string() : "; passthrough (no queue)"));
   server.run(config.io_threads ? config.io_threads : cores);
+  if (scheduler) scheduler->stop();
   workers.join();
   dkim_watcher.stop();
   if (dkim.unreclaimed() > 0) {
@@ -411,6 +432,7 @@ int run_command_line(const std::vector<std::string>& in) {
   if (command == "account") return cmd_account(a, *config);
   if (command == "check") return cmd_check(a, *config);
   if (command == "dkim") return cmd_dkim(a, *config);
+  if (command == "queue") return cmd_queue(a, *config);
   return cmd_sender(a, *config);
 }
 

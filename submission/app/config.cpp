@@ -27,7 +27,10 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
     {"listen", {"submission", "submissions"}},
     {"tls", {"certificate", "private_key"}},
     {"database", {"url"}},
-    {"relay", {"host", "port", "starttls", "timeout"}},
+    {"relay",
+     {"mode", "host", "port", "hosts", "starttls", "ca_file", "fingerprint", "username", "password",
+      "timeout", "connections"}},
+    {"queue", {"dir", "retry_first", "retry_max", "lifetime"}},
     {"state", {"dir"}},
     {"policy",
      {"subaddress_separators", "local_part_case_sensitive", "allow_null_sender",
@@ -95,6 +98,124 @@ std::filesystem::path get_path(const toml::value& v, const std::string& name,
                                const std::filesystem::path& base) {
   std::filesystem::path p = get_string(v, name);
   return p.is_absolute() ? p : (base / p).lexically_normal();
+}
+
+// "sha256:AB:CD:..." or plain hex (colons optional), 32 octets.
+std::optional<std::vector<unsigned char>> parse_fingerprint(std::string text) {
+  if (text.rfind("sha256:", 0) == 0 || text.rfind("SHA256:", 0) == 0) text = text.substr(7);
+  std::vector<unsigned char> out;
+  int high = -1;
+  for (char ch : text) {
+    if (ch == ':') continue;
+    int v = -1;
+    if (ch >= '0' && ch <= '9') v = ch - '0';
+    if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
+    if (v < 0) return std::nullopt;
+    if (high < 0) {
+      high = v;
+    } else {
+      out.push_back(static_cast<unsigned char>(high * 16 + v));
+      high = -1;
+    }
+  }
+  if (high >= 0 || out.size() != 32) return std::nullopt;
+  return out;
+}
+
+void load_relay(const toml::value& root, const std::filesystem::path& path,
+                const std::filesystem::path& base, Config& c) {
+  if (auto* v = lookup(root, "relay", "mode")) {
+    const std::string mode = get_string(*v, "relay.mode");
+    if (mode == "queue") {
+      c.queue_mode = true;
+    } else if (mode == "passthrough") {
+      c.queue_mode = false;
+    } else {
+      bad(*v, "relay.mode must be queue or passthrough",
+          "queue (the default) answers 250 once the message is on disk; passthrough only "
+          "after the relay took it");
+    }
+  }
+  auto* host = lookup(root, "relay", "host");
+  auto* hosts = lookup(root, "relay", "hosts");
+  if (host && hosts) bad(*hosts, "give either relay.host (and port) or relay.hosts", "not both");
+  c.relay.hosts.clear();
+  if (host) {
+    relay::RelayHost h;
+    h.host = get_string(*host, "relay.host");
+    if (auto* v = lookup(root, "relay", "port")) {
+      h.port = static_cast<std::uint16_t>(get_count(*v, "relay.port", 1, 65535));
+    }
+    c.relay.hosts.push_back(h);
+  } else if (hosts) {
+    if (lookup(root, "relay", "port")) {
+      bad(*lookup(root, "relay", "port"), "relay.port goes with relay.host",
+          "with relay.hosts write each as \"host:port\"");
+    }
+    if (!hosts->is_array() || hosts->as_array().empty()) {
+      bad(*hosts, "relay.hosts must be a list of \"host:port\"",
+          "e.g. hosts = [\"relay1.example.net:25\", \"relay2.example.net:25\"]");
+    }
+    for (const auto& item : hosts->as_array()) {
+      const auto e = item.is_string() ? parse_endpoint(item.as_string().str) : std::nullopt;
+      if (!e)
+        bad(item, "not \"host:port\"", "e.g. \"relay1.example.net:25\" or \"[2001:db8::1]:25\"");
+      c.relay.hosts.push_back({e->host, e->port});
+    }
+  } else {
+    throw ConfigError(path.string() +
+                      ": [relay] host is required (the smarthost that delivers accepted mail)");
+  }
+  if (auto* v = lookup(root, "relay", "starttls")) {
+    const std::string mode = get_string(*v, "relay.starttls");
+    if (mode == "none") {
+      c.relay.starttls = relay::RelayTls::kNone;
+    } else if (mode == "opportunistic") {
+      c.relay.starttls = relay::RelayTls::kOpportunistic;
+    } else if (mode == "required") {
+      c.relay.starttls = relay::RelayTls::kRequired;
+    } else {
+      bad(*v, "relay.starttls must be none, opportunistic or required",
+          "e.g. starttls = \"required\"");
+    }
+  }
+  if (auto* v = lookup(root, "relay", "ca_file")) {
+    c.relay.ca_file = get_path(*v, "relay.ca_file", base).string();
+  }
+  if (auto* v = lookup(root, "relay", "fingerprint")) {
+    const auto fp = parse_fingerprint(get_string(*v, "relay.fingerprint"));
+    if (!fp) {
+      bad(*v, "relay.fingerprint is not a SHA-256 fingerprint",
+          "the output of: openssl x509 -noout -fingerprint -sha256 -in relay.pem");
+    }
+    c.relay.fingerprint = *fp;
+  }
+  if ((!c.relay.ca_file.empty() || !c.relay.fingerprint.empty()) &&
+      c.relay.starttls != relay::RelayTls::kRequired) {
+    bad(*lookup(root, "relay", "starttls"),
+        "relay.ca_file and relay.fingerprint need starttls = \"required\"",
+        "the certificate is only checked when TLS is required");
+  }
+  auto* user = lookup(root, "relay", "username");
+  auto* password = lookup(root, "relay", "password");
+  if (user && !password)
+    bad(*user, "relay.username needs relay.password", "add password = \"...\"");
+  if (password && !user) bad(*password, "relay.password needs relay.username", "add username");
+  if (user) {
+    c.relay.username = get_string(*user, "relay.username");
+    c.relay.password = get_string(*password, "relay.password");
+    if (c.relay.starttls == relay::RelayTls::kNone) {
+      bad(*user, "relay.username needs TLS to the relay",
+          "set starttls = \"required\": the password is never sent in clear text");
+    }
+  }
+  if (auto* v = lookup(root, "relay", "timeout")) {
+    c.relay.timeout = std::chrono::seconds(get_count(*v, "relay.timeout", 1, 3600));
+  }
+  if (auto* v = lookup(root, "relay", "connections")) {
+    c.relay.max_idle_connections = get_count(*v, "relay.connections", 1, 1000);
+  }
 }
 
 }  // namespace
@@ -199,32 +320,7 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     c.certificate = get_path(*cert, "tls.certificate", base);
     c.private_key = get_path(*key, "tls.private_key", base);
     if (auto* v = lookup(root, "database", "url")) c.database_url = get_string(*v, "database.url");
-    auto* relay_host = lookup(root, "relay", "host");
-    if (relay_host == nullptr) {
-      throw ConfigError(path.string() +
-                        ": [relay] host is required (the smarthost that "
-                        "delivers accepted mail)");
-    }
-    c.relay.host = get_string(*relay_host, "relay.host");
-    if (auto* v = lookup(root, "relay", "port")) {
-      c.relay.port = static_cast<std::uint16_t>(get_count(*v, "relay.port", 1, 65535));
-    }
-    if (auto* v = lookup(root, "relay", "starttls")) {
-      const std::string mode = get_string(*v, "relay.starttls");
-      if (mode == "none") {
-        c.relay.starttls = relay::RelayTls::kNone;
-      } else if (mode == "opportunistic") {
-        c.relay.starttls = relay::RelayTls::kOpportunistic;
-      } else if (mode == "required") {
-        c.relay.starttls = relay::RelayTls::kRequired;
-      } else {
-        bad(*v, "relay.starttls must be none, opportunistic or required",
-            "e.g. starttls = \"required\"");
-      }
-    }
-    if (auto* v = lookup(root, "relay", "timeout")) {
-      c.relay.timeout = std::chrono::seconds(get_count(*v, "relay.timeout", 1, 3600));
-    }
+    load_relay(root, path, base, c);
     c.relay.helo_name = c.hostname;
     if (auto* v = lookup(root, "state", "dir")) c.state_dir = get_path(*v, "state.dir", base);
     if (auto* v = lookup(root, "policy", "subaddress_separators")) {
@@ -251,6 +347,23 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     if (auto* v = lookup(root, "policy", "require_alignment")) {
       c.policy.require_alignment = get_bool(*v, "policy.require_alignment");
     }
+    c.queue_dir = c.state_dir / "queue";
+    if (auto* v = lookup(root, "queue", "dir")) c.queue_dir = get_path(*v, "queue.dir", base);
+    if (auto* v = lookup(root, "queue", "retry_first")) {
+      c.queue.retry_first = std::chrono::seconds(get_count(*v, "queue.retry_first", 1, 86400));
+    }
+    if (auto* v = lookup(root, "queue", "retry_max")) {
+      c.queue.retry_max = std::chrono::seconds(get_count(*v, "queue.retry_max", 1, 7 * 86400));
+      if (c.queue.retry_max < c.queue.retry_first) {
+        bad(*v, "queue.retry_max is shorter than queue.retry_first",
+            "the delay doubles from retry_first up to retry_max");
+      }
+    }
+    if (auto* v = lookup(root, "queue", "lifetime")) {
+      c.queue.lifetime = std::chrono::seconds(get_count(*v, "queue.lifetime", 60, 30 * 86400));
+    }
+    c.queue.hostname = c.hostname;
+    c.queue.concurrency = c.relay.max_idle_connections;
     c.dkim_key_dir = c.state_dir / "dkim";
     if (auto* v = lookup(root, "dkim", "key_dir"))
       c.dkim_key_dir = get_path(*v, "dkim.key_dir", base);

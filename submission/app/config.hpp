@@ -11,6 +11,7 @@
 
 #include "auth/sender_policy.hpp"
 #include "signer/dkim/dkim_signer.hpp"
+#include "submission/queue/scheduler.hpp"
 #include "submission/relay/relay_client.hpp"
 
 namespace truefrom::app {
@@ -46,7 +47,12 @@ struct Config {
   std::optional<std::string> database_url;  ///< absent: the embedded cluster under [state] dir
 
   // [relay]
+  bool queue_mode = true;  ///< false: passthrough (250 only after the relay's 250)
   relay::RelayOptions relay;
+
+  // [queue]
+  std::filesystem::path queue_dir;  ///< default <state dir>/queue
+  queue::QueueOptions queue;
 
   // [state]
   std::filesystem::path state_dir = "/var/lib/truefrom";

@@ -59,4 +59,15 @@ std::optional<EnhancedStatus> parse_enhanced_status(std::string_view s) {
   return EnhancedStatus{parts[0], parts[1], parts[2]};
 }
 
+std::string Reply::summary() const {
+  std::string out = std::to_string(code);
+  if (status) {
+    out += " " + std::to_string(status->cls) + "." + std::to_string(status->subject) + "." +
+           std::to_string(status->detail);
+  }
+  if (!text.empty()) out += " ";
+  for (char ch : text) out += (ch == '\n' || ch == '\r') ? ' ' : ch;
+  return out;
+}
+
 }  // namespace truefrom::smtp

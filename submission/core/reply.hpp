@@ -40,6 +40,8 @@ struct Reply {
   /// Wire form: every line "CODE-..." except the last "CODE ...", each ended by CRLF.
   /// CR and LF inside a line are never emitted (text from peers cannot inject lines).
   std::string serialize() const;
+  /// One line for logs and reports: "CODE X.Y.Z text", the text's lines joined by spaces.
+  std::string summary() const;
 };
 
 /// "x.y.z" -> EnhancedStatus; nullopt when `s` is not a valid RFC 3463 code.

@@ -15,6 +15,7 @@
 #include "auth/sender_policy.hpp"
 #include "submission/core/trace.hpp"
 #include "submission/net/log.hpp"
+#include "submission/net/on_workers.hpp"
 
 namespace truefrom::net {
 namespace {
@@ -38,26 +39,6 @@ std::string new_message_id() {
     v >>= 4;
   }
   return id;
-}
-
-// Runs `f` on the worker pool and resumes the awaiting coroutine on its own executor.
-// Written as an initiation, not a coroutine: the callable is moved into plain handlers.
-template <class F>
-auto on_workers(asio::thread_pool& pool, F&& f) {
-  using R = std::invoke_result_t<std::decay_t<F>&>;
-  return asio::async_initiate<const asio::use_awaitable_t<>&, void(R)>(
-      [&pool](auto handler, auto fn) {
-        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
-        asio::post(pool, [handler = std::move(handler), fn = std::move(fn),
-                          work = std::move(work)]() mutable {
-          R result = fn();
-          auto ex = work.get_executor();
-          asio::post(ex, [handler = std::move(handler), result = std::move(result)]() mutable {
-            std::move(handler)(std::move(result));
-          });
-        });
-      },
-      asio::use_awaitable, std::forward<F>(f));
 }
 
 // The message's own fields ("Name: value\r\n" each, folded with CRLF + WSP), one view each
@@ -348,7 +329,7 @@ struct Connection::State {
   }
 
   asio::awaitable<void> data_end() {
-    const std::string id = new_message_id();
+    const std::string id = queue::new_queue_id();
     const bool smtputf8 = session.mail_argument().smtputf8;
     if (!txn_account) {  // cannot happen: DATA follows an accepted MAIL FROM
       message.clear();
@@ -416,30 +397,73 @@ struct Connection::State {
                               "try again later"});
       co_return;
     }
-    std::string full;
-    full.reserve(signing.fields.size() + added.size() + message.size());
-    full += signing.fields;
-    full += added;
-    full += message;
-    message.clear();
-
     relay::Envelope env;
     if (session.mail_from()) env.mail_from = session.mail_from()->to_string();
     for (const auto& r : session.recipients()) env.recipients.push_back(r.to_string());
     env.eight_bit = session.mail_argument().body == smtp::BodyType::k8BitMime;
     env.smtputf8 = smtputf8;
-    Reply r = co_await relay::deliver(ctx.relay, env, full);
-    if (r.positive()) {
-      log_info("message " + id + " from <" + env.mail_from + "> user " + f.login + " to " +
-               std::to_string(env.recipients.size()) + " recipient(s), " +
-               std::to_string(full.size()) + " octets; binding: " + d.audit +
-               "; dkim: " + signing.audit + "; " + r.text);
-      session.accept(Reply{250, {2, 0, 0}, "Ok: message " + id + " relayed"});
+    // What leaves: the DKIM fields, the added fields, the client's message (not copied).
+    const std::vector<std::string_view> parts{signing.fields, added, message};
+    std::size_t size = 0;
+    for (auto p : parts) size += p.size();
+    const std::string what = "message " + id + " from <" + env.mail_from + "> user " + login +
+                             " to " + std::to_string(env.recipients.size()) + " recipient(s), " +
+                             std::to_string(size) + " octets; binding: " + d.audit +
+                             "; dkim: " + signing.audit;
+    // (No co_await inside a conditional expression: GCC 12 destroys its temporaries twice.)
+    Reply r;
+    if (ctx.scheduler) {
+      r = co_await enqueue(id, env, f.when, parts);
     } else {
-      log_warning("message " + id + " from <" + env.mail_from +
-                  "> not relayed: " + std::to_string(r.code) + " " + r.text);
+      const relay::Attempt attempt = co_await ctx.relay->send(env, parts, true);
+      r = relay::RelayClient::client_reply(attempt, env);
+    }
+    message.clear();
+    if (r.positive()) {
+      log_info(what + "; " + r.text);
+      session.accept(ctx.scheduler ? r : Reply{250, {2, 0, 0}, "Ok: message " + id + " relayed"});
+    } else {
+      log_warning(what + "; not accepted: " + r.summary());
       session.reply(r);
     }
+  }
+
+  // Queue mode: written and made durable (group commit) before the client hears 250.
+  asio::awaitable<Reply> enqueue(const std::string& id, const relay::Envelope& env,
+                                 std::time_t when, const std::vector<std::string_view>& parts) {
+    queue::MessageInfo info;
+    info.id = id;
+    info.mail_from = env.mail_from;
+    info.recipients = env.recipients;
+    info.eight_bit = env.eight_bit;
+    info.smtputf8 = env.smtputf8;
+    info.user = login;
+    info.arrival = when;
+    struct Written {
+      std::optional<queue::Spool::Written> w;
+      std::string error;
+    };
+    queue::Spool* spool = ctx.spool;
+    const queue::MessageInfo* ip = &info;
+    const std::vector<std::string_view>* pp = &parts;
+    Written w = co_await on_workers(*ctx.workers, [spool, ip, pp] {
+      Written out;
+      out.w = spool->write(*ip, *pp, out.error);
+      return out;
+    });
+    std::string error = std::move(w.error);
+    if (w.w) error = co_await queue::async_commit(*ctx.spool, std::move(*w.w));
+    if (!error.empty()) {
+      log_error("queue: cannot store message " + id + ": " + error +
+                " (is the file system of [queue] dir full or read-only?)");
+      co_return Reply{452,
+                      {4, 3, 1},
+                      "Insufficient system storage: cannot queue the message "
+                      "now, try again later"};
+    }
+    for (auto p : parts) info.size += p.size();
+    ctx.scheduler->enqueued(std::move(info));
+    co_return Reply{250, {2, 0, 0}, "Ok: queued as " + id};
   }
 };
 

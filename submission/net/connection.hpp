@@ -3,7 +3,8 @@
 // idle and session timers, and performs the effects the session asks for: the TLS
 // handshake, SASL steps and credential checks (on the worker pool), the sender binding
 // checks (identities from the cache, loaded on the worker pool on a miss), DKIM signing (on
-// the worker pool), and the hand-off to the relay. No protocol logic lives here.
+// the worker pool), and the hand-off: the durable queue (write + group-commit fsync before
+// 250) or, in passthrough mode, the relay itself. No protocol logic lives here.
 // Thread-safety: each connection runs on its own strand.
 #pragma once
 
@@ -22,6 +23,8 @@
 #include "signer/dkim/dkim_signer.hpp"
 #include "signer/dkim/key_ring.hpp"
 #include "submission/core/session.hpp"
+#include "submission/queue/scheduler.hpp"
+#include "submission/queue/spool.hpp"
 #include "submission/relay/relay_client.hpp"
 
 namespace truefrom::net {
@@ -41,7 +44,11 @@ struct ConnectionContext {
   const signer::DkimSigner* dkim = nullptr;
   std::string dkim_fallback_domain;
   bool dkim_tempfail_on_key_error = true;
-  relay::RelayOptions relay;
+  /// Hand-off: with a spool and a scheduler (queue mode) the message is made durable before
+  /// 250; without (passthrough) the relay's verdict is the client's answer.
+  relay::RelayClient* relay = nullptr;
+  queue::Spool* spool = nullptr;
+  queue::Scheduler* scheduler = nullptr;
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds session_timeout{3600};
 };

@@ -26,8 +26,8 @@ struct Server::Listener {
   std::string name;
 };
 
-Server::Server(ConnectionContext context, std::size_t max_connections)
-    : context_(std::move(context)), max_connections_(max_connections) {}
+Server::Server(asio::io_context& io, ConnectionContext context, std::size_t max_connections)
+    : io_(io), context_(std::move(context)), max_connections_(max_connections) {}
 
 Server::~Server() = default;
 

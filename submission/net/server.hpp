@@ -18,7 +18,8 @@ namespace truefrom::net {
 
 class Server {
  public:
-  Server(ConnectionContext context, std::size_t max_connections);
+  /// `io` outlives the server; run() runs it.
+  Server(boost::asio::io_context& io, ConnectionContext context, std::size_t max_connections);
   ~Server();
 
   /// Binds host:port. On failure returns false with a message.
@@ -33,7 +34,7 @@ class Server {
   boost::asio::awaitable<void> accept_loop(Listener& listener);
   void forget(const std::shared_ptr<Connection>& c);
 
-  boost::asio::io_context io_;
+  boost::asio::io_context& io_;
   ConnectionContext context_;
   std::size_t max_connections_;
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -1,5 +1,9 @@
 #include "submission/relay/relay_client.hpp"
 
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
@@ -10,116 +14,106 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <memory>
+#include <deque>
+#include <mutex>
 
 #include "submission/relay/reply_parser.hpp"
 
 namespace truefrom::relay {
-namespace {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 using smtp::Reply;
+using Clock = std::chrono::steady_clock;
+
+namespace {
 
 // Limit on one reply from the relay (a misbehaving relay cannot grow our memory).
 constexpr std::size_t kMaxReplyBuffer = 64 * 1024;
-
-asio::ssl::context& client_tls_context() {
-  // Shared by all deliveries (SSL_CTX is thread-safe once configured). Certificate
-  // verification of the relay is configured by the queue issue; for now the channel is
-  // encrypted but the peer is not authenticated.
-  static asio::ssl::context ctx = [] {
-    asio::ssl::context c(asio::ssl::context::tls_client);
-    c.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
-                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
-                  asio::ssl::context::no_tlsv1_1);
-    c.set_verify_mode(asio::ssl::verify_none);
-    return c;
-  }();
-  return ctx;
-}
-
-struct Connection {
-  explicit Connection(const asio::any_io_executor& ex)
-      : stream(ex, client_tls_context()), timer(ex) {}
-  asio::ssl::stream<tcp::socket> stream;
-  asio::steady_timer timer;
-  bool tls = false;
-  bool expired = false;
-  std::string buffer;
-};
 
 class RelayFailure : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
-asio::awaitable<Reply> read_reply(Connection& c) {
-  ReplyParser parser;
-  for (;;) {
-    auto buf = asio::dynamic_buffer(c.buffer, kMaxReplyBuffer);
-    const std::size_t n =
-        c.tls ? co_await asio::async_read_until(c.stream, buf, "\r\n", asio::use_awaitable)
-              : co_await asio::async_read_until(c.stream.next_layer(), buf, "\r\n",
-                                                asio::use_awaitable);
-    const std::string line = c.buffer.substr(0, n - 2);
-    c.buffer.erase(0, n);
-    switch (parser.feed(line)) {
-      case ReplyParser::Result::kMore:
-        continue;
-      case ReplyParser::Result::kDone:
-        co_return parser.reply();
-      case ReplyParser::Result::kError:
-        throw RelayFailure("malformed reply from relay: " + line.substr(0, 80));
-    }
+std::string one_line(std::string text) {
+  for (char& ch : text) {
+    if (ch == '\n' || ch == '\r') ch = ' ';
   }
+  return text;
 }
 
-asio::awaitable<void> write_all(Connection& c, const std::string& data) {
-  if (c.tls) {
-    co_await asio::async_write(c.stream, asio::buffer(data), asio::use_awaitable);
-  } else {
-    co_await asio::async_write(c.stream.next_layer(), asio::buffer(data), asio::use_awaitable);
-  }
+bool is_ip_literal(const std::string& host) {
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
 }
 
-asio::awaitable<Reply> command(Connection& c, const std::string& line) {
-  co_await write_all(c, line + "\r\n");
-  co_return co_await read_reply(c);
-}
+struct Extensions {
+  bool starttls = false, pipelining = false, eight_bit = false, smtputf8 = false,
+       auth_plain = false;
+};
 
-bool has_extension(const Reply& ehlo, std::string_view keyword) {
+Extensions parse_extensions(const Reply& ehlo) {
+  Extensions e;
   std::string_view text = ehlo.text;
   while (!text.empty()) {
     const auto nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    const std::string_view word = line.substr(0, line.find(' '));
-    if (word.size() == keyword.size()) {
-      bool same = true;
-      for (std::size_t i = 0; i < word.size(); ++i) {
-        char a = word[i];
-        if (a >= 'a' && a <= 'z') a = static_cast<char>(a - 32);
-        if (a != keyword[i]) same = false;
-      }
-      if (same) return true;
+    std::string line(text.substr(0, nl));
+    for (char& ch : line) {
+      if (ch >= 'a' && ch <= 'z') ch = static_cast<char>(ch - 32);
+    }
+    const std::string word = line.substr(0, line.find(' '));
+    if (word == "STARTTLS") e.starttls = true;
+    if (word == "PIPELINING") e.pipelining = true;
+    if (word == "8BITMIME") e.eight_bit = true;
+    if (word == "SMTPUTF8") e.smtputf8 = true;
+    if (word == "AUTH" && (" " + line + " ").find(" PLAIN ") != std::string::npos) {
+      e.auth_plain = true;
     }
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
   }
-  return false;
+  return e;
 }
 
-// RFC 5321 4.5.2: a line starting with "." gets one more. `message` has CRLF line ends.
-std::string dot_stuff(const std::string& message) {
-  std::string out;
-  out.reserve(message.size() + message.size() / 64 + 8);
+// RFC 5321 4.5.2: a line starting with "." gets one more. Appends buffers that point into
+// `parts` (and into the static dots), so a large message is not copied.
+void dot_stuffed(const std::vector<std::string_view>& parts, std::vector<asio::const_buffer>& out) {
+  static const char kDot = '.';
+  static const char kEnd[] = "\r\n.\r\n";
   bool line_start = true;
-  for (char ch : message) {
-    if (line_start && ch == '.') out += '.';
-    out += ch;
-    line_start = ch == '\n';
+  bool any = false;
+  char last = '\n';
+  for (auto part : parts) {
+    std::size_t from = 0;
+    for (std::size_t i = 0; i < part.size(); ++i) {
+      if (line_start && part[i] == '.') {
+        if (i > from) out.emplace_back(part.data() + from, i - from);
+        out.emplace_back(&kDot, 1);
+        from = i;
+      }
+      line_start = part[i] == '\n';
+    }
+    if (part.size() > from) out.emplace_back(part.data() + from, part.size() - from);
+    if (!part.empty()) {
+      last = part.back();
+      any = true;
+    }
   }
-  if (!message.empty() && !line_start) out += "\r\n";
-  out += ".\r\n";
+  // The message should end with CRLF; if not, one is added before the final dot.
+  if (any && last != '\n') {
+    out.emplace_back(kEnd, 5);
+  } else {
+    out.emplace_back(kEnd + 2, 3);
+  }
+}
+
+std::string base64(std::string_view in) {
+  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
+  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(in.data()),
+                                static_cast<int>(in.size()));
+  out.resize(static_cast<std::size_t>(n));
   return out;
 }
 
@@ -127,104 +121,386 @@ std::string dot_stuff(const std::string& message) {
 Reply refusal(const Reply& relay, std::string_view stage) {
   Reply r = relay;
   if (!r.status) r.status = smtp::EnhancedStatus{relay.code / 100, 0, 0};
-  std::string text = relay.text;
-  for (char& ch : text) {
-    if (ch == '\n') ch = ' ';
-  }
-  r.text = "Relay refused " + std::string(stage) + ": " + text;
+  r.text = "Relay refused " + std::string(stage) + ": " + one_line(relay.text);
   r.close_after = false;
   return r;
 }
 
-asio::awaitable<Reply> converse(Connection& c, const RelayOptions& options,
-                                const Envelope& envelope, const std::string& message) {
-  Reply greeting = co_await read_reply(c);
-  if (greeting.code != 220) co_return refusal(greeting, "the connection");
-  Reply ehlo = co_await command(c, "EHLO " + options.helo_name);
-  if (ehlo.code != 250) co_return refusal(ehlo, "EHLO");
-  if (options.starttls != RelayTls::kNone) {
-    if (has_extension(ehlo, "STARTTLS")) {
-      Reply r = co_await command(c, "STARTTLS");
-      if (r.code != 220) {
-        if (options.starttls == RelayTls::kRequired) co_return refusal(r, "STARTTLS");
-      } else {
-        if (!c.buffer.empty()) throw RelayFailure("relay sent data before the TLS handshake");
-        SSL_set_tlsext_host_name(c.stream.native_handle(), options.host.c_str());
-        co_await c.stream.async_handshake(asio::ssl::stream_base::client, asio::use_awaitable);
-        c.tls = true;
-        ehlo = co_await command(c, "EHLO " + options.helo_name);
-        if (ehlo.code != 250) co_return refusal(ehlo, "EHLO");
-      }
-    } else if (options.starttls == RelayTls::kRequired) {
-      co_return Reply{
-          451,
-          {4, 7, 5},
-          "Relay does not offer STARTTLS, which [relay] starttls = \"required\" demands"};
-    }
-  }
-  std::string mail = "MAIL FROM:<" + envelope.mail_from + ">";
-  if (envelope.eight_bit && has_extension(ehlo, "8BITMIME")) mail += " BODY=8BITMIME";
-  if (envelope.smtputf8) {
-    if (!has_extension(ehlo, "SMTPUTF8")) {
-      co_return Reply{
-          550, {5, 6, 7}, "The relay does not support SMTPUTF8, which this message needs"};
-    }
-    mail += " SMTPUTF8";
-  }
-  if (Reply r = co_await command(c, mail); r.code != 250) co_return refusal(r, "MAIL FROM");
-  for (const auto& rcpt : envelope.recipients) {
-    // All or nothing: the client has one answer for the whole message.
-    Reply r = co_await command(c, "RCPT TO:<" + rcpt + ">");
-    if (r.code != 250 && r.code != 251) co_return refusal(r, "RCPT TO:<" + rcpt + ">");
-  }
-  if (Reply r = co_await command(c, "DATA"); r.code != 354) co_return refusal(r, "DATA");
-  co_await write_all(c, dot_stuff(message));
-  Reply final_reply = co_await read_reply(c);
-  if (final_reply.code != 250) co_return refusal(final_reply, "the message");
-  co_await write_all(c, "QUIT\r\n");
-  std::string text = final_reply.text;
-  for (char& ch : text) {
-    if (ch == '\n') ch = ' ';
-  }
-  co_return Reply{250, {2, 0, 0}, "Ok: relayed (relay said: " + text + ")"};
-}
-
 }  // namespace
 
-asio::awaitable<Reply> deliver(const RelayOptions& options, const Envelope& envelope,
-                               const std::string& message) {
-  auto ex = co_await asio::this_coro::executor;
-  auto c = std::make_shared<Connection>(ex);
-  c->timer.expires_after(options.timeout);
-  asio::co_spawn(
-      ex,
-      [c]() -> asio::awaitable<void> {
-        boost::system::error_code ec;
-        co_await c->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        if (!ec) {
-          c->expired = true;
-          c->stream.next_layer().close(ec);
-        }
-      },
-      asio::detached);
-  Reply result;
-  try {
-    tcp::resolver resolver(ex);
-    auto endpoints = co_await resolver.async_resolve(options.host, std::to_string(options.port),
-                                                     asio::use_awaitable);
-    co_await asio::async_connect(c->stream.next_layer(), endpoints, asio::use_awaitable);
-    result = co_await converse(*c, options, envelope, message);
-  } catch (const std::exception& e) {
-    const std::string why = c->expired ? "timed out" : e.what();
-    result = Reply{451,
-                   {4, 4, 1},
-                   "Relay " + options.host + ":" + std::to_string(options.port) +
-                       " unavailable, try again later (" + why + ")"};
+std::string RelayHost::to_string() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+// One connection to a relay, set up (EHLO, STARTTLS, AUTH) and ready for transactions.
+struct Conn {
+  Conn(const asio::any_io_executor& ex, asio::ssl::context& ctx) : stream(ex, ctx), timer(ex) {}
+  asio::ssl::stream<tcp::socket> stream;
+  asio::steady_timer timer;
+  bool tls = false;
+  bool expired = false;
+  bool dirty = false;  // a transaction was left open: RSET before the next
+  std::string buffer;
+  std::string relay;
+  Extensions ext;
+  Clock::time_point idle_since;
+
+  // Closes the socket when the deadline passes; cancel the timer to disarm.
+  void arm(const asio::any_io_executor& ex, std::chrono::seconds timeout,
+           const std::shared_ptr<Conn>& self) {
+    expired = false;
+    timer.expires_after(timeout);
+    asio::co_spawn(
+        ex,
+        [self]() -> asio::awaitable<void> {
+          boost::system::error_code ec;
+          co_await self->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          if (!ec) {
+            self->expired = true;
+            self->stream.next_layer().close(ec);
+          }
+        },
+        asio::detached);
   }
-  c->timer.cancel();
-  boost::system::error_code ignored;
-  c->stream.next_layer().close(ignored);
-  co_return result;
+
+  void close() {
+    boost::system::error_code ignored;
+    timer.cancel();
+    stream.next_layer().close(ignored);
+  }
+
+  asio::awaitable<Reply> read_reply() {
+    ReplyParser parser;
+    for (;;) {
+      auto buf = asio::dynamic_buffer(buffer, kMaxReplyBuffer);
+      const std::size_t n =
+          tls ? co_await asio::async_read_until(stream, buf, "\r\n", asio::use_awaitable)
+              : co_await asio::async_read_until(stream.next_layer(), buf, "\r\n",
+                                                asio::use_awaitable);
+      const std::string line = buffer.substr(0, n - 2);
+      buffer.erase(0, n);
+      switch (parser.feed(line)) {
+        case ReplyParser::Result::kMore:
+          continue;
+        case ReplyParser::Result::kDone:
+          co_return parser.reply();
+        case ReplyParser::Result::kError:
+          throw RelayFailure("malformed reply from relay: " + line.substr(0, 80));
+      }
+    }
+  }
+
+  template <class Buffers>
+  asio::awaitable<void> write(const Buffers& data) {
+    if (tls) {
+      co_await asio::async_write(stream, data, asio::use_awaitable);
+    } else {
+      co_await asio::async_write(stream.next_layer(), data, asio::use_awaitable);
+    }
+  }
+
+  asio::awaitable<Reply> command(const std::string& line) {
+    const std::string out = line + "\r\n";
+    co_await write(asio::buffer(out));
+    co_return co_await read_reply();
+  }
+};
+
+struct RelayClient::Impl {
+  asio::ssl::context tls{asio::ssl::context::tls_client};
+  std::mutex mutex;
+  std::deque<std::shared_ptr<Conn>> idle;
+
+  // Connects to one relay and sets the connection up. Throws RelayFailure (or a system
+  // error) with the reason.
+  asio::awaitable<void> open(Conn& c, const RelayOptions& o, const RelayHost& h) {
+    auto ex = co_await asio::this_coro::executor;
+    tcp::resolver resolver(ex);
+    auto endpoints =
+        co_await resolver.async_resolve(h.host, std::to_string(h.port), asio::use_awaitable);
+    co_await asio::async_connect(c.stream.next_layer(), endpoints, asio::use_awaitable);
+    const Reply greeting = co_await c.read_reply();
+    if (greeting.code != 220) throw RelayFailure("greeting " + greeting.summary());
+    Reply ehlo = co_await c.command("EHLO " + o.helo_name);
+    if (ehlo.code != 250) throw RelayFailure("EHLO answered " + ehlo.summary());
+    c.ext = parse_extensions(ehlo);
+    if (o.starttls != RelayTls::kNone && c.ext.starttls) {
+      const Reply r = co_await c.command("STARTTLS");
+      if (r.code == 220) {
+        if (!c.buffer.empty()) throw RelayFailure("relay sent data before the TLS handshake");
+        co_await handshake(c, o, h);
+        c.tls = true;
+        ehlo = co_await c.command("EHLO " + o.helo_name);
+        if (ehlo.code != 250) throw RelayFailure("EHLO answered " + ehlo.summary());
+        c.ext = parse_extensions(ehlo);
+      } else if (o.starttls == RelayTls::kRequired) {
+        throw RelayFailure("STARTTLS answered " + r.summary());
+      }
+    } else if (o.starttls == RelayTls::kRequired) {
+      throw RelayFailure("does not offer STARTTLS, which [relay] starttls = \"required\" demands");
+    }
+    if (!o.username.empty()) {
+      if (!c.tls) throw RelayFailure("no TLS, so the relay password is not sent");
+      if (!c.ext.auth_plain) throw RelayFailure("does not offer AUTH PLAIN");
+      const std::string token = base64(std::string(1, '\0') + o.username + '\0' + o.password);
+      const Reply r = co_await c.command("AUTH PLAIN " + token);
+      if (r.code != 235) {
+        throw RelayFailure("refused [relay] username " + o.username + ": " + r.summary());
+      }
+    }
+  }
+
+  asio::awaitable<void> handshake(Conn& c, const RelayOptions& o, const RelayHost& h) {
+    SSL* ssl = c.stream.native_handle();
+    const bool verify_chain = o.starttls == RelayTls::kRequired && o.fingerprint.empty();
+    if (!is_ip_literal(h.host)) SSL_set_tlsext_host_name(ssl, h.host.c_str());
+    if (verify_chain) {
+      SSL_set_verify(ssl, SSL_VERIFY_PEER, nullptr);
+      if (is_ip_literal(h.host)) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), h.host.c_str());
+      } else {
+        SSL_set1_host(ssl, h.host.c_str());
+      }
+    } else {
+      SSL_set_verify(ssl, SSL_VERIFY_NONE, nullptr);
+    }
+    boost::system::error_code ec;
+    co_await c.stream.async_handshake(asio::ssl::stream_base::client,
+                                      asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      const long v = SSL_get_verify_result(ssl);
+      if (verify_chain && v != X509_V_OK) {
+        throw RelayFailure(std::string("certificate not trusted: ") +
+                           X509_verify_cert_error_string(v) +
+                           " (set [relay] ca_file to the CA that issued it, or pin it with "
+                           "[relay] fingerprint)");
+      }
+      throw RelayFailure("TLS handshake failed: " + ec.message());
+    }
+    if (o.starttls == RelayTls::kRequired && !o.fingerprint.empty()) {
+      X509* cert = SSL_get1_peer_certificate(ssl);
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned int len = 0;
+      const bool ok = cert && X509_digest(cert, EVP_sha256(), md, &len) == 1 &&
+                      len == o.fingerprint.size() &&
+                      std::equal(o.fingerprint.begin(), o.fingerprint.end(), md);
+      X509_free(cert);
+      if (!ok) {
+        throw RelayFailure(
+            "certificate does not match [relay] fingerprint (see `openssl x509 -noout "
+            "-fingerprint -sha256` of the relay's certificate)");
+      }
+    }
+  }
+
+  // An idle connection, or a new one to the first relay that works. Null with `why` when
+  // none could be reached.
+  asio::awaitable<std::shared_ptr<Conn>> acquire(const RelayOptions& o, bool& reused,
+                                                 std::string& why) {
+    {
+      std::lock_guard lock(mutex);
+      const auto now = Clock::now();
+      while (!idle.empty()) {
+        auto c = std::move(idle.front());
+        idle.pop_front();
+        if (now - c->idle_since < o.idle_keep) {
+          reused = true;
+          co_return c;
+        }
+        c->close();
+      }
+    }
+    reused = false;
+    auto ex = co_await asio::this_coro::executor;
+    for (const auto& h : o.hosts) {
+      auto c = std::make_shared<Conn>(ex, tls);
+      c->relay = h.to_string();
+      c->arm(ex, o.timeout, c);
+      std::string error;
+      try {
+        co_await open(*c, o, h);
+      } catch (const std::exception& e) {
+        error = c->expired ? "timed out" : e.what();
+      }
+      c->timer.cancel();
+      if (error.empty()) co_return c;
+      c->close();
+      why += (why.empty() ? "" : "; ") + h.to_string() + ": " + error;
+    }
+    co_return nullptr;
+  }
+
+  void release(std::shared_ptr<Conn> c, const RelayOptions& o) {
+    c->timer.cancel();
+    c->idle_since = Clock::now();
+    std::lock_guard lock(mutex);
+    if (idle.size() >= o.max_idle_connections) {
+      c->close();
+      return;
+    }
+    idle.push_back(std::move(c));
+  }
+
+  // One transaction on a set-up connection. `answered` tells whether the relay replied to
+  // anything of it (a reused connection that fails before that is tried again on a fresh one).
+  asio::awaitable<Attempt> transact(Conn& c, const Envelope& env,
+                                    const std::vector<std::string_view>& message,
+                                    bool all_or_nothing, bool& answered) {
+    Attempt a;
+    a.relay = c.relay;
+    if (c.dirty) {
+      const Reply r = co_await c.command("RSET");
+      answered = true;
+      if (r.code != 250) throw RelayFailure("RSET answered " + r.summary());
+      c.dirty = false;
+    }
+    std::string mail = "MAIL FROM:<" + env.mail_from + ">";
+    if (env.eight_bit && c.ext.eight_bit) mail += " BODY=8BITMIME";
+    if (env.smtputf8) {
+      if (!c.ext.smtputf8) {
+        a.reply = Reply{550,
+                        {5, 6, 7},
+                        "The relay does not support SMTPUTF8, which this "
+                        "message needs"};
+        co_return a;
+      }
+      mail += " SMTPUTF8";
+    }
+    std::vector<std::string> lines;
+    lines.push_back(mail + "\r\n");
+    for (const auto& rcpt : env.recipients) lines.push_back("RCPT TO:<" + rcpt + ">\r\n");
+    Reply mail_reply;
+    c.dirty = true;
+    if (c.ext.pipelining) {  // RFC 2920: MAIL and every RCPT in one write
+      std::string all;
+      for (const auto& l : lines) all += l;
+      co_await c.write(asio::buffer(all));
+      mail_reply = co_await c.read_reply();
+      answered = true;
+      for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+        a.recipients.push_back(co_await c.read_reply());
+      }
+    } else {
+      co_await c.write(asio::buffer(lines[0]));
+      mail_reply = co_await c.read_reply();
+      answered = true;
+      if (mail_reply.code == 250) {
+        for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+          co_await c.write(asio::buffer(lines[i + 1]));
+          a.recipients.push_back(co_await c.read_reply());
+        }
+      }
+    }
+    if (mail_reply.code != 250) {
+      a.recipients.clear();
+      a.reply = refusal(mail_reply, "MAIL FROM");
+      co_return a;
+    }
+    std::size_t accepted = 0;
+    for (const auto& r : a.recipients) accepted += r.positive() ? 1 : 0;
+    // Passthrough: the first refusal answers the client. Queue: DATA goes to the accepted
+    // recipients; the refused ones are reported per recipient.
+    for (std::size_t i = 0; i < a.recipients.size(); ++i) {
+      if (!a.recipients[i].positive() && (all_or_nothing || accepted == 0)) {
+        a.reply = refusal(a.recipients[i], "RCPT TO:<" + env.recipients[i] + ">");
+        co_return a;
+      }
+    }
+    const Reply data = co_await c.command("DATA");
+    if (data.code != 354) {
+      a.reply = refusal(data, "DATA");
+      co_return a;
+    }
+    std::vector<asio::const_buffer> out;
+    dot_stuffed(message, out);
+    co_await c.write(out);
+    const Reply final_reply = co_await c.read_reply();
+    c.dirty = false;
+    a.reply = final_reply.code == 250 ? final_reply : refusal(final_reply, "the message");
+    co_return a;
+  }
+};
+
+RelayClient::RelayClient(RelayOptions options)
+    : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
+
+RelayClient::~RelayClient() { close_idle(); }
+
+std::unique_ptr<RelayClient> RelayClient::create(RelayOptions options, std::string& error) {
+  std::unique_ptr<RelayClient> c(new RelayClient(std::move(options)));
+  auto& ctx = c->impl_->tls;
+  ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                  asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                  asio::ssl::context::no_tlsv1_1);
+  boost::system::error_code ec;
+  if (!c->options_.ca_file.empty()) {
+    ctx.load_verify_file(c->options_.ca_file, ec);
+    if (ec) {
+      error = "cannot load [relay] ca_file " + c->options_.ca_file + ": " + ec.message() +
+              " (it must be a PEM file of CA certificates)";
+      return nullptr;
+    }
+  } else {
+    ctx.set_default_verify_paths(ec);
+    if (ec) {
+      error = "cannot load the system's CA certificates: " + ec.message();
+      return nullptr;
+    }
+  }
+  if (c->options_.hosts.empty()) {
+    error = "no relay configured";
+    return nullptr;
+  }
+  return c;
+}
+
+void RelayClient::close_idle() {
+  std::lock_guard lock(impl_->mutex);
+  for (auto& c : impl_->idle) c->close();
+  impl_->idle.clear();
+}
+
+asio::awaitable<Attempt> RelayClient::send(const Envelope& envelope,
+                                           const std::vector<std::string_view>& message,
+                                           bool all_or_nothing) {
+  auto ex = co_await asio::this_coro::executor;
+  for (int round = 0;; ++round) {
+    bool reused = false;
+    std::string why;
+    auto c = co_await impl_->acquire(options_, reused, why);
+    if (!c) {
+      Attempt a;
+      a.reply = Reply{451, {4, 4, 1}, "No relay reachable (" + why + "), try again later"};
+      co_return a;
+    }
+    c->arm(ex, options_.timeout, c);
+    bool answered = false;
+    std::string error;
+    Attempt a;
+    try {
+      a = co_await impl_->transact(*c, envelope, message, all_or_nothing, answered);
+    } catch (const std::exception& e) {
+      error = c->expired ? "timed out" : e.what();
+    }
+    if (error.empty()) {
+      impl_->release(std::move(c), options_);
+      co_return a;
+    }
+    const std::string relay = c->relay;
+    c->close();
+    // An idle connection the relay closed meanwhile: once more on a fresh one.
+    if (reused && !answered && round == 0) continue;
+    a = Attempt{};
+    a.relay = relay;
+    a.reply = Reply{451, {4, 4, 1}, "Relay " + relay + " failed (" + error + "), try again later"};
+    co_return a;
+  }
+}
+
+Reply RelayClient::client_reply(const Attempt& a, const Envelope&) {
+  if (a.reply.code != 250) return a.reply;
+  return Reply{250, {2, 0, 0}, "Ok: relayed (relay said: " + one_line(a.reply.text) + ")"};
 }
 
 }  // namespace truefrom::relay

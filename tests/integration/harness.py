@@ -313,20 +313,20 @@ def process_uid(pid):
 class Sink:
     """contrib/sink/truefrom-sink on a free port, storing into a temp dir."""
 
-    def __init__(self, *extra_args):
+    def __init__(self, *extra_args, port=None):
         self.tmp = make_tempdir("truefrom-sink-")
         self.save_dir = self.tmp / "msgs"
         self.logfile = self.tmp / "sink.log"
         self.extra_args = [str(a) for a in extra_args]
         self.proc = None
-        self.port = None
+        self.port = port     # None: a free one at the first start; kept across restarts
 
     def start(self, timeout=10):
         if not os.access(SINK_SCRIPT, os.X_OK):
             raise RuntimeError("%s is missing or not executable" % SINK_SCRIPT)
         self._log = open(self.logfile, "ab")
         self.proc = subprocess.Popen(
-            [str(SINK_SCRIPT), "--host", "127.0.0.1", "--port", "0",
+            [str(SINK_SCRIPT), "--host", "127.0.0.1", "--port", str(self.port or 0),
              "--save-dir", str(self.save_dir)] + self.extra_args,
             stdout=subprocess.PIPE, stderr=self._log, bufsize=0)   # unbuffered: select() below
         line = b""
@@ -422,7 +422,8 @@ class Truefrom:
     """
 
     def __init__(self, database, relay_port, *, relay_host="127.0.0.1", relay_starttls="none",
-                 max_message_size=10485760, max_recipients=50, name="truefrom"):
+                 relay_mode="queue", max_message_size=10485760, max_recipients=50,
+                 name="truefrom"):
         self.bin = truefrom_bin()
         self.database = database
         self.tmp = make_tempdir("truefrom-%s-" % name)
@@ -440,9 +441,12 @@ class Truefrom:
         self.relay_host = relay_host
         self.relay_port = relay_port
         self.relay_starttls = relay_starttls
+        self.relay_mode = relay_mode
+        self.relay_extra = ""    # more [relay] keys, e.g. 'ca_file = "..."'
         self.max_message_size = max_message_size
         self.max_recipients = max_recipients
         self.extra_config = ""   # appended to the generated config (more sections)
+        self.preexec = None      # run in the server's process before exec (e.g. setrlimit)
         self.proc = None
         self._make_certificate()
         self.write_config()
@@ -478,9 +482,11 @@ class Truefrom:
             lines += ["[database]", 'url = "%s"' % self.database.conninfo, ""]
         lines += [
             "[relay]",
+            'mode = "%s"' % self.relay_mode,
             'host = "%s"' % self.relay_host,
             "port = %d" % self.relay_port,
             'starttls = "%s"' % self.relay_starttls,
+            self.relay_extra,
             "",
             "[state]",
             'dir = "%s"' % self.state_dir,
@@ -529,7 +535,7 @@ class Truefrom:
         self._log.flush()
         self.proc = subprocess.Popen([str(self.bin), "serve", "--config", str(self.config_path)],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+                                     stderr=subprocess.STDOUT, preexec_fn=self.preexec)
         deadline = time.monotonic() + timeout
         waiting = [self.submission_port, self.submissions_port]
         while waiting:

@@ -1,4 +1,4 @@
-"""Passthrough relay: the client hears the relay's verdict.
+"""Passthrough relay ([relay] mode = "passthrough"): the client hears the relay's verdict.
 
 One cluster shared by three servers, each with its own relay:
   srv_451   -> a sink that answers every DATA with "451 4.3.2 sink says later"
@@ -27,9 +27,12 @@ class RelayReplyTests(IntegrationTestCase):
         cls.sink_451 = cls.use(Sink("--data-reply", "451 4.3.2 sink says later")).start()
         cls.sink_554 = cls.use(Sink("--data-reply", "554 5.7.1 sink refuses this")).start()
         cls.dead = cls.use(ClosedPortFixture())
-        cls.srv_451 = cls.use(Truefrom(cls.pg, cls.sink_451.port, name="relay451"))
-        cls.srv_554 = cls.use(Truefrom(cls.pg, cls.sink_554.port, name="relay554"))
-        cls.srv_down = cls.use(Truefrom(cls.pg, cls.dead.port, name="relaydown"))
+        cls.srv_451 = cls.use(Truefrom(cls.pg, cls.sink_451.port, name="relay451",
+                                       relay_mode="passthrough"))
+        cls.srv_554 = cls.use(Truefrom(cls.pg, cls.sink_554.port, name="relay554",
+                                       relay_mode="passthrough"))
+        cls.srv_down = cls.use(Truefrom(cls.pg, cls.dead.port, name="relaydown",
+                                        relay_mode="passthrough"))
         # the three share one database: migrate must be idempotent
         for srv in (cls.srv_451, cls.srv_554, cls.srv_down):
             srv.migrate()

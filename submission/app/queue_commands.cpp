@@ -1,0 +1,221 @@
+// `truefrom queue list|show|flush|hold|release|delete`: works on the spool files directly
+// (under the per-message lock the scheduler also takes), then tells a running server
+// through the control socket, so the commands work the same on a live and a stopped server.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <iostream>
+
+#include "submission/app/cli.hpp"
+#include "submission/core/header_fields.hpp"
+#include "submission/queue/spool.hpp"
+
+namespace truefrom::app {
+namespace {
+
+using queue::Spool;
+using queue::Where;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string age(std::int64_t seconds) {
+  if (seconds < 0) seconds = 0;
+  if (seconds < 120) return std::to_string(seconds) + "s";
+  if (seconds < 7200) return std::to_string(seconds / 60) + "m";
+  if (seconds < 172800) return std::to_string(seconds / 3600) + "h";
+  return std::to_string(seconds / 86400) + "d";
+}
+
+std::string size_text(std::uint64_t n) {
+  if (n < 10 * 1024) return std::to_string(n);
+  if (n < 10 * 1024 * 1024) return std::to_string(n / 1024) + "K";
+  return std::to_string(n / (1024 * 1024)) + "M";
+}
+
+// Sends one control command to a running server. Returns false when none listens.
+bool notify_server(const Spool& spool, const std::string& command, std::string& answer) {
+  const auto path = (spool.dir() / "control").string();
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) return false;
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  const std::string line = command + "\n";
+  ok = ok && ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  char buf[64];
+  const ssize_t n = ok ? ::read(fd, buf, sizeof buf) : -1;
+  ::close(fd);
+  if (n <= 0) return false;
+  answer.assign(buf, static_cast<std::size_t>(n));
+  return true;
+}
+
+void tell(const Spool& spool, const std::string& command) {
+  std::string answer;
+  if (notify_server(spool, command, answer)) {
+    if (answer != "ok\n") std::cerr << "truefrom: warning: the server answered " << answer;
+  } else {
+    std::cout << "(no running server answered on " << (spool.dir() / "control").string()
+              << "; the change applies when it starts)\n";
+  }
+}
+
+std::vector<std::string> pending_recipients(const queue::MessageInfo& info,
+                                            const queue::DeliveryState& st) {
+  std::vector<std::string> out;
+  for (const auto& r : info.recipients) {
+    if (std::find(st.finished.begin(), st.finished.end(), r) == st.finished.end()) {
+      out.push_back(r);
+    }
+  }
+  return out;
+}
+
+int list(const Spool& spool) {
+  std::size_t count = 0;
+  const auto now = unix_now();
+  for (Where where : {Where::kActive, Where::kHold}) {
+    for (const auto& id : spool.list(where)) {
+      std::string error;
+      const auto info = spool.read(id, where, nullptr, error);
+      if (!info) {  // delivered and removed meanwhile, or unreadable
+        if (spool.find(id)) std::cout << id << "  unreadable: " << error << "\n";
+        continue;
+      }
+      const auto st = spool.load_state(id);
+      std::string state = where == Where::kHold ? "held" : st.attempts > 0 ? "deferred" : "active";
+      std::string rcpts;
+      for (const auto& r : pending_recipients(*info, st)) {
+        rcpts += (rcpts.empty() ? "<" : ", <") + r + ">";
+      }
+      std::cout << id << "  " << state << "  " << age(now - info->arrival) << "  "
+                << size_text(info->size) << "  <" << info->mail_from << "> -> " << rcpts << "\n";
+      if (st.attempts > 0) {
+        std::cout << "    " << st.attempts << " attempt(s)";
+        if (where == Where::kActive) {
+          std::cout << ", next in " << age(st.next_attempt - now);
+        }
+        if (!st.last_error.empty()) std::cout << ", last error: " << st.last_error;
+        std::cout << "\n";
+      }
+      ++count;
+    }
+  }
+  std::cout << (count == 0 ? std::string("the queue is empty")
+                           : std::to_string(count) + " message(s)")
+            << "\n";
+  return 0;
+}
+
+int show(const Spool& spool, const std::string& id) {
+  const auto where = spool.find(id);
+  if (!where) return fail("no message " + id + " in the queue (see truefrom queue list)");
+  std::string data, error;
+  const auto info = spool.read(id, *where, &data, error);
+  if (!info) return fail(error);
+  const auto st = spool.load_state(id);
+  const auto now = unix_now();
+  std::cout << "id: " << id << (*where == Where::kHold ? " (held)" : "") << "\n"
+            << "from: <" << info->mail_from << ">\n";
+  for (const auto& r : info->recipients) {
+    const bool done = std::find(st.finished.begin(), st.finished.end(), r) != st.finished.end();
+    std::cout << "to: <" << r << ">" << (done ? " (finished)" : "") << "\n";
+  }
+  std::cout << "user: " << (info->user.empty() ? "(report generated by truefrom)" : info->user)
+            << "\n"
+            << "age: " << age(now - info->arrival) << "\n"
+            << "size: " << info->size << " octets" << (info->eight_bit ? ", 8BITMIME" : "")
+            << (info->smtputf8 ? ", SMTPUTF8" : "") << "\n"
+            << "attempts: " << st.attempts << "\n";
+  if (st.attempts > 0 && *where == Where::kActive) {
+    std::cout << "next attempt in: " << age(st.next_attempt - now) << "\n";
+  }
+  if (!st.last_error.empty()) std::cout << "last error: " << st.last_error << "\n";
+  std::string why;
+  const auto section = smtp::parse_header_section(data, &why);
+  const std::size_t end =
+      section ? section->body_offset(data.size()) : std::min<std::size_t>(data.size(), 4096);
+  std::cout << "\n" << data.substr(0, end);
+  return 0;
+}
+
+// hold, release, delete: under the message's lock, so never while it is being delivered.
+int change(const Spool& spool, const std::string& verb, const std::string& id) {
+  const auto where = spool.find(id);
+  if (!where) return fail("no message " + id + " in the queue (see truefrom queue list)");
+  if (verb == "hold" && *where == Where::kHold) return fail(id + " is already held");
+  if (verb == "release" && *where == Where::kActive) return fail(id + " is not held");
+  queue::MessageLock lock(spool.path(id, *where));
+  if (!lock.locked()) {
+    if (lock.missing()) return fail(id + " left the queue meanwhile (delivered or moved)");
+    return fail(id + " is being delivered right now; try again in a second");
+  }
+  std::string error;
+  bool ok = false;
+  if (verb == "delete") {
+    ok = spool.remove(id, *where, error);
+  } else if (verb == "hold") {
+    ok = spool.move(id, Where::kActive, Where::kHold, error);
+  } else {
+    ok = spool.move(id, Where::kHold, Where::kActive, error);
+  }
+  if (!ok) return fail(error);
+  std::cout << id
+            << (verb == "delete" ? " deleted"
+                : verb == "hold" ? " held"
+                                 : " released")
+            << "\n";
+  if (*where == Where::kActive || verb == "release") tell(spool, "scan");
+  return 0;
+}
+
+}  // namespace
+
+int cmd_queue(const Args& a, const Config& config) {
+  const auto& p = a.positional;
+  const std::string verb = p.size() >= 2 ? p[1] : std::string{};
+  const bool takes_id = verb == "show" || verb == "hold" || verb == "release" || verb == "delete";
+  if (!takes_id && verb != "list" && verb != "flush") {
+    return usage_error(
+        verb.empty() ? "expected a queue command" : "unknown queue command \"" + verb + "\"",
+        "queue");
+  }
+  if (p.size() != (takes_id ? 3u : 2u)) {
+    return usage_error(
+        takes_id ? "expected: truefrom queue " + verb + " ID" : "expected: truefrom queue " + verb,
+        "queue");
+  }
+  const Spool spool(config.queue_dir);
+  if (!spool.exists()) {
+    return fail("no queue at " + config.queue_dir.string() +
+                " (the server creates it at start; check [queue] dir and --config)");
+  }
+  if (takes_id && !queue::valid_id(p[2])) {
+    return fail("\"" + p[2] + "\" is not a queue id (see truefrom queue list)");
+  }
+  if (verb == "list") return list(spool);
+  if (verb == "show") return show(spool, p[2]);
+  if (verb == "flush") {
+    std::string answer;
+    if (!notify_server(spool, "flush", answer)) {
+      return fail("no running server answered on " + (spool.dir() / "control").string() +
+                  "; a server delivers everything due when it starts");
+    }
+    std::cout << "flushed: every deferred message is due now\n";
+    return 0;
+  }
+  return change(spool, verb, p[2]);
+}
+
+}  // namespace truefrom::app

@@ -1,0 +1,40 @@
+// on_workers(): runs blocking work (a query, a hash, a signature, a file write) on the
+// worker pool and resumes the awaiting coroutine on its own executor, so no I/O thread ever
+// blocks. Written as an initiation, not a coroutine: the callable is moved into plain
+// handlers (GCC 12 mishandles non-trivial captures passed into coroutines).
+// Thread-safety: as the pool and the executor.
+#pragma once
+
+#include <utility>  // before Boost.Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
+
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <type_traits>
+
+namespace truefrom::net {
+
+// Runs `f` on the worker pool and resumes the awaiting coroutine on its own executor.
+// Written as an initiation, not a coroutine: the callable is moved into plain handlers.
+template <class F>
+inline auto on_workers(boost::asio::thread_pool& pool, F&& f) {
+  using R = std::invoke_result_t<std::decay_t<F>&>;
+  return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(R)>(
+      [&pool](auto handler, auto fn) {
+        auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
+        boost::asio::post(pool, [handler = std::move(handler), fn = std::move(fn),
+                                 work = std::move(work)]() mutable {
+          R result = fn();
+          auto ex = work.get_executor();
+          boost::asio::post(ex,
+                            [handler = std::move(handler), result = std::move(result)]() mutable {
+                              std::move(handler)(std::move(result));
+                            });
+        });
+      },
+      boost::asio::use_awaitable, std::forward<F>(f));
+}
+
+}  // namespace truefrom::net

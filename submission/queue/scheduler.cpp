@@ -1,0 +1,432 @@
+#include "submission/queue/scheduler.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/read_until.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <random>
+
+#include "submission/core/header_fields.hpp"
+#include "submission/net/log.hpp"
+#include "submission/net/on_workers.hpp"
+#include "submission/queue/dsn.hpp"
+
+namespace truefrom::queue {
+
+namespace asio = boost::asio;
+using smtp::Reply;
+
+namespace {
+
+constexpr std::chrono::seconds kTick{1};
+// A message the CLI holds locked is looked at again after this long.
+constexpr std::int64_t kBusyRetry = 5;
+
+std::int64_t unix_now() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string random_hex(std::size_t n) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string s;
+  std::uint64_t v = rng();
+  for (std::size_t i = 0; i < n; ++i) {
+    s += kHex[v & 15];
+    v >>= 4;
+  }
+  return s;
+}
+
+}  // namespace
+
+std::string new_queue_id() {
+  const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::system_clock::now().time_since_epoch())
+                      .count();
+  char t[17];
+  std::snprintf(t, sizeof t, "%013llX", static_cast<unsigned long long>(us));
+  return std::string(t) + random_hex(5);
+}
+
+asio::awaitable<std::string> async_commit(Spool& spool, Spool::Written written) {
+  return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::string)>(
+      [&spool](auto handler, Spool::Written w) {
+        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        spool.commit(std::move(w), [shared, work](const std::string& error) mutable {
+          auto ex = work.get_executor();
+          asio::post(ex, [shared, error]() mutable { std::move (*shared)(error); });
+        });
+      },
+      asio::use_awaitable, std::move(written));
+}
+
+struct Scheduler::Io {
+  explicit Io(asio::io_context& io) : strand(asio::make_strand(io)), tick(strand), control(io) {}
+  asio::strand<asio::io_context::executor_type> strand;
+  asio::steady_timer tick;
+  asio::local::stream_protocol::acceptor control;
+};
+
+// What one attempt did, per recipient.
+struct Scheduler::Outcome {
+  std::vector<std::string> delivered;
+  std::vector<FailedRecipient> failed;
+  std::vector<std::pair<std::string, Reply>> deferred;
+};
+
+Scheduler::Scheduler(asio::io_context& io, Spool& spool, relay::RelayClient& relay,
+                     asio::thread_pool& workers, QueueOptions options)
+    : io_(io),
+      spool_(spool),
+      relay_(relay),
+      workers_(workers),
+      options_(std::move(options)),
+      io_objects_(std::make_unique<Io>(io)) {}
+
+Scheduler::~Scheduler() { stop(); }
+
+bool Scheduler::start(std::string& error) {
+  scan(true);
+  const auto path = spool_.dir() / "control";
+  ::unlink(path.c_str());
+  boost::system::error_code ec;
+  auto& acc = io_objects_->control;
+  acc.open(asio::local::stream_protocol(), ec);
+  if (!ec) acc.bind(asio::local::stream_protocol::endpoint(path.string()), ec);
+  if (!ec) acc.listen(16, ec);
+  if (ec) {
+    error = "cannot open the queue control socket " + path.string() + ": " + ec.message();
+    return false;
+  }
+  asio::co_spawn(io_objects_->strand, tick_loop(), asio::detached);
+  asio::co_spawn(io_, control_loop(), asio::detached);
+  std::lock_guard lock(mutex_);
+  pump();
+  return true;
+}
+
+void Scheduler::stop() {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  stopping_ = true;
+  boost::system::error_code ec;
+  io_objects_->tick.cancel();
+  io_objects_->control.close(ec);
+}
+
+void Scheduler::enqueued(MessageInfo info) {
+  std::lock_guard lock(mutex_);
+  const std::string id = info.id;
+  entries_[id] = Entry{std::move(info), {}, false};
+  ready_.insert(id);
+  pump();
+}
+
+void Scheduler::pump() {
+  while (!stopping_ && running_ < options_.concurrency && !ready_.empty()) {
+    const std::string id = *ready_.begin();
+    ready_.erase(ready_.begin());
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.running) continue;
+    it->second.running = true;
+    ++running_;
+    asio::co_spawn(asio::make_strand(io_), deliver(id), asio::detached);
+  }
+}
+
+// Loads the spool (at start: everything; later: what the CLI released) and forgets what
+// is no longer in active/ (deleted or held by the admin).
+void Scheduler::scan(bool initial) {
+  const auto ids = spool_.list(Where::kActive);
+  std::vector<std::pair<MessageInfo, DeliveryState>> found;
+  std::set<std::string> present(ids.begin(), ids.end());
+  {
+    std::lock_guard lock(mutex_);
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (!it->second.running && !present.count(it->first)) {
+        waiting_.erase({it->second.state.next_attempt, it->first});
+        ready_.erase(it->first);
+        it = entries_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    for (const auto& id : ids) {
+      if (entries_.count(id)) present.erase(id);
+    }
+  }
+  for (const auto& id : present) {
+    std::string error;
+    auto info = spool_.read(id, Where::kActive, nullptr, error);
+    if (!info) {
+      net::log_error("queue: " + error + "; moved to hold/ for the administrator");
+      std::string ignored;
+      spool_.move(id, Where::kActive, Where::kHold, ignored);
+      continue;
+    }
+    found.emplace_back(std::move(*info), spool_.load_state(id));
+  }
+  std::lock_guard lock(mutex_);
+  const auto now = unix_now();
+  for (auto& [info, state] : found) {
+    const std::string id = info.id;
+    if (entries_.count(id)) continue;
+    const bool due = state.next_attempt <= now;
+    if (due) {
+      ready_.insert(id);
+    } else {
+      waiting_.insert({state.next_attempt, id});
+    }
+    entries_[id] = Entry{std::move(info), std::move(state), false};
+  }
+  if (initial && !entries_.empty()) {
+    net::log_info("queue: " + std::to_string(entries_.size()) + " message(s) in " +
+                  spool_.dir().string() + ", " + std::to_string(ready_.size()) + " due now");
+  }
+  pump();
+}
+
+void Scheduler::flush() {
+  std::lock_guard lock(mutex_);
+  for (const auto& [when, id] : waiting_) {
+    ready_.insert(id);
+    entries_[id].state.next_attempt = 0;
+  }
+  waiting_.clear();
+  pump();
+}
+
+asio::awaitable<void> Scheduler::tick_loop() {
+  auto& timer = io_objects_->tick;
+  for (;;) {
+    timer.expires_after(kTick);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    std::lock_guard lock(mutex_);
+    if (stopping_) co_return;
+    const auto now = unix_now();
+    while (!waiting_.empty() && waiting_.begin()->first <= now) {
+      ready_.insert(waiting_.begin()->second);
+      waiting_.erase(waiting_.begin());
+    }
+    pump();
+  }
+}
+
+asio::awaitable<void> Scheduler::control_loop() {
+  auto& acc = io_objects_->control;
+  for (;;) {
+    boost::system::error_code ec;
+    asio::local::stream_protocol::socket peer(io_);
+    co_await acc.async_accept(peer, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acc.is_open()) co_return;
+      continue;
+    }
+    std::string line;
+    co_await asio::async_read_until(peer, asio::dynamic_buffer(line, 64), '\n',
+                                    asio::redirect_error(asio::use_awaitable, ec));
+    std::string answer = "ok\n";
+    if (ec) {
+      continue;
+    } else if (line == "flush\n") {
+      flush();
+    } else if (line == "scan\n") {
+      Scheduler* self = this;
+      co_await net::on_workers(workers_, [self] {
+        self->scan(false);
+        return 0;
+      });
+    } else {
+      answer = "unknown command\n";
+    }
+    co_await asio::async_write(peer, asio::buffer(answer),
+                               asio::redirect_error(asio::use_awaitable, ec));
+  }
+}
+
+asio::awaitable<void> Scheduler::deliver(std::string id) {
+  MessageInfo info;
+  DeliveryState state;
+  {
+    std::lock_guard lock(mutex_);
+    const auto& e = entries_.at(id);
+    info = e.info;
+    state = e.state;
+  }
+  // Lock and read the file on the workers (blocking file I/O).
+  struct Loaded {
+    std::shared_ptr<MessageLock> lock;
+    std::string data;
+    std::string error;
+  };
+  Spool* spool = &spool_;
+  const std::string* idp = &id;
+  Loaded l = co_await net::on_workers(workers_, [spool, idp] {
+    Loaded r;
+    r.lock = std::make_shared<MessageLock>(spool->path(*idp, Where::kActive));
+    if (r.lock->locked() && !spool->read(*idp, Where::kActive, &r.data, r.error)) {
+      r.lock.reset();
+    }
+    return r;
+  });
+
+  if (!l.lock || !l.lock->locked()) {
+    std::lock_guard lock(mutex_);
+    --running_;
+    auto& e = entries_.at(id);
+    e.running = false;
+    if (l.lock && l.lock->missing()) {
+      entries_.erase(id);  // deleted or held by the admin meanwhile
+    } else if (!l.error.empty()) {
+      net::log_error("queue: " + l.error + "; moved to hold/ for the administrator");
+      std::string ignored;
+      spool_.move(id, Where::kActive, Where::kHold, ignored);
+      entries_.erase(id);
+    } else {  // the CLI is working on it
+      e.state.next_attempt = unix_now() + kBusyRetry;
+      waiting_.insert({e.state.next_attempt, id});
+    }
+    pump();
+    co_return;
+  }
+
+  relay::Envelope env;
+  env.mail_from = info.mail_from;
+  env.eight_bit = info.eight_bit;
+  env.smtputf8 = info.smtputf8;
+  for (const auto& r : info.recipients) {
+    if (std::find(state.finished.begin(), state.finished.end(), r) == state.finished.end()) {
+      env.recipients.push_back(r);
+    }
+  }
+  Outcome out;
+  std::string relay_name;
+  if (!env.recipients.empty()) {
+    const std::vector<std::string_view> parts{l.data};
+    const relay::Attempt a = co_await relay_.send(env, parts, false);
+    relay_name = a.relay;
+    const auto now = unix_now();
+    const bool expired = now - info.arrival >= options_.lifetime.count();
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+      const Reply& r =
+          (i < a.recipients.size() && !a.recipients[i].positive()) ? a.recipients[i] : a.reply;
+      if (r.code == 250 || (r.positive() && a.reply.code == 250)) {
+        out.delivered.push_back(env.recipients[i]);
+      } else if (r.code >= 500) {
+        out.failed.push_back({env.recipients[i], r, false});
+      } else if (expired) {
+        out.failed.push_back({env.recipients[i], r, true});
+      } else {
+        out.deferred.emplace_back(env.recipients[i], r);
+      }
+    }
+  }
+
+  // Reports for the failed recipients (never for a null sender: RFC 5321 4.5.5).
+  bool reported = true;
+  std::string dsn_id;
+  if (!out.failed.empty() && !info.mail_from.empty()) {
+    DsnInput in;
+    in.reporting_host = options_.hostname;
+    in.original_sender = info.mail_from;
+    in.original_id = id;
+    in.arrival = info.arrival;
+    in.now = unix_now();
+    in.relay = relay_name;
+    in.failed = out.failed;
+    std::string why;
+    const auto section = smtp::parse_header_section(l.data, &why);
+    in.original_headers =
+        section ? std::string_view(l.data).substr(0, section->body_offset(l.data.size()))
+                : std::string_view{};
+    dsn_id = new_queue_id();
+    in.message_id = "<" + dsn_id + ".dsn@" + options_.hostname + ">";
+    in.boundary = dsn_id + "/" + options_.hostname;
+    const Dsn dsn = build_dsn(in);
+    MessageInfo dinfo;
+    dinfo.id = dsn_id;
+    dinfo.recipients = {info.mail_from};
+    dinfo.eight_bit = dsn.eight_bit;
+    dinfo.smtputf8 = dsn.smtputf8;
+    dinfo.arrival = in.now;
+    const MessageInfo* dp = &dinfo;
+    const std::string* text = &dsn.message;
+    std::string error;
+    std::string* ep = &error;
+    const bool ok = co_await net::on_workers(workers_, [spool, dp, text, ep] {
+      auto w = spool->write(*dp, {*text}, *ep);
+      return w && spool->commit_and_wait(std::move(*w), *ep);
+    });
+    if (ok) {
+      dinfo.size = dsn.message.size();
+      enqueued(dinfo);
+    } else {
+      reported = false;
+      net::log_error("queue: " + id + ": cannot queue the delivery status notification to <" +
+                     info.mail_from + ">: " + error + "; the failed recipients are retried");
+    }
+  }
+
+  for (const auto& r : out.delivered) {
+    net::log_info("queue: " + id + " to <" + r + ">: delivered via " + relay_name);
+    state.finished.push_back(r);
+  }
+  for (const auto& f : out.failed) {
+    if (!reported) {
+      out.deferred.emplace_back(f.address, f.reply);
+      continue;
+    }
+    net::log_warning(
+        "queue: " + id + " to <" + f.address + ">: " +
+        (f.expired ? "delivery time expired, last error " : "refused: ") + f.reply.summary() +
+        (info.mail_from.empty() ? "; null sender, no report"
+                                : "; report " + dsn_id + " to <" + info.mail_from + ">"));
+    state.finished.push_back(f.address);
+  }
+  const auto now = unix_now();
+  ++state.attempts;
+  if (!out.deferred.empty()) {
+    auto delay = options_.retry_first;
+    for (unsigned i = 1; i < state.attempts && delay < options_.retry_max; ++i) delay *= 2;
+    delay = std::min(delay, options_.retry_max);
+    state.next_attempt = now + delay.count();
+    state.last_error = out.deferred.front().second.summary();
+    for (const auto& [r, reply] : out.deferred) {
+      net::log_info("queue: " + id + " to <" + r + ">: deferred (" + reply.summary() +
+                    "), next attempt in " + std::to_string(delay.count()) + " s");
+    }
+  }
+  const bool done = out.deferred.empty();
+  const DeliveryState* sp = &state;
+  std::string error;
+  std::string* ep = &error;
+  const bool saved = co_await net::on_workers(workers_, [spool, idp, sp, done, ep] {
+    return done ? spool->remove(*idp, Where::kActive, *ep) : spool->save_state(*idp, *sp, *ep);
+  });
+  if (!saved) net::log_error("queue: " + id + ": " + error);
+  l.lock.reset();
+
+  std::lock_guard lock(mutex_);
+  --running_;
+  if (done) {
+    entries_.erase(id);
+  } else {
+    auto& e = entries_.at(id);
+    e.running = false;
+    e.state = state;
+    waiting_.insert({state.next_attempt, id});
+  }
+  pump();
+}
+
+}  // namespace truefrom::queue

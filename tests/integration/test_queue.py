@@ -1,0 +1,402 @@
+"""The durable queue ([relay] mode = "queue", the default): 250 means the message is on
+disk, and it reaches the relay through outages, crashes and partial refusals.
+
+Real parts: a throwaway PostgreSQL, the truefrom binary, truefrom-sink as the relay
+(stopped and restarted on the same port to simulate an outage), smtplib as the client.
+"""
+import email
+import email.policy
+import os
+import random
+import re
+import resource
+import signal
+import smtplib
+import subprocess
+import threading
+import time
+import unittest
+
+from harness import (ClosedPort, IntegrationTestCase, PostgresCluster, Sink, Truefrom,
+                     client_tls_context, eventually, make_message, make_tempdir,
+                     remove_tempdir, unique)
+
+ALICE, PW = "alice@example.test", "alice-pass"
+REFUSED = "refused@dest.test"
+
+QUEUE_CONFIG = """
+[queue]
+retry_first = 1
+retry_max = 2
+"""
+
+
+def message_id_of(raw):
+    m = re.search(rb"^Message-ID:\s*(<[^>\r\n]+>)", raw, re.M | re.I)
+    return m.group(1).decode() if m else None
+
+
+def submit(srv, subject, rcpts=("bob@dest.test",), sender=ALICE, body=None, timeout=15):
+    """One message through smtplib; returns the server's 250 reply to the end of data and
+    raises SMTPDataError for any other (as smtplib's sendmail does)."""
+    msg = make_message(ALICE, list(rcpts), subject, **({"body": body} if body else {}))
+    with smtplib.SMTP("127.0.0.1", srv.submission_port, timeout=timeout) as s:
+        s.starttls(context=client_tls_context())
+        s.login(ALICE, PW)
+        s.mail(sender)
+        for r in rcpts:
+            code, text = s.rcpt(r)
+            assert code == 250, (code, text)
+        code, text = s.data(msg)
+        if code != 250:
+            raise smtplib.SMTPDataError(code, text)
+        return code, text
+
+
+class QueueTests(IntegrationTestCase):
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.sink = cls.use(Sink("--rcpt-reply", REFUSED + "=550 5.1.1 no such user")).start()
+        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port, name="queue"))
+        cls.srv.extra_config = QUEUE_CONFIG
+        cls.srv.write_config()
+        cls.srv.migrate()
+        cls.srv.add_account(ALICE, PW)
+        cls.srv.add_sender(ALICE, ALICE)
+        cls.srv.start()
+
+    def setUp(self):
+        if self.sink.proc is None:
+            self.sink.start()
+        if not self.srv.alive():
+            self.srv.start()
+
+    def queue_list(self):
+        return self.srv.cli_ok("queue", "list").stdout
+
+    def wait_until_queue_empty(self, timeout=20):
+        def empty():
+            self.assertIn("the queue is empty", self.queue_list())
+        eventually(empty, timeout=timeout)
+
+    def ids_at_sink(self, marker):
+        return [message_id_of(raw) for _, raw in self.sink.find(marker)]
+
+    # -- outage ------------------------------------------------------------------------------
+
+    def test_relay_down_then_back_every_message_exactly_once(self):
+        marker = unique("outage")
+        self.sink.stop()
+        self.sink.proc = None
+        queued = []
+        for i in range(10):
+            code, text = submit(self.srv, "%s %d" % (marker, i))
+            self.assertEqual(code, 250, text)
+            self.assertIn(b"queued as", text)
+            queued.append(text.split()[-1].decode())
+        time.sleep(1.5)
+        self.assertEqual(self.sink.find(marker), [])
+        listing = self.queue_list()
+        for qid in queued:
+            self.assertIn(qid, listing)
+        self.assertIn("deferred", listing)
+        self.assertIn("No relay reachable", listing)   # the last error, for the admin
+
+        self.sink.start()
+        msgs = eventually(lambda: self._exactly(marker, 10), timeout=20)
+        self.wait_until_queue_empty()
+        time.sleep(1.5)   # nothing arrives twice later
+        ids = self.ids_at_sink(marker)
+        self.assertEqual(len(ids), 10, msgs)
+        self.assertEqual(len(set(ids)), 10, "a message arrived twice: %s" % ids)
+
+    def _exactly(self, marker, n):
+        found = self.sink.find(marker)
+        self.assertEqual(len(found), n)
+        return found
+
+    # -- crash -------------------------------------------------------------------------------
+
+    def test_sigkill_under_load_loses_no_accepted_message(self):
+        marker = unique("crash")
+        accepted, lock, stop = {}, threading.Lock(), threading.Event()
+        attempts = [0]
+
+        def client(n):
+            i = 0
+            while not stop.is_set():
+                i += 1
+                subject = "%s c%d m%d" % (marker, n, i)
+                try:
+                    code, text = submit(self.srv, subject, timeout=5)
+                except (OSError, smtplib.SMTPException):
+                    time.sleep(0.05)   # server down or killed mid-session: not acknowledged
+                    continue
+                finally:
+                    with lock:
+                        attempts[0] += 1
+                if code == 250:
+                    with lock:
+                        accepted[subject] = text.split()[-1].decode()
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        try:
+            for _ in range(4):
+                time.sleep(random.uniform(0.4, 1.2))
+                self.srv.proc.send_signal(signal.SIGKILL)
+                self.srv.proc.wait()
+                self.srv._log.close()
+                self.srv.proc = None
+                time.sleep(0.2)
+                self.srv.start()
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        self.assertGreater(len(accepted), 20, "too few messages accepted to mean anything")
+
+        def all_arrived():
+            got = {}
+            for _, raw in self.sink.find(marker):
+                subject = re.search(rb"^Subject: (.*?)\r?$", raw, re.M).group(1).decode()
+                got[subject] = got.get(subject, 0) + 1
+            missing = [s for s in accepted if s not in got]
+            self.assertEqual(missing, [], "accepted but not delivered (yet)")
+            return got
+
+        got = eventually(all_arrived, timeout=30)
+        duplicates = sum(n - 1 for n in got.values())
+        print("\n  crash test: %d attempts, %d accepted, all delivered, %d duplicate(s) "
+              "(at-least-once)" % (attempts[0], len(accepted), duplicates))
+        self.wait_until_queue_empty()
+
+    # -- refusals ----------------------------------------------------------------------------
+
+    def test_one_recipient_refused_other_delivered_and_reported(self):
+        marker = unique("partial")
+        code, text = submit(self.srv, marker, rcpts=("ok@dest.test", REFUSED))
+        self.assertEqual(code, 250, text)
+
+        def delivered():
+            found = [(m, d) for m, d in self.sink.find(marker) if m["rcpt_tos"] != [ALICE]]
+            self.assertEqual(len(found), 1)
+            return found[0]
+        meta, raw = eventually(delivered, timeout=10)
+        self.assertEqual(meta["rcpt_tos"], ["ok@dest.test"])
+
+        def report():
+            found = [(m, d) for m, d in self.sink.messages()
+                     if b"multipart/report" in d and marker.encode() in d]
+            self.assertEqual(len(found), 1)
+            return found[0]
+        meta, raw = eventually(report, timeout=15)
+        self.assertIn(meta["mail_from"], ("", "<>"))      # RFC 3464: null sender
+        self.assertEqual(meta["rcpt_tos"], [ALICE])
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        self.assertEqual(msg.get_content_type(), "multipart/report")
+        self.assertEqual(msg.get_param("report-type"), "delivery-status")
+        parts = list(msg.iter_parts())
+        self.assertEqual([p.get_content_type() for p in parts],
+                         ["text/plain", "message/delivery-status", "text/rfc822-headers"])
+        status = parts[1].as_string()
+        self.assertIn("Final-Recipient: rfc822; " + REFUSED, status)
+        self.assertIn("Action: failed", status)
+        self.assertIn("Status: 5.1.1", status)
+        self.assertIn("Diagnostic-Code: smtp; 550 5.1.1 no such user", status)
+        self.assertNotIn("ok@dest.test", status)
+        self.assertIn(marker, parts[2].as_string())        # the original's Subject
+        self.assertIn("Auto-Submitted: auto-replied", raw.decode())
+        self.wait_until_queue_empty()
+
+    def test_null_sender_is_never_reported(self):
+        marker = unique("nullsender")
+        code, text = submit(self.srv, marker, rcpts=(REFUSED,), sender="")
+        self.assertEqual(code, 250, text)
+        qid = text.split()[-1].decode()
+        self.wait_until_queue_empty()
+        eventually(lambda: self.assertIn(qid + " to <" + REFUSED + ">: refused",
+                                         self.srv.log_text()))
+        self.assertIn("null sender, no report", self.srv.log_text())
+        time.sleep(1)
+        self.assertEqual([d for _, d in self.sink.messages()
+                          if b"multipart/report" in d and marker.encode() in d], [])
+
+    # -- storage trouble ---------------------------------------------------------------------
+
+    def test_unwritable_spool_answers_452_and_loses_nothing_after(self):
+        tmp = self.srv.state_dir / "queue" / "tmp"
+        os.rmdir(tmp)
+        tmp.write_text("not a directory: even root cannot write here")
+        try:
+            marker = unique("unwritable")
+            with self.assertRaises(smtplib.SMTPDataError) as cm:
+                submit(self.srv, marker)
+            self.assertEqual(cm.exception.smtp_code, 452)
+            self.assertTrue(cm.exception.smtp_error.startswith(b"4.3.1"), cm.exception)
+            self.assertIn("cannot store message", self.srv.log_text())
+        finally:
+            tmp.unlink()
+            tmp.mkdir(mode=0o700)
+        code, text = submit(self.srv, marker + " again")
+        self.assertEqual(code, 250, text)
+        self.sink.wait_for_marker(marker + " again")
+        self.assertEqual(len(self.sink.find(marker)), 1)
+
+    # -- the admin's commands ----------------------------------------------------------------
+
+    def test_queue_commands_on_a_live_server(self):
+        marker = unique("cli")
+        self.sink.stop()
+        self.sink.proc = None
+        ids = []
+        for name in ("keep", "hold", "delete"):
+            code, text = submit(self.srv, "%s %s" % (marker, name))
+            self.assertEqual(code, 250, text)
+            ids.append(text.split()[-1].decode())
+        keep, held, deleted = ids
+        out = self.srv.cli_ok("queue", "show", held).stdout
+        self.assertIn("from: <%s>" % ALICE, out)
+        self.assertIn("to: <bob@dest.test>", out)
+        self.assertIn("user: " + ALICE, out)
+        self.assertIn("Subject: %s hold" % marker, out)
+
+        def change(verb, qid):   # the scheduler may hold the lock for a moment
+            p = self.srv.cli("queue", verb, qid)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            return p.stdout
+        eventually(lambda: change("hold", held))
+        eventually(lambda: change("delete", deleted))
+        listing = self.queue_list()
+        self.assertRegex(listing, re.escape(held) + r"  held ")
+        self.assertNotIn(deleted, listing)
+        self.assertIn(keep, listing)
+
+        self.sink.start()
+        self.assertIn("flushed", self.srv.cli_ok("queue", "flush").stdout)
+        self.sink.wait_for_marker(marker + " keep", timeout=10)
+        time.sleep(1.5)
+        self.assertEqual(self.sink.find(marker + " hold"), [])
+        self.assertEqual(self.sink.find(marker + " delete"), [])
+        self.assertIn(held, self.queue_list())
+
+        eventually(lambda: change("release", held))
+        self.sink.wait_for_marker(marker + " hold", timeout=10)
+        self.wait_until_queue_empty()
+        time.sleep(1)
+        self.assertEqual(self.sink.find(marker + " delete"), [])
+
+        p = self.srv.cli("queue", "show", "0123456789ABCDEFFF")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no message 0123456789ABCDEFFF in the queue", p.stderr)
+        p = self.srv.cli("queue", "hold", "../../etc/passwd")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("is not a queue id", p.stderr)
+        p = self.srv.cli("queue", "hold")
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("truefrom queue hold ID", p.stderr)
+
+
+class QueueStoppedServerTests(IntegrationTestCase):
+    """The spool survives a restart, and the CLI works on a stopped server's spool."""
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.dead = ClosedPort()
+        cls.sink = cls.use(Sink()).start()
+        cls.srv = cls.use(Truefrom(cls.pg, cls.dead.port, name="restart"))
+        cls.srv.extra_config = QUEUE_CONFIG
+        cls.srv.write_config()
+        cls.srv.migrate()
+        cls.srv.add_account(ALICE, PW)
+        cls.srv.add_sender(ALICE, ALICE)
+        cls.srv.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dead.close()
+        super().tearDownClass()
+
+    def test_restart_resumes_delivery_and_cli_works_while_stopped(self):
+        marker = unique("restart")
+        code, text = submit(self.srv, marker)
+        self.assertEqual(code, 250, text)
+        qid = text.split()[-1].decode()
+        self.srv.stop()
+        out = self.srv.cli_ok("queue", "list").stdout
+        self.assertIn(qid, out)
+        out = self.srv.cli_ok("queue", "hold", qid).stdout
+        self.assertIn("held", out)
+        self.assertIn("no running server answered", out)
+        self.srv.cli_ok("queue", "release", qid)
+        p = self.srv.cli("queue", "flush")
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("no running server answered", p.stderr)
+        # now point the server at a working relay and start it: the spool is delivered
+        self.srv.relay_port = self.sink.port
+        self.srv.write_config()
+        self.srv.start()
+        self.sink.wait_for_marker(marker, timeout=15)
+        self.assertIn("queue: 1 message(s) in", self.srv.log_text())
+
+
+class DiskFullTests(IntegrationTestCase):
+    """A full file system: 452 4.3.1, never 250. The queue lives on a 512 KiB tmpfs when
+    this machine lets root mount one; otherwise the server runs under a 512 KiB file-size
+    limit (RLIMIT_FSIZE), which fails the spool write the same way (EFBIG instead of ENOSPC)."""
+
+    LIMIT = 512 * 1024
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.sink = cls.use(Sink()).start()
+        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port, name="diskfull"))
+        cls.mount = make_tempdir("truefrom-tmpfs-")
+        p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % cls.LIMIT,
+                            "tmpfs", str(cls.mount)], capture_output=True, text=True)
+        cls.mounted = p.returncode == 0
+        if cls.mounted:
+            cls.srv.extra_config = '\n[queue]\ndir = "%s"\n' % cls.mount
+        else:
+            cls.srv.preexec = lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                                         (cls.LIMIT, cls.LIMIT))
+        cls.srv.write_config()
+        cls.srv.migrate()
+        cls.srv.add_account(ALICE, PW)
+        cls.srv.add_sender(ALICE, ALICE)
+        cls.srv.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            if cls.mounted:
+                subprocess.run(["umount", str(cls.mount)], capture_output=True)
+            remove_tempdir(cls.mount)
+
+    def test_full_disk_answers_452(self):
+        marker = unique("full")
+        big = ("x" * 998 + "\r\n") * 700     # about 700 KiB: more than the file system holds
+        with self.assertRaises(smtplib.SMTPDataError) as cm:
+            submit(self.srv, marker, body=big)
+        self.assertEqual(cm.exception.smtp_code, 452)
+        self.assertTrue(cm.exception.smtp_error.startswith(b"4.3.1"), cm.exception)
+        self.assertTrue(self.srv.alive(), "the server died on a full disk")
+        self.assertRegex(self.srv.log_text(),
+                         "cannot store message .*(No space left on device|File too large)")
+        # the failed write left nothing behind: a small message still fits and is delivered
+        code, text = submit(self.srv, marker + " small")
+        self.assertEqual(code, 250, text)
+        self.sink.wait_for_marker(marker + " small")
+        self.assertEqual(self.sink.find(marker + "\r\n"), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
