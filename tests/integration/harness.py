@@ -443,6 +443,7 @@ class Truefrom:
         self.relay_starttls = relay_starttls
         self.relay_mode = relay_mode
         self.relay_extra = ""    # more [relay] keys, e.g. 'ca_file = "..."'
+        self.relay_hosts = None  # ["host:port", ...] instead of relay_host and relay_port
         self.max_message_size = max_message_size
         self.max_recipients = max_recipients
         self.extra_config = ""   # appended to the generated config (more sections)
@@ -483,8 +484,9 @@ class Truefrom:
         lines += [
             "[relay]",
             'mode = "%s"' % self.relay_mode,
-            'host = "%s"' % self.relay_host,
-            "port = %d" % self.relay_port,
+        ] + (["hosts = [%s]" % ", ".join('"%s"' % h for h in self.relay_hosts)]
+             if self.relay_hosts else
+             ['host = "%s"' % self.relay_host, "port = %d" % self.relay_port]) + [
             'starttls = "%s"' % self.relay_starttls,
             self.relay_extra,
             "",

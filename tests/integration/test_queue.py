@@ -301,6 +301,93 @@ class QueueTests(IntegrationTestCase):
         self.assertIn("truefrom queue hold ID", p.stderr)
 
 
+class RelayConnectionTests(IntegrationTestCase):
+    """The way to the relay: STARTTLS with the certificate verified (CA file or pinned
+    fingerprint), AUTH, and failover to the next relay. The sink here requires STARTTLS and
+    AUTH like an ISP's relay would."""
+
+    RELAY_USER, RELAY_PW = "relayuser", "relay-secret"
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.certdir = make_tempdir("truefrom-relaycert-")
+        cls.cert, cls.key = cls.certdir / "relay.pem", cls.certdir / "relay.key"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-keyout", str(cls.key), "-out", str(cls.cert), "-subj",
+                        "/CN=relay.example.test",
+                        "-addext", "subjectAltName=IP:127.0.0.1,DNS:relay.example.test"],
+                       check=True, capture_output=True, timeout=60)
+        fp = subprocess.run(["openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in",
+                             str(cls.cert)], check=True, capture_output=True, text=True)
+        cls.fingerprint = "sha256:" + fp.stdout.strip().split("=", 1)[1]
+        cls.sink = cls.use(Sink("--tls-cert", cls.cert, "--tls-key", cls.key,
+                                "--auth", "%s:%s" % (cls.RELAY_USER, cls.RELAY_PW))).start()
+        cls.dead = ClosedPort()
+        auth = 'username = "%s"\npassword = "%s"' % (cls.RELAY_USER, cls.RELAY_PW)
+        servers = {
+            # the first relay is down: failover to the second, verified by the CA file
+            "ca": ('ca_file = "%s"\n%s' % (cls.cert, auth),
+                   ["127.0.0.1:%d" % cls.dead.port, "127.0.0.1:%d" % cls.sink.port]),
+            "untrusted": (auth, None),                      # system CAs: not trusted
+            "pinned": ('fingerprint = "%s"\n%s' % (cls.fingerprint, auth), None),
+            "badpin": ('fingerprint = "sha256:%s"\n%s' % (":".join(["AB"] * 32), auth), None),
+            "badauth": ('ca_file = "%s"\nusername = "%s"\npassword = "wrong"'
+                        % (cls.cert, cls.RELAY_USER), None),
+        }
+        cls.srv = {}
+        for name, (extra, hosts) in servers.items():
+            srv = cls.use(Truefrom(cls.pg, cls.sink.port, relay_starttls="required",
+                                   name="relay-" + name))
+            srv.relay_extra = extra
+            srv.relay_hosts = hosts
+            srv.extra_config = QUEUE_CONFIG
+            srv.write_config()
+            cls.srv[name] = srv
+        cls.srv["ca"].migrate()
+        cls.srv["ca"].add_account(ALICE, PW)
+        cls.srv["ca"].add_sender(ALICE, ALICE)
+        for srv in cls.srv.values():
+            srv.start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.dead.close()
+        super().tearDownClass()
+        remove_tempdir(cls.certdir)
+
+    def deferred_with(self, name, words):
+        srv = self.srv[name]
+        marker = unique(name)
+        code, text = submit(srv, marker)
+        self.assertEqual(code, 250, text)
+
+        def deferred():
+            self.assertIn(words, srv.cli_ok("queue", "list").stdout)
+        eventually(deferred, timeout=10)
+        self.assertEqual(self.sink.find(marker), [])
+
+    def test_verified_by_ca_file_with_auth_after_failover(self):
+        marker = unique("ca")
+        submit(self.srv["ca"], marker)
+        self.sink.wait_for_marker(marker)
+        self.assertIn("AUTH PLAIN as b'relayuser': ok", self.sink.logfile.read_text())
+
+    def test_verified_by_pinned_fingerprint(self):
+        marker = unique("pinned")
+        submit(self.srv["pinned"], marker)
+        self.sink.wait_for_marker(marker)
+
+    def test_untrusted_certificate_is_not_used(self):
+        self.deferred_with("untrusted", "certificate not trusted")
+
+    def test_wrong_fingerprint_is_not_used(self):
+        self.deferred_with("badpin", "does not match [relay] fingerprint")
+
+    def test_refused_relay_login_is_reported(self):
+        self.deferred_with("badauth", "refused [relay] username relayuser")
+
+
 class QueueStoppedServerTests(IntegrationTestCase):
     """The spool survives a restart, and the CLI works on a stopped server's spool."""
 
