@@ -142,14 +142,15 @@ int cmd_serve(const Config& config) {
   ctx.dkim = &dkim;
   ctx.dkim_fallback_domain = config.dkim_fallback_domain;
   ctx.dkim_tempfail_on_key_error = config.dkim_tempfail_on_key_error;
+  // Destroyed in reverse order: the server, the scheduler, the relay client's pooled
+  // connections, and only then the io_context they are bound to.
+  boost::asio::io_context io;
   auto relay = relay::RelayClient::create(config.relay, error);
   if (!relay) return fail(error);
   ctx.relay = relay.get();
   ctx.idle_timeout = std::chrono::seconds(config.idle_timeout);
   ctx.session_timeout = std::chrono::seconds(config.session_timeout);
 
-  // Destroyed in reverse: the server, then the scheduler, then the io_context they use.
-  boost::asio::io_context io;
   queue::Spool spool(config.queue_dir);
   std::unique_ptr<queue::Scheduler> scheduler;
   if (config.queue_mode) {
