@@ -360,7 +360,7 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
       }
     }
     if (auto* v = lookup(root, "queue", "lifetime")) {
-      c.queue.lifetime = std::chrono::seconds(get_count(*v, "queue.lifetime", 60, 30 * 86400));
+      c.queue.lifetime = std::chrono::seconds(get_count(*v, "queue.lifetime", 1, 30 * 86400));
     }
     c.queue.hostname = c.hostname;
     c.queue.concurrency = c.relay.max_idle_connections;

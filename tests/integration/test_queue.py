@@ -301,6 +301,50 @@ class QueueTests(IntegrationTestCase):
         self.assertIn("truefrom queue hold ID", p.stderr)
 
 
+class LifetimeTests(IntegrationTestCase):
+    """A message the relay never takes is reported to its sender as expired (RFC 3464
+    Status 4.4.7) once [queue] lifetime has passed, and is never delivered after that."""
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.sink = cls.use(Sink()).start()
+        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port, name="lifetime"))
+        cls.srv.extra_config = "\n[queue]\nretry_first = 1\nretry_max = 1\nlifetime = 3\n"
+        cls.srv.write_config()
+        cls.srv.migrate()
+        cls.srv.add_account(ALICE, PW)
+        cls.srv.add_sender(ALICE, ALICE)
+        cls.srv.start()
+
+    def test_expired_message_is_reported_not_delivered(self):
+        marker = unique("expired")
+        self.sink.stop()
+        code, text = submit(self.srv, marker)
+        self.assertEqual(code, 250, text)
+        qid = text.split()[-1].decode()
+        eventually(lambda: self.assertIn(qid + " to <bob@dest.test>: delivery time expired",
+                                         self.srv.log_text()), timeout=15)
+        self.sink.start()
+
+        def report():
+            found = [(m, d) for m, d in self.sink.messages() if b"multipart/report" in d]
+            self.assertEqual(len(found), 1)
+            return found[0]
+        meta, raw = eventually(report, timeout=15)
+        self.assertEqual(meta["rcpt_tos"], [ALICE])
+        text = raw.decode()
+        self.assertIn("Final-Recipient: rfc822; bob@dest.test", text)
+        self.assertIn("Status: 4.4.7", text)
+        self.assertIn("Diagnostic-Code: smtp; 451 4.4.1 No relay reachable", text)
+        self.assertIn("delivery time expired", text)
+        self.assertIn(qid, text)
+        eventually(lambda: self.assertIn("the queue is empty",
+                                         self.srv.cli_ok("queue", "list").stdout), timeout=10)
+        self.assertEqual([d for _, d in self.sink.find(marker) if b"multipart/report" not in d],
+                         [])
+
+
 class RelayConnectionTests(IntegrationTestCase):
     """The way to the relay: STARTTLS with the certificate verified (CA file or pinned
     fingerprint), AUTH, and failover to the next relay. The sink here requires STARTTLS and
