@@ -49,6 +49,15 @@ struct DkimKeyRow {
   std::string created_at, activated_at, retired_at;  ///< "YYYY-MM-DD HH:MM" UTC, or ""
 };
 
+/// An SRS rule (schema 0004).
+struct SrsRuleRow {
+  std::int64_t id = 0;
+  std::string domain;  ///< lower-case A-labels; matches the domain and its subdomains
+  std::string action;  ///< "rewrite", "refuse" or "pass"
+  std::string login;   ///< empty: global
+  std::string created_at;  ///< "YYYY-MM-DD HH:MM" UTC
+};
+
 /// Parses what an admin typed: "user@domain" is an address, "domain" (or "@domain") a
 /// whole domain. The domain may be written as U-labels or A-labels (IDNA) and is stored as
 /// lower-case A-labels; the local part is kept as written (UTF-8 allowed). Returns false

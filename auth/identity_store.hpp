@@ -32,6 +32,7 @@ struct StoreStatus {
 /// NOTIFY channels of the schema's triggers (0002: accounts and identities, 0003: DKIM keys).
 inline const std::string kIdentityChannel = "truefrom_identities";
 inline const std::string kDkimKeyChannel = "truefrom_dkim_keys";
+inline const std::string kSrsRuleChannel = "truefrom_srs_rules";  ///< 0004: SRS rules
 
 class IdentityStore {
  public:
@@ -77,6 +78,13 @@ class IdentityStore {
                                 std::string* retired);
   /// Retires the key (it no longer signs; keep its DNS record a few days for mail in flight).
   StoreStatus retire_dkim_key(const std::string& domain, const std::string& selector);
+
+  /// SRS rules (srs_rule_rows.cpp), ordered by domain, then global before per-account.
+  StoreStatus list_srs_rules(std::vector<SrsRuleRow>& out);
+  /// Adds the rule, or changes the action of the rule with the same domain and scope
+  /// (`*replaced` then holds the old action). An unknown login is kNotFound.
+  StoreStatus set_srs_rule(SrsRuleRow& row, std::string* replaced);
+  StoreStatus remove_srs_rule(const std::string& domain, const std::string& login);
 
   /// Blocks on a dedicated connection that LISTENs on `channel`: calls `on_ready` once
   /// listening, then `on_change(payload)` for every notification. On kIdentityChannel the

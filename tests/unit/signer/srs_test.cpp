@@ -1,4 +1,5 @@
 #include "signer/srs/srs.hpp"
+#include "signer/srs/srs_rules.hpp"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -189,6 +190,52 @@ TEST_F(SecretsFile, Errors) {
   write("secret\n", 0644);
   EXPECT_FALSE(load_secrets(path_, error));
   EXPECT_NE(error.find("chmod 600"), std::string::npos) << error;
+}
+
+}  // namespace
+}  // namespace truefrom::signer::srs
+
+namespace truefrom::signer::srs {
+namespace {
+
+TEST(SrsRules, MostSpecificRuleWins) {
+  const SrsRules rules({
+      {1, "example.com", SrsAction::kRefuse, ""},
+      {2, "partner.example.com", SrsAction::kPass, ""},
+      {3, "example.com", SrsAction::kPass, "alice@isp.test"},
+      {4, "bank.test", SrsAction::kRefuse, ""},
+      {5, "deep.partner.example.com", SrsAction::kRewrite, "bob@isp.test"},
+  });
+  struct Case {
+    std::string domain, login;
+    SrsAction want;
+    std::string reason;
+  };
+  const Case cases[] = {
+      {"other.test", "alice@isp.test", SrsAction::kRewrite, "no SRS rule for other.test"},
+      {"example.com", "carol@isp.test", SrsAction::kRefuse, "#1 (example.com, global: refuse)"},
+      {"mail.example.com", "carol@isp.test", SrsAction::kRefuse, "#1"},
+      {"example.com", "ALICE@isp.test", SrsAction::kPass, "#3 (example.com, account alice"},
+      {"partner.example.com", "alice@isp.test", SrsAction::kPass, "#2"},  // longer domain
+      {"deep.partner.example.com", "bob@isp.test", SrsAction::kRewrite, "#5"},
+      {"deep.partner.example.com", "carol@isp.test", SrsAction::kPass, "#2"},
+      {"notexample.com", "carol@isp.test", SrsAction::kRewrite, "no SRS rule"},  // not a suffix
+      {"bank.test", "alice@isp.test", SrsAction::kRefuse, "#4"},
+  };
+  for (const auto& c : cases) {
+    const auto v = rules.decide(c.domain, c.login);
+    EXPECT_EQ(v.action, c.want) << c.domain << " " << c.login;
+    EXPECT_NE(v.reason.find(c.reason), std::string::npos) << v.reason;
+  }
+}
+
+TEST(SrsRules, Actions) {
+  SrsAction a{};
+  EXPECT_TRUE(parse_action("pass", a));
+  EXPECT_EQ(a, SrsAction::kPass);
+  EXPECT_FALSE(parse_action("Pass", a));
+  EXPECT_FALSE(parse_action("drop", a));
+  EXPECT_EQ(action_name(SrsAction::kRefuse), "refuse");
 }
 
 }  // namespace
