@@ -56,10 +56,11 @@ SrsVerdict SrsRules::decide(std::string_view domain, std::string_view login) con
       best = &r;
     }
   }
-  if (!best) return {SrsAction::kRewrite, "no SRS rule for " + std::string(domain) + " (default: rewrite)"};
+  if (!best)
+    return {SrsAction::kRewrite, "no SRS rule for " + std::string(domain) + " (default: rewrite)"};
   return {best->action, "SRS rule #" + std::to_string(best->id) + " (" + best->domain +
-                            (best->login.empty() ? ", global" : ", account " + best->login) +
-                            ": " + std::string(action_name(best->action)) + ")"};
+                            (best->login.empty() ? ", global" : ", account " + best->login) + ": " +
+                            std::string(action_name(best->action)) + ")"};
 }
 
 }  // namespace truefrom::signer::srs
