@@ -201,6 +201,7 @@ Decision SenderPolicy::check_envelope(const AccountIdentities& account,
     return d;
   }
   d.audit = "MAIL FROM by " + g.describe();
+  d.forwarded = g.kind == Grant::Kind::kForwarder;
   return d;
 }
 

@@ -55,6 +55,9 @@ struct Decision {
   /// check_message: the (first) From: domain in lower-case A-labels when the account's use
   /// of it was verified; empty otherwise (forwarder accounts, refusals). DKIM signs for it.
   std::string from_domain;
+  /// check_envelope: the sender is not the account's own; a forwarder account may use it
+  /// (SRS rules then decide whether it is rewritten, refused or passed).
+  bool forwarded = false;
 };
 
 class SenderPolicy {

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +44,26 @@ class SrsRules {
 
  private:
   std::vector<SrsRule> rules_;
+};
+
+/// The rules in force, replaced as a whole when the database changes.
+/// Thread-safety: current() and replace() from any thread.
+class SrsRuleHolder {
+ public:
+  SrsRuleHolder() : rules_(std::make_shared<const SrsRules>()) {}
+  std::shared_ptr<const SrsRules> current() const {
+    std::lock_guard lock(mutex_);
+    return rules_;
+  }
+  void replace(std::vector<SrsRule> rules) {
+    auto next = std::make_shared<const SrsRules>(std::move(rules));
+    std::lock_guard lock(mutex_);
+    rules_ = std::move(next);
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::shared_ptr<const SrsRules> rules_;
 };
 
 }  // namespace truefrom::signer::srs

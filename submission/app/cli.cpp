@@ -28,6 +28,9 @@ const char* const kUsage =
     "  dkim list [DOMAIN] | dkim dns DOMAIN\n"
     "  queue list | queue show ID | queue flush\n"
     "  queue hold ID | queue release ID | queue delete ID\n"
+    "  srs rule add DOMAIN rewrite|refuse|pass [--account LOGIN]\n"
+    "  srs rule remove DOMAIN [--account LOGIN] | srs rule list\n"
+    "  srs encode ADDRESS | srs decode ADDRESS\n"
     "\n"
     "options:\n"
     "  --config FILE    configuration (default /etc/truefrom/truefrom.toml)\n"
@@ -96,6 +99,23 @@ const std::map<std::string, std::string> kHelp{
      "header. flush makes every deferred message due now. hold keeps a message from being\n"
      "delivered until release; delete removes it without a report to the sender. A message\n"
      "being delivered at that moment cannot be changed: try again a second later.\n"},
+    {"srs",
+     "usage: truefrom srs rule add DOMAIN rewrite|refuse|pass [--account LOGIN] [--config FILE]\n"
+     "       truefrom srs rule remove DOMAIN [--account LOGIN]\n"
+     "       truefrom srs rule list\n"
+     "       truefrom srs encode ADDRESS\n"
+     "       truefrom srs decode ADDRESS\n"
+     "A forwarder account (account set LOGIN --forwarder yes) may submit mail whose envelope\n"
+     "sender is someone else's. With [srs] configured, such a sender is rewritten to an\n"
+     "SRS address in [srs] domain (SRS0=HASH=TT=domain=local@srs-domain; SRS1 for senders\n"
+     "that are SRS addresses already), so SPF passes for the provider and bounces come back\n"
+     "through it; the reverse service ([srs] socketmap) maps them back. Rules change that per\n"
+     "sender domain (and its subdomains): rewrite (the default), refuse (550 5.7.1 at MAIL\n"
+     "FROM) or pass (unchanged, e.g. a partner whose SPF includes you). A rule with --account\n"
+     "applies to that account only. The most specific rule wins: the longest domain, then\n"
+     "the account's own over a global one. Running servers apply changes within a second.\n"
+     "encode prints the SRS form of an address as the server would write it now; decode\n"
+     "prints the original of an SRS address, or why it is invalid or expired.\n"},
     {"check",
      "usage: truefrom check LOGIN --mail-from ADDRESS [--message FILE] [--config FILE]\n"
      "Prints the verdict truefrom would give LOGIN for the envelope sender ADDRESS (\"<>\"\n"
@@ -130,6 +150,7 @@ Args parse_args(const std::vector<std::string>& in) {
                             : s == "--selector"  ? &a.selector
                             : s == "--algorithm" ? &a.algorithm
                             : s == "--bits"      ? &a.bits
+                            : s == "--account"   ? &a.account
                                                  : nullptr) {
       if (i + 1 >= in.size()) {
         if (a.unknown_option.empty()) a.unknown_option = s + " needs a value";

@@ -27,6 +27,7 @@ struct Args {
   std::optional<std::string> selector;
   std::optional<std::string> algorithm;
   std::optional<std::string> bits;
+  std::optional<std::string> account;
   std::string unknown_option;
 };
 
@@ -46,6 +47,8 @@ std::string describe(const auth::StoreStatus& st);
 int cmd_dkim(const Args& a, const Config& config);
 /// `truefrom queue ...` (queue_commands.cpp).
 int cmd_queue(const Args& a, const Config& config);
+/// `truefrom srs ...` (srs_commands.cpp).
+int cmd_srs(const Args& a, const Config& config);
 
 /// The database a command works on: the configured URL, or the embedded cluster.
 class Database {

@@ -5,6 +5,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -21,13 +22,17 @@
 #include "auth/password_hash.hpp"
 #include "auth/sasl_server.hpp"
 #include "auth/sender_policy.hpp"
+#include "signer/srs/srs.hpp"
+#include "signer/srs/srs_rules.hpp"
 #include "submission/app/cli.hpp"
 #include "submission/app/config.hpp"
 #include "submission/app/dkim_keys.hpp"
 #include "submission/app/embedded_postgres.hpp"
+#include "submission/app/srs_rules.hpp"
 #include "submission/core/address.hpp"
 #include "submission/net/log.hpp"
 #include "submission/net/server.hpp"
+#include "submission/net/socketmap.hpp"
 
 namespace truefrom::app {
 namespace {
@@ -142,6 +147,27 @@ int cmd_serve(const Config& config) {
   ctx.dkim = &dkim;
   ctx.dkim_fallback_domain = config.dkim_fallback_domain;
   ctx.dkim_tempfail_on_key_error = config.dkim_tempfail_on_key_error;
+  // SRS: forwarder accounts' foreign envelope senders, by the rules in the database.
+  std::optional<signer::srs::Srs> srs;
+  signer::srs::SrsRuleHolder srs_rules;
+  std::unique_ptr<SrsRuleWatcher> srs_watcher;
+  if (config.srs_enabled) {
+    auto secrets = signer::srs::load_secrets(config.srs_secrets_file, error);
+    if (!secrets) return fail(error);
+    auto options = config.srs;
+    options.secrets = std::move(*secrets);
+    srs.emplace(std::move(options));
+    srs_watcher = std::make_unique<SrsRuleWatcher>(
+        db.store(), srs_rules, [](bool ok, const std::string& line) {
+          ok ? net::log_info("srs: " + line) : net::log_error("srs: " + line);
+        });
+    if (auto sst = srs_watcher->load(); !sst)
+      return fail("cannot load SRS rules: " + describe(sst));
+    srs_watcher->start();
+    ctx.srs = &*srs;
+    ctx.srs_rules = &srs_rules;
+  }
+
   // Destroyed in reverse order: the server, the scheduler, the relay client's pooled
   // connections, and only then the io_context they are bound to.
   boost::asio::io_context io;
@@ -160,6 +186,14 @@ int cmd_serve(const Config& config) {
     ctx.spool = &spool;
     ctx.scheduler = scheduler.get();
   }
+  std::unique_ptr<net::SocketmapServer> socketmap;
+  if (srs && config.srs_socketmap) {
+    socketmap = std::make_unique<net::SocketmapServer>(io, *srs);
+    if (!socketmap->listen(config.srs_socketmap->host, config.srs_socketmap->port, error)) {
+      return fail(error);
+    }
+    socketmap->start();
+  }
   net::Server server(io, ctx, config.max_connections);
   if (config.submission &&
       !server.listen(config.submission->host, config.submission->port, false, error)) {
@@ -176,6 +210,8 @@ int cmd_serve(const Config& config) {
       (config.queue_mode ? "; queue " + config.queue_dir.string() : "; passthrough (no queue)"));
   server.run(config.io_threads ? config.io_threads : cores);
   if (scheduler) scheduler->stop();
+  if (socketmap) socketmap->stop();
+  if (srs_watcher) srs_watcher->stop();
   workers.join();
   dkim_watcher.stop();
   if (dkim.unreclaimed() > 0) {
@@ -391,6 +427,42 @@ int cmd_check(const Args& a, const Config& config) {
             << account->identities.size() << " sender identities\n";
   const std::string shown = mail_from ? mail_from->to_string() : std::string{};
   auth::Decision d = policy.check_envelope(*account, mail_from);
+  std::string srs_line;
+  if (!d.refusal && d.forwarded && mail_from) {
+    if (!config.srs_enabled) {
+      srs_line = "forwarded sender passed unchanged: SRS is not configured ([srs])";
+    } else {
+      std::vector<auth::SrsRuleRow> rows;
+      if (auto st = store.list_srs_rules(rows); !st) return fail(describe(st));
+      const signer::srs::SrsRules rules(to_srs_rules(rows));
+      const auto dom = auth::normalize_domain(mail_from->domain);
+      const auto v = rules.decide(dom ? *dom : mail_from->domain, account->account.login);
+      if (v.action == signer::srs::SrsAction::kRefuse) {
+        std::cout << "refused: 550 5.7.1 forwarding of <" << shown << "> refused by policy\n"
+                  << "  by " << v.reason << "\n";
+        return 1;
+      }
+      if (v.action == signer::srs::SrsAction::kPass) {
+        srs_line = "forwarded sender passed unchanged by " + v.reason;
+      } else {
+        std::string ignored;
+        auto secrets = signer::srs::load_secrets(config.srs_secrets_file, ignored);
+        std::string as = "an SRS address in " + config.srs.domain;
+        if (secrets) {
+          auto options = config.srs;
+          options.secrets = std::move(*secrets);
+          const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                               std::chrono::system_clock::now().time_since_epoch())
+                               .count();
+          if (auto out = signer::srs::Srs(options).forward(
+                  mail_from->local + "@" + mail_from->domain, now, ignored)) {
+            as = "<" + *out + ">";
+          }
+        }
+        srs_line = "forwarded sender rewritten as " + as + " by " + v.reason;
+      }
+    }
+  }
   if (!d.refusal && a.message) {
     d = policy.check_message(*account, mail_from, message,
                              smtp::is_utf8_address(mail_from.value_or(smtp::Mailbox{})));
@@ -402,6 +474,7 @@ int cmd_check(const Args& a, const Config& config) {
   std::cout << (a.message ? "accepted (envelope and headers):\n"
                           : "accepted (envelope only; add --message FILE to check headers):\n");
   print_audit(d.audit);
+  if (!srs_line.empty()) std::cout << "  " << srs_line << "\n";
   return 0;
 }
 
@@ -434,6 +507,7 @@ int run_command_line(const std::vector<std::string>& in) {
   if (command == "check") return cmd_check(a, *config);
   if (command == "dkim") return cmd_dkim(a, *config);
   if (command == "queue") return cmd_queue(a, *config);
+  if (command == "srs") return cmd_srs(a, *config);
   return cmd_sender(a, *config);
 }
 

@@ -36,6 +36,7 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
      {"subaddress_separators", "local_part_case_sensitive", "allow_null_sender",
       "refuse_address_in_display_name", "require_alignment"}},
     {"dkim", {"key_dir", "canonicalization", "fallback_domain", "on_key_error"}},
+    {"srs", {"domain", "secrets_file", "hash_length", "max_age", "socketmap"}},
 };
 
 std::string known_list(const std::set<std::string>& keys) {
@@ -218,6 +219,39 @@ void load_relay(const toml::value& root, const std::filesystem::path& path,
   }
 }
 
+void load_srs(const toml::value& root, const std::filesystem::path& path,
+              const std::filesystem::path& base, Config& c) {
+  if (!root.contains("srs")) return;
+  auto* domain = lookup(root, "srs", "domain");
+  if (!domain) {
+    throw ConfigError(path.string() +
+                      ": [srs] domain is required to enable SRS (the domain rewritten senders "
+                      "use, whose MX and SPF point at the provider), or remove [srs]");
+  }
+  const auto d = auth::normalize_domain(get_string(*domain, "srs.domain"));
+  if (!d || d->find('.') == std::string::npos) {
+    bad(*domain, "srs.domain is not a domain name", "e.g. \"srs.example.net\"");
+  }
+  c.srs_enabled = true;
+  c.srs.domain = *d;
+  auto* secrets = lookup(root, "srs", "secrets_file");
+  if (!secrets) {
+    throw ConfigError(path.string() +
+                      ": [srs] secrets_file is required (one secret per line, mode 0600)");
+  }
+  c.srs_secrets_file = get_path(*secrets, "srs.secrets_file", base);
+  if (auto* v = lookup(root, "srs", "hash_length")) {
+    c.srs.hash_length = get_count(*v, "srs.hash_length", 4, 27);
+  }
+  if (auto* v = lookup(root, "srs", "max_age")) {
+    c.srs.max_age_days = static_cast<unsigned>(get_count(*v, "srs.max_age", 1, 1000));
+  }
+  if (auto* v = lookup(root, "srs", "socketmap")) {
+    c.srs_socketmap = parse_endpoint(get_string(*v, "srs.socketmap"));
+    if (!c.srs_socketmap) bad(*v, "srs.socketmap is not \"host:port\"", "e.g. \"127.0.0.1:10003\"");
+  }
+}
+
 }  // namespace
 
 std::string Endpoint::to_string() const {
@@ -397,6 +431,7 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
             "tempfail answers 451 4.3.5 until the key is fixed; unsigned sends without it");
       }
     }
+    load_srs(root, path, base, c);
     return c;
   } catch (const ConfigError& e) {
     error = e.what();

@@ -11,6 +11,7 @@
 
 #include "auth/sender_policy.hpp"
 #include "signer/dkim/dkim_signer.hpp"
+#include "signer/srs/srs.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/relay/relay_client.hpp"
 
@@ -66,6 +67,12 @@ struct Config {
   std::string dkim_fallback_domain;  ///< lower-case A-labels; empty: none
   /// A broken key of the signing domain: 451 4.3.5 (true) or send unsigned (false).
   bool dkim_tempfail_on_key_error = true;
+
+  // [srs]: enabled when `domain` is set (secrets are read from the file at start)
+  bool srs_enabled = false;
+  signer::srs::SrsOptions srs;
+  std::filesystem::path srs_secrets_file;
+  std::optional<Endpoint> srs_socketmap;  ///< the reverse service for the inbound MTA
 };
 
 /// Loads and checks `path`. On failure returns nullopt and a message naming the file, the

@@ -148,6 +148,8 @@ struct Connection::State {
   std::unique_ptr<auth::SaslExchange> sasl;
   std::string login;                       // the authenticated account
   auth::IdentityCache::Entry txn_account;  // the account as it was at MAIL FROM
+  std::string txn_srs_sender;  // the SRS address relayed instead of MAIL FROM (forwarded)
+  std::string txn_srs_audit;   // which SRS rule decided, for the log
   std::string message;
   std::string read_buffer = std::string(kReadBuffer, '\0');
 
@@ -291,6 +293,8 @@ struct Connection::State {
   // to the next transaction), from memory or, on a miss, from the store on the workers.
   asio::awaitable<void> mail_from(const smtp::event::MailFrom* ev) {
     txn_account.reset();
+    txn_srs_sender.clear();
+    txn_srs_audit.clear();
     auth::IdentityCache::Entry entry;
     if (!ctx.identities->lookup(login, entry)) {
       auth::IdentityCache* cache = ctx.identities;
@@ -324,8 +328,45 @@ struct Connection::State {
       session.reply(*d.refusal);
       co_return;
     }
+    if (d.forwarded && ctx.srs && !forwarded_sender(*sender, shown)) co_return;
     txn_account = std::move(entry);
-    session.accept(Reply{250, {2, 1, 0}, "Sender <" + shown + "> OK"});
+    session.accept(Reply{
+        250,
+        {2, 1, 0},
+        "Sender <" + shown + "> OK" +
+            (txn_srs_sender.empty() ? std::string{} : ", forwarded as <" + txn_srs_sender + ">")});
+  }
+
+  // A forwarder account's foreign envelope sender: the SRS rules say rewrite (the default),
+  // refuse or pass. Returns false when the session got a refusal.
+  bool forwarded_sender(const smtp::Mailbox& sender, const std::string& shown) {
+    const auto domain = auth::normalize_domain(sender.domain);
+    const auto verdict = ctx.srs_rules->current()->decide(domain ? *domain : sender.domain, login);
+    if (verdict.action == signer::srs::SrsAction::kRefuse) {
+      log_warning("srs: " + peer + " user " + login + " refused MAIL FROM <" + shown +
+                  ">: " + verdict.reason);
+      session.reply(Reply{550, {5, 7, 1}, "forwarding of <" + shown + "> refused by policy"});
+      return false;
+    }
+    if (verdict.action == signer::srs::SrsAction::kPass) {
+      txn_srs_audit = "srs: <" + shown + "> passed unchanged by " + verdict.reason;
+      return true;
+    }
+    std::string error;
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const auto srs = ctx.srs->forward(sender.local + "@" + sender.domain, now, error);
+    if (!srs) {
+      log_warning("srs: " + peer + " user " + login + " MAIL FROM <" + shown + ">: " + error);
+      session.reply(Reply{553, {5, 1, 7}, "forwarding of <" + shown + "> impossible: " + error});
+      return false;
+    }
+    const auto at = srs->rfind('@');
+    txn_srs_sender = smtp::Mailbox{srs->substr(0, at), srs->substr(at + 1)}.to_string();
+    txn_srs_audit =
+        "srs: <" + shown + "> rewritten as <" + txn_srs_sender + "> by " + verdict.reason;
+    return true;
   }
 
   asio::awaitable<void> data_end() {
@@ -399,6 +440,7 @@ struct Connection::State {
     }
     relay::Envelope env;
     if (session.mail_from()) env.mail_from = session.mail_from()->to_string();
+    if (!txn_srs_sender.empty()) env.mail_from = txn_srs_sender;
     for (const auto& r : session.recipients()) env.recipients.push_back(r.to_string());
     env.eight_bit = session.mail_argument().body == smtp::BodyType::k8BitMime;
     env.smtputf8 = smtputf8;
@@ -409,7 +451,8 @@ struct Connection::State {
     const std::string what = "message " + id + " from <" + env.mail_from + "> user " + login +
                              " to " + std::to_string(env.recipients.size()) + " recipient(s), " +
                              std::to_string(size) + " octets; binding: " + d.audit +
-                             "; dkim: " + signing.audit;
+                             "; dkim: " + signing.audit +
+                             (txn_srs_audit.empty() ? std::string{} : "; " + txn_srs_audit);
     // (No co_await inside a conditional expression: GCC 12 destroys its temporaries twice.)
     Reply r;
     if (ctx.scheduler) {

@@ -22,6 +22,8 @@
 #include "auth/sender_policy.hpp"
 #include "signer/dkim/dkim_signer.hpp"
 #include "signer/dkim/key_ring.hpp"
+#include "signer/srs/srs.hpp"
+#include "signer/srs/srs_rules.hpp"
 #include "submission/core/session.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/queue/spool.hpp"
@@ -44,6 +46,9 @@ struct ConnectionContext {
   const signer::DkimSigner* dkim = nullptr;
   std::string dkim_fallback_domain;
   bool dkim_tempfail_on_key_error = true;
+  /// SRS for forwarder accounts' foreign envelope senders. Null: they pass unchanged.
+  const signer::srs::Srs* srs = nullptr;
+  const signer::srs::SrsRuleHolder* srs_rules = nullptr;
   /// Hand-off: with a spool and a scheduler (queue mode) the message is made durable before
   /// 250; without (passthrough) the relay's verdict is the client's answer.
   relay::RelayClient* relay = nullptr;

@@ -1,0 +1,48 @@
+#include "submission/app/srs_rules.hpp"
+
+namespace truefrom::app {
+
+std::vector<signer::srs::SrsRule> to_srs_rules(const std::vector<auth::SrsRuleRow>& rows) {
+  std::vector<signer::srs::SrsRule> out;
+  for (const auto& row : rows) {
+    signer::srs::SrsAction a{};
+    if (signer::srs::parse_action(row.action, a)) out.push_back({row.id, row.domain, a, row.login});
+  }
+  return out;
+}
+
+SrsRuleWatcher::SrsRuleWatcher(auth::IdentityStore& store, signer::srs::SrsRuleHolder& rules,
+                               Log log)
+    : store_(store), rules_(rules), log_(std::move(log)) {}
+
+SrsRuleWatcher::~SrsRuleWatcher() { stop(); }
+
+auth::StoreStatus SrsRuleWatcher::load() {
+  std::vector<auth::SrsRuleRow> rows;
+  auto st = store_.list_srs_rules(rows);
+  if (st) rules_.replace(to_srs_rules(rows));
+  return st;
+}
+
+void SrsRuleWatcher::start() {
+  auto reload = [this] {
+    const auto st = load();
+    if (!st && log_) log_(false, "cannot reload SRS rules, keeping the current ones: " + st.detail);
+  };
+  auth::ChangeListener::Callbacks callbacks;
+  callbacks.on_up = reload;
+  callbacks.on_change = [reload](const std::string&) { reload(); };
+  callbacks.on_down = [this](const std::string& detail, bool first) {
+    if (log_ && first)
+      log_(false, "SRS rule listener: " + detail + "; rule changes apply when it is back");
+  };
+  listener_ =
+      std::make_unique<auth::ChangeListener>(store_, auth::kSrsRuleChannel, std::move(callbacks));
+  listener_->start();
+}
+
+void SrsRuleWatcher::stop() {
+  if (listener_) listener_->stop();
+}
+
+}  // namespace truefrom::app
