@@ -206,9 +206,9 @@ void load_relay(const toml::value& root, const std::filesystem::path& path,
   if (user) {
     c.relay.username = get_string(*user, "relay.username");
     c.relay.password = get_string(*password, "relay.password");
-    if (c.relay.starttls == relay::RelayTls::kNone) {
-      bad(*user, "relay.username needs TLS to the relay",
-          "set starttls = \"required\": the password is never sent in clear text");
+    if (c.relay.starttls != relay::RelayTls::kRequired) {
+      bad(*user, "relay.username needs starttls = \"required\"",
+          "the password is only sent over TLS with the relay's certificate verified");
     }
   }
   if (auto* v = lookup(root, "relay", "timeout")) {

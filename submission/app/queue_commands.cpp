@@ -156,21 +156,23 @@ int change(const Spool& spool, const std::string& verb, const std::string& id) {
   if (!where) return fail("no message " + id + " in the queue (see truefrom queue list)");
   if (verb == "hold" && *where == Where::kHold) return fail(id + " is already held");
   if (verb == "release" && *where == Where::kActive) return fail(id + " is not held");
-  queue::MessageLock lock(spool.path(id, *where));
-  if (!lock.locked()) {
-    if (lock.missing()) return fail(id + " left the queue meanwhile (delivered or moved)");
-    return fail(id + " is being delivered right now; try again in a second");
-  }
   std::string error;
-  bool ok = false;
-  if (verb == "delete") {
-    ok = spool.remove(id, *where, error);
-  } else if (verb == "hold") {
-    ok = spool.move(id, Where::kActive, Where::kHold, error);
-  } else {
-    ok = spool.move(id, Where::kHold, Where::kActive, error);
-  }
-  if (!ok) return fail(error);
+  {
+    queue::MessageLock lock(spool.path(id, *where));
+    if (!lock.locked()) {
+      if (lock.missing()) return fail(id + " left the queue meanwhile (delivered or moved)");
+      return fail(id + " is being delivered right now; try again in a second");
+    }
+    bool ok = false;
+    if (verb == "delete") {
+      ok = spool.remove(id, *where, error);
+    } else if (verb == "hold") {
+      ok = spool.move(id, Where::kActive, Where::kHold, error);
+    } else {
+      ok = spool.move(id, Where::kHold, Where::kActive, error);
+    }
+    if (!ok) return fail(error);
+  }  // unlocked before the server looks at it
   std::cout << id
             << (verb == "delete" ? " deleted"
                 : verb == "hold" ? " held"

@@ -20,6 +20,37 @@ std::string status_text(const smtp::Reply& r) {
   return std::to_string(r.code / 100) + ".0.0";
 }
 
+// "host:port" or "[v6]:port" -> the host (Remote-MTA names a host, RFC 3464 2.3.5).
+std::string relay_host(const std::string& relay) {
+  if (!relay.empty() && relay.front() == '[') return relay.substr(1, relay.find(']') - 1);
+  return relay.substr(0, relay.rfind(':'));
+}
+
+// Folds a long diagnostic at spaces so no line passes 78 octets where it can be helped
+// (RFC 5322 2.1.1; a field line must never pass 998).
+std::string folded(const std::string& text) {
+  std::string out;
+  std::size_t line = 24;  // "Diagnostic-Code: smtp; "
+  std::size_t start = 0;
+  while (start < text.size()) {
+    auto end = text.find(' ', start);
+    if (end == std::string::npos) end = text.size();
+    std::string word = text.substr(start, end - start);
+    if (word.size() > 900) word.resize(900);
+    if (line + word.size() + 1 > 78 && line > 1) {
+      out += "\r\n ";
+      line = 1;
+    } else if (!out.empty()) {
+      out += ' ';
+      ++line;
+    }
+    out += word;
+    line += word.size();
+    start = end + 1;
+  }
+  return out;
+}
+
 }  // namespace
 
 Dsn build_dsn(const DsnInput& in) {
@@ -37,7 +68,9 @@ Dsn build_dsn(const DsnInput& in) {
   m += "Message-ID: " + in.message_id + "\r\n";
   m += "Auto-Submitted: auto-replied\r\n";  // RFC 3834 5: never answered automatically
   m += "MIME-Version: 1.0\r\n";
-  m += "Content-Type: multipart/report; report-type=delivery-status;\r\n";
+  // RFC 6522 3: report-type names the second part's subtype (RFC 6533 for the global one).
+  m += out.smtputf8 ? "Content-Type: multipart/report; report-type=global-delivery-status;\r\n"
+                    : "Content-Type: multipart/report; report-type=delivery-status;\r\n";
   m += "\tboundary=\"" + in.boundary + "\"\r\n";
   m += "\r\n";
   m += "This is a MIME-encapsulated message.\r\n\r\n";
@@ -53,7 +86,7 @@ Dsn build_dsn(const DsnInput& in) {
   for (const auto& f : in.failed) {
     m += "  <" + f.address + ">: ";
     m += f.expired ? "delivery time expired; last error: " : "refused by the relay: ";
-    m += f.reply.summary() + "\r\n";
+    m += folded(f.reply.summary()) + "\r\n";
   }
   m += "\r\nThe other recipients, if any, are not affected. The headers of your message "
        "follow the technical report.\r\n\r\n";
@@ -71,8 +104,8 @@ Dsn build_dsn(const DsnInput& in) {
     m += "Action: failed\r\n";
     // RFC 3463 4.4.7: delivery time expired; otherwise the relay's own status.
     m += "Status: " + (f.expired ? std::string("4.4.7") : status_text(f.reply)) + "\r\n";
-    if (!in.relay.empty()) m += "Remote-MTA: dns; " + in.relay + "\r\n";
-    if (f.reply.code != 0) m += "Diagnostic-Code: smtp; " + f.reply.summary() + "\r\n";
+    if (!in.relay.empty()) m += "Remote-MTA: dns; " + relay_host(in.relay) + "\r\n";
+    if (f.reply.code != 0) m += "Diagnostic-Code: smtp; " + folded(f.reply.summary()) + "\r\n";
     m += "Last-Attempt-Date: " + smtp::rfc5322_date(in.now) + "\r\n";
   }
   m += "\r\n";

@@ -126,7 +126,8 @@ void Scheduler::stop() {
 void Scheduler::enqueued(MessageInfo info) {
   std::lock_guard lock(mutex_);
   const std::string id = info.id;
-  entries_[id] = Entry{std::move(info), {}, false};
+  // A scan may have picked the file up already: never replace an entry (its state).
+  if (!entries_.try_emplace(id, Entry{std::move(info), {}, false}).second) return;
   ready_.insert(id);
   pump();
 }
@@ -152,7 +153,9 @@ void Scheduler::scan(bool initial) {
   {
     std::lock_guard lock(mutex_);
     for (auto it = entries_.begin(); it != entries_.end();) {
-      if (!it->second.running && !present.count(it->first)) {
+      // Not in the listing, which was taken before the lock: committed since, or really gone?
+      if (!it->second.running && !present.count(it->first) &&
+          spool_.find(it->first) != Where::kActive) {
         waiting_.erase({it->second.state.next_attempt, it->first});
         ready_.erase(it->first);
         it = entries_.erase(it);
@@ -166,11 +169,16 @@ void Scheduler::scan(bool initial) {
   }
   for (const auto& id : present) {
     std::string error;
-    auto info = spool_.read(id, Where::kActive, nullptr, error);
+    bool corrupt = false;
+    auto info = spool_.read(id, Where::kActive, nullptr, error, &corrupt);
     if (!info) {
-      net::log_error("queue: " + error + "; moved to hold/ for the administrator");
-      std::string ignored;
-      spool_.move(id, Where::kActive, Where::kHold, ignored);
+      if (corrupt) {
+        net::log_error("queue: " + error + "; moved to hold/ for the administrator");
+        std::string ignored;
+        spool_.move(id, Where::kActive, Where::kHold, ignored);
+      } else if (spool_.find(id)) {
+        net::log_error("queue: " + error + "; tried again at the next scan or restart");
+      }
       continue;
     }
     found.emplace_back(std::move(*info), spool_.load_state(id));
@@ -198,8 +206,10 @@ void Scheduler::scan(bool initial) {
 void Scheduler::flush() {
   std::lock_guard lock(mutex_);
   for (const auto& [when, id] : waiting_) {
+    auto it = entries_.find(id);
+    if (it == entries_.end()) continue;
     ready_.insert(id);
-    entries_[id].state.next_attempt = 0;
+    it->second.state.next_attempt = 0;
   }
   waiting_.clear();
   pump();
@@ -255,50 +265,52 @@ asio::awaitable<void> Scheduler::control_loop() {
 }
 
 asio::awaitable<void> Scheduler::deliver(std::string id) {
-  MessageInfo info;
-  DeliveryState state;
-  {
-    std::lock_guard lock(mutex_);
-    const auto& e = entries_.at(id);
-    info = e.info;
-    state = e.state;
-  }
-  // Lock and read the file on the workers (blocking file I/O).
+  // Lock and read the file and its state on the workers (blocking file I/O). What is on
+  // disk decides, not the copy in memory: the file is the truth after a scan or a restart.
   struct Loaded {
     std::shared_ptr<MessageLock> lock;
+    std::optional<MessageInfo> info;
+    DeliveryState state;
     std::string data;
     std::string error;
+    bool corrupt = false;
   };
   Spool* spool = &spool_;
   const std::string* idp = &id;
   Loaded l = co_await net::on_workers(workers_, [spool, idp] {
     Loaded r;
     r.lock = std::make_shared<MessageLock>(spool->path(*idp, Where::kActive));
-    if (r.lock->locked() && !spool->read(*idp, Where::kActive, &r.data, r.error)) {
-      r.lock.reset();
+    if (r.lock->locked()) {
+      r.info = spool->read(*idp, Where::kActive, &r.data, r.error, &r.corrupt);
+      if (r.info) r.state = spool->load_state(*idp);
+    }
+    if (r.corrupt) {
+      std::string ignored;
+      spool->move(*idp, Where::kActive, Where::kHold, ignored);
     }
     return r;
   });
 
-  if (!l.lock || !l.lock->locked()) {
+  if (!l.info) {
     std::lock_guard lock(mutex_);
     --running_;
-    auto& e = entries_.at(id);
-    e.running = false;
-    if (l.lock && l.lock->missing()) {
-      entries_.erase(id);  // deleted or held by the admin meanwhile
-    } else if (!l.error.empty()) {
-      net::log_error("queue: " + l.error + "; moved to hold/ for the administrator");
-      std::string ignored;
-      spool_.move(id, Where::kActive, Where::kHold, ignored);
-      entries_.erase(id);
-    } else {  // the CLI is working on it
-      e.state.next_attempt = unix_now() + kBusyRetry;
-      waiting_.insert({e.state.next_attempt, id});
+    auto it = entries_.find(id);
+    if (l.lock->missing() || l.corrupt || it == entries_.end()) {
+      // deleted or held by the admin meanwhile, or damaged (now in hold/)
+      if (l.corrupt) net::log_error("queue: " + l.error + "; moved to hold/ for the administrator");
+      if (it != entries_.end()) entries_.erase(it);
+    } else {
+      // the CLI holds the lock, or a passing read error: look again shortly
+      if (!l.error.empty()) net::log_error("queue: " + l.error + "; trying again shortly");
+      it->second.running = false;
+      it->second.state.next_attempt = unix_now() + kBusyRetry;
+      waiting_.insert({it->second.state.next_attempt, id});
     }
     pump();
     co_return;
   }
+  const MessageInfo& info = *l.info;
+  DeliveryState state = l.state;
 
   relay::Envelope env;
   env.mail_from = info.mail_from;
@@ -351,7 +363,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
                 : std::string_view{};
     dsn_id = new_queue_id();
     in.message_id = "<" + dsn_id + ".dsn@" + options_.hostname + ">";
-    in.boundary = dsn_id + "/" + options_.hostname;
+    in.boundary = "=_" + dsn_id + ".report";  // RFC 2046 5.1.1: at most 70 characters
     const Dsn dsn = build_dsn(in);
     MessageInfo dinfo;
     dinfo.id = dsn_id;
@@ -418,12 +430,12 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
 
   std::lock_guard lock(mutex_);
   --running_;
+  auto it = entries_.find(id);
   if (done) {
-    entries_.erase(id);
-  } else {
-    auto& e = entries_.at(id);
-    e.running = false;
-    e.state = state;
+    if (it != entries_.end()) entries_.erase(it);
+  } else if (it != entries_.end()) {
+    it->second.running = false;
+    it->second.state = state;
     waiting_.insert({state.next_attempt, id});
   }
   pump();

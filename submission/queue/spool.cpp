@@ -259,6 +259,10 @@ bool Spool::prepare(std::string& error) {
       return false;
     }
   }
+  // The directories themselves must survive a crash before anything is committed in them.
+  for (const auto& d : {dir_.parent_path(), dir_}) {
+    if (!fsync_dir(d, error)) return false;
+  }
   // tmp/ holds only messages whose client never got 250: they are garbage.
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir_ / "tmp", ec)) {
@@ -382,6 +386,8 @@ void Spool::commit_loop() {
           errors[i] = dir_error;
         }
       }
+      std::string ignored;
+      fsync_dir(active, ignored);  // best effort: make the undo durable too
     }
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i].second(errors[i]);
   }
@@ -411,9 +417,11 @@ std::optional<Where> Spool::find(const std::string& id) const {
 }
 
 std::optional<MessageInfo> Spool::read(const std::string& id, Where where, std::string* data,
-                                       std::string& error) const {
+                                       std::string& error, bool* corrupt) const {
+  if (corrupt) *corrupt = false;
   std::string file;
   if (!read_file(path(id, where), file, error)) return std::nullopt;
+  if (corrupt) *corrupt = true;
   std::size_t offset = 0;
   std::string why;
   auto info = decode_head(file, offset, why);
@@ -425,6 +433,7 @@ std::optional<MessageInfo> Spool::read(const std::string& id, Where where, std::
     error = path(id, where).string() + ": the envelope names another id (" + info->id + ")";
     return std::nullopt;
   }
+  if (corrupt) *corrupt = false;
   if (data) *data = file.substr(offset);
   return info;
 }

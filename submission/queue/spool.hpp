@@ -100,9 +100,10 @@ class Spool {
   std::vector<std::string> list(Where where) const;
   std::filesystem::path path(const std::string& id, Where where) const;
   std::optional<Where> find(const std::string& id) const;
-  /// Reads the head (and the data when `data` is not null).
+  /// Reads the head (and the data when `data` is not null). On failure `*corrupt` (when
+  /// given) tells a damaged file from a passing read error (EMFILE, EIO...).
   std::optional<MessageInfo> read(const std::string& id, Where where, std::string* data,
-                                  std::string& error) const;
+                                  std::string& error, bool* corrupt = nullptr) const;
   /// The state file; a missing one is a fresh state.
   DeliveryState load_state(const std::string& id) const;
   bool save_state(const std::string& id, const DeliveryState& state, std::string& error) const;

@@ -4,6 +4,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
@@ -30,6 +31,8 @@ namespace {
 
 // Limit on one reply from the relay (a misbehaving relay cannot grow our memory).
 constexpr std::size_t kMaxReplyBuffer = 64 * 1024;
+// RFC 5321 4.5.3.2.6: the reply to the final dot may take 10 minutes.
+constexpr std::chrono::seconds kDataTimeout{600};
 
 class RelayFailure : public std::runtime_error {
  public:
@@ -140,33 +143,40 @@ struct Conn {
   asio::steady_timer timer;
   bool tls = false;
   bool expired = false;
-  bool dirty = false;  // a transaction was left open: RSET before the next
+  bool dirty = false;    // a transaction was left open: RSET before the next
+  bool closing = false;  // the relay said 421: do not reuse
+  std::atomic<std::uint64_t> generation{0};
   std::string buffer;
   std::string relay;
   Extensions ext;
   Clock::time_point idle_since;
 
-  // Closes the socket when the deadline passes; cancel the timer to disarm.
+  // Closes the socket if `timeout` passes before disarm() (or the next arm()). The watchdog
+  // runs on the caller's executor, the one using the socket; a watchdog of an earlier arm()
+  // whose timer fired late sees another generation and leaves the socket alone.
   void arm(const asio::any_io_executor& ex, std::chrono::seconds timeout,
            const std::shared_ptr<Conn>& self) {
     expired = false;
+    const std::uint64_t gen = ++generation;
     timer.expires_after(timeout);
-    asio::co_spawn(
-        ex,
-        [self]() -> asio::awaitable<void> {
-          boost::system::error_code ec;
-          co_await self->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-          if (!ec) {
-            self->expired = true;
-            self->stream.next_layer().close(ec);
-          }
-        },
-        asio::detached);
+    asio::co_spawn(ex, watchdog(self, gen), asio::detached);
+  }
+  void disarm() {
+    ++generation;
+    timer.cancel();
+  }
+  static asio::awaitable<void> watchdog(std::shared_ptr<Conn> self, std::uint64_t gen) {
+    boost::system::error_code ec;
+    co_await self->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec && self->generation == gen) {
+      self->expired = true;
+      self->stream.next_layer().close(ec);
+    }
   }
 
   void close() {
     boost::system::error_code ignored;
-    timer.cancel();
+    disarm();
     stream.next_layer().close(ignored);
   }
 
@@ -174,10 +184,12 @@ struct Conn {
     ReplyParser parser;
     for (;;) {
       auto buf = asio::dynamic_buffer(buffer, kMaxReplyBuffer);
-      const std::size_t n =
-          tls ? co_await asio::async_read_until(stream, buf, "\r\n", asio::use_awaitable)
-              : co_await asio::async_read_until(stream.next_layer(), buf, "\r\n",
-                                                asio::use_awaitable);
+      std::size_t n = 0;  // (no co_await inside ?: with GCC 12)
+      if (tls) {
+        n = co_await asio::async_read_until(stream, buf, "\r\n", asio::use_awaitable);
+      } else {
+        n = co_await asio::async_read_until(stream.next_layer(), buf, "\r\n", asio::use_awaitable);
+      }
       const std::string line = buffer.substr(0, n - 2);
       buffer.erase(0, n);
       switch (parser.feed(line)) {
@@ -241,7 +253,10 @@ struct RelayClient::Impl {
       throw RelayFailure("does not offer STARTTLS, which [relay] starttls = \"required\" demands");
     }
     if (!o.username.empty()) {
-      if (!c.tls) throw RelayFailure("no TLS, so the relay password is not sent");
+      // Only over a verified channel: an unverified one may be a man in the middle.
+      if (!c.tls || o.starttls != RelayTls::kRequired) {
+        throw RelayFailure("no verified TLS, so the relay password is not sent");
+      }
       if (!c.ext.auth_plain) throw RelayFailure("does not offer AUTH PLAIN");
       const std::string token = base64(std::string(1, '\0') + o.username + '\0' + o.password);
       const Reply r = co_await c.command("AUTH PLAIN " + token);
@@ -296,9 +311,9 @@ struct RelayClient::Impl {
 
   // An idle connection, or a new one to the first relay that works. Null with `why` when
   // none could be reached.
-  asio::awaitable<std::shared_ptr<Conn>> acquire(const RelayOptions& o, bool& reused,
+  asio::awaitable<std::shared_ptr<Conn>> acquire(const RelayOptions& o, bool fresh, bool& reused,
                                                  std::string& why) {
-    {
+    if (!fresh) {
       std::lock_guard lock(mutex);
       const auto now = Clock::now();
       while (!idle.empty()) {
@@ -323,7 +338,7 @@ struct RelayClient::Impl {
       } catch (const std::exception& e) {
         error = c->expired ? "timed out" : e.what();
       }
-      c->timer.cancel();
+      c->disarm();
       if (error.empty()) co_return c;
       c->close();
       why += (why.empty() ? "" : "; ") + h.to_string() + ": " + error;
@@ -332,7 +347,11 @@ struct RelayClient::Impl {
   }
 
   void release(std::shared_ptr<Conn> c, const RelayOptions& o) {
-    c->timer.cancel();
+    c->disarm();
+    if (c->closing) {
+      c->close();
+      return;
+    }
     c->idle_since = Clock::now();
     std::lock_guard lock(mutex);
     if (idle.size() >= o.max_idle_connections) {
@@ -344,15 +363,18 @@ struct RelayClient::Impl {
 
   // One transaction on a set-up connection. `answered` tells whether the relay replied to
   // anything of it (a reused connection that fails before that is tried again on a fresh one).
-  asio::awaitable<Attempt> transact(Conn& c, const Envelope& env,
+  asio::awaitable<Attempt> transact(const std::shared_ptr<Conn>& self,
+                                    std::chrono::seconds o_timeout, const Envelope& env,
                                     const std::vector<std::string_view>& message,
                                     bool all_or_nothing, bool& answered) {
+    Conn& c = *self;
     Attempt a;
     a.relay = c.relay;
     if (c.dirty) {
       const Reply r = co_await c.command("RSET");
-      answered = true;
+      if (r.code == 421) c.closing = true;  // closing down: not an answer to this message
       if (r.code != 250) throw RelayFailure("RSET answered " + r.summary());
+      answered = true;
       c.dirty = false;
     }
     std::string mail = "MAIL FROM:<" + env.mail_from + ">";
@@ -377,6 +399,10 @@ struct RelayClient::Impl {
       for (const auto& l : lines) all += l;
       co_await c.write(asio::buffer(all));
       mail_reply = co_await c.read_reply();
+      if (mail_reply.code == 421) {  // a reused connection the relay is closing
+        c.closing = true;
+        throw RelayFailure("the relay closed the connection: " + mail_reply.summary());
+      }
       answered = true;
       for (std::size_t i = 0; i < env.recipients.size(); ++i) {
         a.recipients.push_back(co_await c.read_reply());
@@ -384,6 +410,10 @@ struct RelayClient::Impl {
     } else {
       co_await c.write(asio::buffer(lines[0]));
       mail_reply = co_await c.read_reply();
+      if (mail_reply.code == 421) {
+        c.closing = true;
+        throw RelayFailure("the relay closed the connection: " + mail_reply.summary());
+      }
       answered = true;
       if (mail_reply.code == 250) {
         for (std::size_t i = 0; i < env.recipients.size(); ++i) {
@@ -398,7 +428,10 @@ struct RelayClient::Impl {
       co_return a;
     }
     std::size_t accepted = 0;
-    for (const auto& r : a.recipients) accepted += r.positive() ? 1 : 0;
+    for (const auto& r : a.recipients) {
+      accepted += r.positive() ? 1 : 0;
+      if (r.code == 421) c.closing = true;
+    }
     // Passthrough: the first refusal answers the client. Queue: DATA goes to the accepted
     // recipients; the refused ones are reported per recipient.
     for (std::size_t i = 0; i < a.recipients.size(); ++i) {
@@ -409,13 +442,17 @@ struct RelayClient::Impl {
     }
     const Reply data = co_await c.command("DATA");
     if (data.code != 354) {
+      if (data.code == 421) c.closing = true;
       a.reply = refusal(data, "DATA");
       co_return a;
     }
+    // RFC 5321 4.5.3.2.5/6: data blocks and the final reply may take minutes.
+    c.arm(co_await asio::this_coro::executor, std::max(o_timeout, kDataTimeout), self);
     std::vector<asio::const_buffer> out;
     dot_stuffed(message, out);
     co_await c.write(out);
     const Reply final_reply = co_await c.read_reply();
+    if (final_reply.code == 421) c.closing = true;
     c.dirty = false;
     a.reply = final_reply.code == 250 ? final_reply : refusal(final_reply, "the message");
     co_return a;
@@ -468,7 +505,8 @@ asio::awaitable<Attempt> RelayClient::send(const Envelope& envelope,
   for (int round = 0;; ++round) {
     bool reused = false;
     std::string why;
-    auto c = co_await impl_->acquire(options_, reused, why);
+    // The second round never takes a pooled connection: they may all be stale.
+    auto c = co_await impl_->acquire(options_, round > 0, reused, why);
     if (!c) {
       Attempt a;
       a.reply = Reply{451, {4, 4, 1}, "No relay reachable (" + why + "), try again later"};
@@ -479,7 +517,8 @@ asio::awaitable<Attempt> RelayClient::send(const Envelope& envelope,
     std::string error;
     Attempt a;
     try {
-      a = co_await impl_->transact(*c, envelope, message, all_or_nothing, answered);
+      a = co_await impl_->transact(c, options_.timeout, envelope, message, all_or_nothing,
+                                   answered);
     } catch (const std::exception& e) {
       error = c->expired ? "timed out" : e.what();
     }

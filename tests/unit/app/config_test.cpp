@@ -151,6 +151,74 @@ TEST_F(ConfigTest, DkimSection) {
   }
 }
 
+const char* kBase =
+    "[server]\nhostname = \"mail.example.test\"\n"
+    "[listen]\nsubmission = \"127.0.0.1:2587\"\n"
+    "[tls]\ncertificate = \"cert.pem\"\nprivate_key = \"key.pem\"\n";
+
+TEST_F(ConfigTest, RelayAndQueueSections) {
+  std::string fingerprint = "sha256:AB";
+  for (int i = 0; i < 31; ++i) fingerprint += ":AB";
+  std::string err;
+  auto c = load_config(write(kValid), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_TRUE(c->queue_mode);  // the default
+  EXPECT_EQ(c->queue_dir, c->state_dir / "queue");
+  EXPECT_EQ(c->queue.lifetime, std::chrono::hours(5 * 24));
+  ASSERT_EQ(c->relay.hosts.size(), 1u);
+  EXPECT_EQ(c->relay.hosts[0].to_string(), "relay.example.test:2525");
+  c = load_config(
+      write(std::string(kBase) +
+            "[relay]\nmode = \"passthrough\"\nhosts = [\"a.example:25\", \"[2001:db8::1]:587\"]\n"
+            "ca_file = \"ca.pem\"\nusername = \"u\"\npassword = \"p\"\nconnections = 3\n"
+            "fingerprint = \"" +
+            fingerprint +
+            "\"\n[queue]\nretry_first = 10\nretry_max = 20\nlifetime = 100\ndir = \"q\"\n"),
+      err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_FALSE(c->queue_mode);
+  ASSERT_EQ(c->relay.hosts.size(), 2u);
+  EXPECT_EQ(c->relay.hosts[1].host, "2001:db8::1");
+  EXPECT_EQ(c->relay.hosts[1].port, 587);
+  EXPECT_EQ(c->relay.ca_file, (c->file.parent_path() / "ca.pem").string());
+  EXPECT_EQ(c->relay.fingerprint.size(), 32u);
+  EXPECT_EQ(c->relay.max_idle_connections, 3u);
+  EXPECT_EQ(c->queue.retry_first, std::chrono::seconds(10));
+  EXPECT_EQ(c->queue_dir, c->file.parent_path() / "q");
+  const std::vector<std::pair<std::string, std::string>> bad{
+      {"[relay]\nhost = \"r\"\nmode = \"store\"\n", "relay.mode must be queue or passthrough"},
+      {"[relay]\nhost = \"r\"\nhosts = [\"r:25\"]\n", "either relay.host"},
+      {"[relay]\nhosts = [\"r\"]\n", "not \"host:port\""},
+      {"[relay]\nhost = \"r\"\nfingerprint = \"AB:CD\"\n", "not a SHA-256 fingerprint"},
+      {"[relay]\nhost = \"r\"\nstarttls = \"opportunistic\"\nusername = \"u\"\npassword = \"p\"\n",
+       "relay.username needs starttls = \"required\""},
+      {"[relay]\nhost = \"r\"\nusername = \"u\"\n", "relay.username needs relay.password"},
+      {"[relay]\nhost = \"r\"\nstarttls = \"none\"\nca_file = \"x\"\n", "need starttls"},
+      {"[relay]\nhost = \"r\"\n[queue]\nretry_first = 100\nretry_max = 10\n",
+       "retry_max is shorter"},
+      {"[relay]\nhost = \"r\"\n[srs]\nsecrets_file = \"s\"\n", "[srs] domain is required"},
+      {"[relay]\nhost = \"r\"\n[srs]\ndomain = \"srs.example.net\"\n",
+       "[srs] secrets_file is required"},
+      {"[relay]\nhost = \"r\"\n[srs]\ndomain = \"localhost\"\nsecrets_file = \"s\"\n",
+       "srs.domain is not a domain name"},
+  };
+  for (const auto& [text, want] : bad) {
+    EXPECT_FALSE(load_config(write(std::string(kBase) + text), err)) << text;
+    EXPECT_NE(err.find(want), std::string::npos) << err;
+  }
+  c = load_config(
+      write(std::string(kBase) +
+            "[relay]\nhost = \"r\"\n[srs]\ndomain = \"SRS.Example.NET\"\n"
+            "secrets_file = \"srs.secrets\"\nmax_age = 7\nsocketmap = \"127.0.0.1:10003\"\n"),
+      err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_TRUE(c->srs_enabled);
+  EXPECT_EQ(c->srs.domain, "srs.example.net");
+  EXPECT_EQ(c->srs.max_age_days, 7u);
+  EXPECT_EQ(c->srs_secrets_file, c->file.parent_path() / "srs.secrets");
+  EXPECT_EQ(c->srs_socketmap->port, 10003);
+}
+
 TEST_F(ConfigTest, SampleConfigLoads) {
   std::string err;
   const auto c = load_config(TRUEFROM_SOURCE_DIR "/contrib/truefrom.toml.sample", err);

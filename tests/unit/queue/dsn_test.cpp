@@ -48,7 +48,7 @@ TEST(Dsn, Rfc3464Structure) {
                    "mx.example.net\r\n"),
             std::string::npos);
   EXPECT_NE(m.find("\r\n\r\nFinal-Recipient: rfc822; bob@dest.test\r\nAction: failed\r\n"
-                   "Status: 5.1.1\r\nRemote-MTA: dns; relay.example.net:25\r\n"
+                   "Status: 5.1.1\r\nRemote-MTA: dns; relay.example.net\r\n"
                    "Diagnostic-Code: smtp; 550 5.1.1 no such user\r\n"),
             std::string::npos);
   EXPECT_NE(m.find("Content-Type: text/rfc822-headers\r\n\r\nFrom: alice@example.test\r\n"
@@ -80,6 +80,7 @@ TEST(Dsn, InternationalAddressesUseGlobalTypes) {
   const Dsn d = build_dsn(in);
   EXPECT_TRUE(d.smtputf8);
   EXPECT_NE(d.message.find("Content-Type: message/global-delivery-status"), std::string::npos);
+  EXPECT_NE(d.message.find("report-type=global-delivery-status;"), std::string::npos);
   EXPECT_NE(d.message.find("Final-Recipient: utf-8; bj\xc3\xb6rn@d\xc3\xa9st.test"),
             std::string::npos);
 }
@@ -94,6 +95,21 @@ TEST(Dsn, EightBitHeadersAreDeclared) {
   EXPECT_FALSE(d.smtputf8);
   EXPECT_NE(d.message.find("Content-Type: text/rfc822-headers\r\nContent-Transfer-Encoding: 8bit"),
             std::string::npos);
+}
+
+TEST(Dsn, LongDiagnosticsAreFolded) {
+  DsnInput in = input();
+  std::string text;
+  for (int i = 0; i < 100; ++i) text += "word" + std::to_string(i) + " ";
+  in.failed[0].reply.text = text + std::string(2000, 'x');
+  const std::string m = build_dsn(in).message;
+  std::size_t start = 0;
+  for (auto end = m.find("\r\n"); end != std::string::npos; end = m.find("\r\n", start)) {
+    EXPECT_LE(end - start, 998u) << m.substr(start, 60);
+    start = end + 2;
+  }
+  EXPECT_NE(m.find("Diagnostic-Code: smtp; 550 5.1.1 word0 word1"), std::string::npos);
+  EXPECT_NE(m.find("\r\n word"), std::string::npos);  // continuation lines
 }
 
 TEST(Dsn, ReplyTextCannotBreakTheReport) {
