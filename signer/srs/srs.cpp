@@ -148,11 +148,15 @@ std::optional<std::string> Srs::forward(std::string_view sender, std::int64_t no
     return std::nullopt;
   }
   if (iequal(domain, options_.domain)) return std::string(sender);
+  if (domain.find('=') != std::string_view::npos) {  // no domain name has one; unreversible
+    error = "<" + std::string(sender) + ">: the domain cannot be SRS-encoded ('=' in it)";
+    return std::nullopt;
+  }
   std::string out;
   if (has_tag(local, '1')) {
     // Already SRS1: keep the first forwarder's part, hash it anew for us.
     const auto f = split(local.substr(5), 3);
-    if (f.size() == 3) {
+    if (f.size() == 3 && !f[1].empty()) {  // else: not really SRS1, wrapped as SRS0 below
       out = "SRS1=" + hash(options_.secrets.front(), {f[1], f[2]}) + "=" + std::string(f[1]) + "=" +
             std::string(f[2]);
     }
