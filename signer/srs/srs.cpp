@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <fstream>
 
+#include "signer/srs/ascii.hpp"
+
 namespace truefrom::signer::srs {
 namespace {
 
@@ -15,12 +17,7 @@ constexpr std::int64_t kDay = 24 * 60 * 60;
 constexpr std::int64_t kTickSlots = 32 * 32;
 constexpr std::size_t kMaxAddress = 254;  // RFC 5321 4.5.3.1.3: a path is 256 with <>
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(),
-                                            [](char x, char y) { return lower(x) == lower(y); });
-}
+char lower(char c) { return ascii_lower(c); }
 
 // "SRS0" or "SRS1" (any case) followed by one of - + =.
 bool has_tag(std::string_view local, char digit) {
@@ -137,7 +134,7 @@ bool Srs::hash_ok(std::string_view given, const std::vector<std::string_view>& f
     valid.push_back(std::move(h));
   }
   return std::any_of(valid.begin(), valid.end(),
-                     [&](const std::string& h) { return iequal(h, given); });
+                     [&](const std::string& h) { return ascii_iequal(h, given); });
 }
 
 std::optional<std::string> Srs::forward(std::string_view sender, std::int64_t now,
@@ -147,7 +144,7 @@ std::optional<std::string> Srs::forward(std::string_view sender, std::int64_t no
     error = "<" + std::string(sender) + "> has no domain to rewrite";
     return std::nullopt;
   }
-  if (iequal(domain, options_.domain)) return std::string(sender);
+  if (ascii_iequal(domain, options_.domain)) return std::string(sender);
   if (domain.find('=') != std::string_view::npos) {  // no domain name has one; unreversible
     error = "<" + std::string(sender) + ">: the domain cannot be SRS-encoded ('=' in it)";
     return std::nullopt;
@@ -178,6 +175,12 @@ std::optional<std::string> Srs::forward(std::string_view sender, std::int64_t no
     return std::nullopt;
   }
   return out;
+}
+
+bool Srs::in_domain(std::string_view address) const {
+  std::string_view local, domain;
+  return split_address(address, local, domain) && ascii_iequal(domain, options_.domain) &&
+         is_srs_local_part(local);
 }
 
 std::optional<std::string> Srs::reverse(std::string_view address, std::int64_t now,

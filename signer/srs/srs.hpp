@@ -52,6 +52,9 @@ class Srs {
   std::optional<std::string> forward(std::string_view sender, std::int64_t now,
                                      std::string& error) const;
 
+  /// True when `address` is an SRS address in our domain (worth a reverse()).
+  bool in_domain(std::string_view address) const;
+
   /// The address an SRS address stands for (for SRS1: the first forwarder's SRS0 address).
   /// Nullopt with `why` ("not an SRS address", "invalid hash", "expired", ...).
   std::optional<std::string> reverse(std::string_view address, std::int64_t now,

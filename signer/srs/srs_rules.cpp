@@ -1,17 +1,9 @@
 #include "signer/srs/srs_rules.hpp"
 
+#include "signer/srs/ascii.hpp"
+
 namespace truefrom::signer::srs {
 namespace {
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 // `domain` is `rule` or one of its subdomains.
 bool covers(std::string_view rule, std::string_view domain) {
@@ -49,7 +41,7 @@ SrsRules::SrsRules(std::vector<SrsRule> rules) : rules_(std::move(rules)) {}
 SrsVerdict SrsRules::decide(std::string_view domain, std::string_view login) const {
   const SrsRule* best = nullptr;
   for (const auto& r : rules_) {
-    if (!r.login.empty() && !iequal(r.login, login)) continue;
+    if (!r.login.empty() && !ascii_iequal(r.login, login)) continue;
     if (!covers(r.domain, domain)) continue;
     if (!best || r.domain.size() > best->domain.size() ||
         (r.domain.size() == best->domain.size() && !r.login.empty() && best->login.empty())) {

@@ -20,16 +20,6 @@ using asio::ip::tcp;
 // Postfix's socketmap client refuses replies over 100000 octets; requests are addresses.
 constexpr std::size_t kMaxRequest = 10000;
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
-
 }  // namespace
 
 std::string socketmap_answer(const signer::srs::Srs& srs, std::string_view request,
@@ -39,11 +29,7 @@ std::string socketmap_answer(const signer::srs::Srs& srs, std::string_view reque
   const std::string_view key =
       sp == std::string_view::npos ? std::string_view{} : request.substr(sp + 1);
   if (name != "reverse") return "PERM unknown map \"" + std::string(name.substr(0, 40)) + "\"";
-  const auto at = key.rfind('@');
-  if (at == std::string_view::npos || !iequal(key.substr(at + 1), srs.options().domain) ||
-      !signer::srs::is_srs_local_part(key.substr(0, at))) {
-    return "NOTFOUND ";
-  }
+  if (!srs.in_domain(key)) return "NOTFOUND ";
   std::string why;
   const auto original = srs.reverse(key, now, why);
   if (!original) {

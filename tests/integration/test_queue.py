@@ -53,19 +53,25 @@ def submit(srv, subject, rcpts=("bob@dest.test",), sender=ALICE, body=None, time
         return code, text
 
 
+def alice_server(cls, relay_port, name, extra_config=QUEUE_CONFIG, preexec=None):
+    """A started truefrom (queue mode) relaying to relay_port, with the account ALICE."""
+    srv = cls.use(Truefrom(cls.pg, relay_port, name=name))
+    srv.extra_config = extra_config
+    srv.preexec = preexec
+    srv.write_config()
+    srv.migrate()
+    srv.add_account(ALICE, PW)
+    srv.add_sender(ALICE, ALICE)
+    return srv.start()
+
+
 class QueueTests(IntegrationTestCase):
 
     @classmethod
     def start_fixtures(cls):
         cls.pg = cls.use(PostgresCluster()).start()
         cls.sink = cls.use(Sink("--rcpt-reply", REFUSED + "=550 5.1.1 no such user")).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port, name="queue"))
-        cls.srv.extra_config = QUEUE_CONFIG
-        cls.srv.write_config()
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, PW)
-        cls.srv.add_sender(ALICE, ALICE)
-        cls.srv.start()
+        cls.srv = alice_server(cls, cls.sink.port, "queue")
 
     def setUp(self):
         if self.sink.proc is None:
@@ -309,13 +315,8 @@ class LifetimeTests(IntegrationTestCase):
     def start_fixtures(cls):
         cls.pg = cls.use(PostgresCluster()).start()
         cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port, name="lifetime"))
-        cls.srv.extra_config = "\n[queue]\nretry_first = 1\nretry_max = 1\nlifetime = 3\n"
-        cls.srv.write_config()
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, PW)
-        cls.srv.add_sender(ALICE, ALICE)
-        cls.srv.start()
+        cls.srv = alice_server(cls, cls.sink.port, "lifetime",
+                               "\n[queue]\nretry_first = 1\nretry_max = 1\nlifetime = 3\n")
 
     def test_expired_message_is_reported_not_delivered(self):
         marker = unique("expired")
@@ -440,13 +441,7 @@ class QueueStoppedServerTests(IntegrationTestCase):
         cls.pg = cls.use(PostgresCluster()).start()
         cls.dead = ClosedPort()
         cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.dead.port, name="restart"))
-        cls.srv.extra_config = QUEUE_CONFIG
-        cls.srv.write_config()
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, PW)
-        cls.srv.add_sender(ALICE, ALICE)
-        cls.srv.start()
+        cls.srv = alice_server(cls, cls.dead.port, "restart")
 
     @classmethod
     def tearDownClass(cls):
@@ -487,21 +482,18 @@ class DiskFullTests(IntegrationTestCase):
     def start_fixtures(cls):
         cls.pg = cls.use(PostgresCluster()).start()
         cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port, name="diskfull"))
         cls.mount = make_tempdir("truefrom-tmpfs-")
         p = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=%d,mode=0700" % cls.LIMIT,
                             "tmpfs", str(cls.mount)], capture_output=True, text=True)
         cls.mounted = p.returncode == 0
         if cls.mounted:
-            cls.srv.extra_config = '\n[queue]\ndir = "%s"\n' % cls.mount
+            cls.srv = alice_server(cls, cls.sink.port, "diskfull",
+                                   '\n[queue]\ndir = "%s"\n' % cls.mount)
         else:
-            cls.srv.preexec = lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
-                                                         (cls.LIMIT, cls.LIMIT))
-        cls.srv.write_config()
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, PW)
-        cls.srv.add_sender(ALICE, ALICE)
-        cls.srv.start()
+            limit = cls.LIMIT
+            cls.srv = alice_server(cls, cls.sink.port, "diskfull", "",
+                                   lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
+                                                              (limit, limit)))
 
     @classmethod
     def tearDownClass(cls):
