@@ -74,6 +74,8 @@ std::unique_ptr<boost::asio::ssl::context> make_tls_context(const Config& c, std
   ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
                    ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
                    ssl::context::single_dh_use | SSL_OP_NO_RENEGOTIATION);
+  // An idle TLS session gives its record buffers back (about 34 KiB per connection).
+  SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(c.certificate.string(), ec);
   if (ec) {
@@ -99,6 +101,8 @@ int cmd_serve(const Config& config) {
   // A file-size limit (RLIMIT_FSIZE) makes a spool write fail with EFBIG, answered 452 like
   // a full disk, instead of killing the server.
   std::signal(SIGXFSZ, SIG_IGN);
+  // TLS sessions write to their sockets directly: a peer gone away is an error, not a signal.
+  std::signal(SIGPIPE, SIG_IGN);
   if (auto e = auth::SaslLibrary::init("PLAIN LOGIN"); !e.empty()) return fail(e);
   auto tls = make_tls_context(config, error);
   if (!tls) return fail(error);

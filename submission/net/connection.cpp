@@ -16,6 +16,7 @@
 #include "submission/core/trace.hpp"
 #include "submission/net/log.hpp"
 #include "submission/net/on_workers.hpp"
+#include "submission/net/tls_socket.hpp"
 
 namespace truefrom::net {
 namespace {
@@ -119,10 +120,10 @@ Signing sign_message(const ConnectionContext& ctx, const std::string& added,
 }  // namespace
 
 struct Connection::State {
-  State(tcp::socket socket, const ConnectionContext& c, bool implicit)
+  State(tcp::socket accepted, const ConnectionContext& c, bool implicit)
       : ctx(c),
-        stream(std::move(socket), *c.tls),
-        timer(stream.get_executor()),
+        socket(std::move(accepted)),
+        timer(socket.get_executor()),
         implicit_tls(implicit),
         session([&] {
           smtp::SessionConfig sc = c.session;
@@ -131,7 +132,10 @@ struct Connection::State {
         }()) {}
 
   const ConnectionContext& ctx;
-  asio::ssl::stream<tcp::socket> stream;
+  tcp::socket socket;
+  // Made at the TLS handshake (STARTTLS, or at once on the implicit-TLS port): a plain
+  // connection never pays for TLS state.
+  std::unique_ptr<TlsSocket> tls_stream;
   asio::steady_timer timer;
   bool implicit_tls;
   bool tls = false;
@@ -151,7 +155,8 @@ struct Connection::State {
   std::string txn_srs_sender;  // the SRS address relayed instead of MAIL FROM (forwarded)
   std::string txn_srs_audit;   // which SRS rule decided, for the log
   std::string message;
-  std::string read_buffer = std::string(kReadBuffer, '\0');
+  // Not zero-filled: an idle connection keeps only the pages a read has touched resident.
+  std::unique_ptr<char[]> read_buffer{new char[kReadBuffer]};
 
   asio::awaitable<void> watchdog() {
     while (!closed) {
@@ -163,9 +168,9 @@ struct Connection::State {
       if (!timed_out) {
         timed_out = true;
         deadline = Clock::now() + kGoodbyeGrace;
-        if (reading) stream.next_layer().cancel(ec);
+        if (reading) socket.cancel(ec);
       } else {
-        stream.next_layer().close(ec);
+        socket.close(ec);
         break;
       }
     }
@@ -176,10 +181,9 @@ struct Connection::State {
     const std::string out = session.take_output();
     boost::system::error_code ec;
     if (tls) {
-      co_await asio::async_write(stream, asio::buffer(out),
-                                 asio::redirect_error(asio::use_awaitable, ec));
+      co_await tls_stream->write_all(out.data(), out.size(), ec);
     } else {
-      co_await asio::async_write(stream.next_layer(), asio::buffer(out),
+      co_await asio::async_write(socket, asio::buffer(out),
                                  asio::redirect_error(asio::use_awaitable, ec));
     }
     co_return !ec;
@@ -200,11 +204,10 @@ struct Connection::State {
     std::size_t n = 0;
     reading = true;
     if (tls) {
-      n = co_await stream.async_read_some(asio::buffer(read_buffer),
-                                          asio::redirect_error(asio::use_awaitable, ec));
+      n = co_await tls_stream->read_some(read_buffer.get(), kReadBuffer, ec);
     } else {
-      n = co_await stream.next_layer().async_read_some(
-          asio::buffer(read_buffer), asio::redirect_error(asio::use_awaitable, ec));
+      n = co_await socket.async_read_some(asio::buffer(read_buffer.get(), kReadBuffer),
+                                          asio::redirect_error(asio::use_awaitable, ec));
     }
     reading = false;
     if (ec) {
@@ -218,7 +221,7 @@ struct Connection::State {
       }
       co_return false;
     }
-    session.receive(std::string_view(read_buffer.data(), n));
+    session.receive(std::string_view(read_buffer.get(), n));
     co_return true;
   }
 
@@ -226,11 +229,11 @@ struct Connection::State {
     boost::system::error_code ec;
     deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
     reading = true;
-    co_await stream.async_handshake(asio::ssl::stream_base::server,
-                                    asio::redirect_error(asio::use_awaitable, ec));
+    tls_stream = std::make_unique<TlsSocket>(socket, ctx.tls->native_handle());
+    const std::string failed = co_await tls_stream->handshake();
     reading = false;
-    if (ec) {
-      log_info("TLS handshake with " + peer + " failed: " + ec.message());
+    if (!failed.empty()) {
+      log_info("TLS handshake with " + peer + " failed: " + failed);
       co_return false;
     }
     tls = true;
@@ -238,14 +241,15 @@ struct Connection::State {
   }
 
   std::string tls_description() {
-    SSL* ssl = stream.native_handle();
+    if (!tls_stream) return "no TLS";
+    SSL* ssl = tls_stream->native_handle();
     return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
   }
 
   asio::awaitable<void> auth_step(const smtp::event::AuthStart* start,
                                   const smtp::event::AuthResponse* response) {
     if (!sasl) {
-      const int bits = SSL_get_cipher_bits(stream.native_handle(), nullptr);
+      const int bits = tls_stream ? SSL_get_cipher_bits(tls_stream->native_handle(), nullptr) : 0;
       sasl = std::make_unique<auth::SaslExchange>(ctx.check, ctx.session.hostname,
                                                   static_cast<unsigned>(bits > 0 ? bits : 0));
     }
@@ -513,7 +517,7 @@ struct Connection::State {
 Connection::Connection(tcp::socket socket, const ConnectionContext& context, bool implicit_tls)
     : s_(std::make_unique<State>(std::move(socket), context, implicit_tls)) {
   boost::system::error_code ec;
-  const auto ep = s_->stream.next_layer().remote_endpoint(ec);
+  const auto ep = s_->socket.remote_endpoint(ec);
   s_->peer =
       ec ? std::string("unknown") : ep.address().to_string() + ":" + std::to_string(ep.port());
 }
@@ -521,10 +525,10 @@ Connection::Connection(tcp::socket socket, const ConnectionContext& context, boo
 Connection::~Connection() = default;
 
 void Connection::stop() {
-  asio::post(s_->stream.get_executor(), [self = shared_from_this()] {
+  asio::post(s_->socket.get_executor(), [self = shared_from_this()] {
     self->s_->stopping = true;
     boost::system::error_code ec;
-    if (self->s_->reading) self->s_->stream.next_layer().cancel(ec);
+    if (self->s_->reading) self->s_->socket.cancel(ec);
   });
 }
 
@@ -534,7 +538,7 @@ asio::awaitable<void> Connection::run() {
   s.session_deadline = Clock::now() + s.ctx.session_timeout;
   s.deadline = std::min(Clock::now() + s.ctx.idle_timeout, s.session_deadline);
   asio::co_spawn(
-      s.stream.get_executor(), [self]() { return self->s_->watchdog(); }, asio::detached);
+      s.socket.get_executor(), [self]() { return self->s_->watchdog(); }, asio::detached);
 
   bool alive = !s.implicit_tls || co_await s.handshake();
   while (alive) {
@@ -568,8 +572,8 @@ asio::awaitable<void> Connection::run() {
   s.closed = true;
   s.timer.cancel();
   boost::system::error_code ec;
-  s.stream.next_layer().shutdown(tcp::socket::shutdown_both, ec);
-  s.stream.next_layer().close(ec);
+  s.socket.shutdown(tcp::socket::shutdown_both, ec);
+  s.socket.close(ec);
 }
 
 }  // namespace truefrom::net
