@@ -52,9 +52,9 @@ struct DkimKeyRow {
 /// An SRS rule (schema 0004).
 struct SrsRuleRow {
   std::int64_t id = 0;
-  std::string domain;  ///< lower-case A-labels; matches the domain and its subdomains
-  std::string action;  ///< "rewrite", "refuse" or "pass"
-  std::string login;   ///< empty: global
+  std::string domain;      ///< lower-case A-labels; matches the domain and its subdomains
+  std::string action;      ///< "rewrite", "refuse" or "pass"
+  std::string login;       ///< empty: global
   std::string created_at;  ///< "YYYY-MM-DD HH:MM" UTC
 };
 

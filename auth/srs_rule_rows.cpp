@@ -7,10 +7,9 @@ StoreStatus IdentityStore::list_srs_rules(std::vector<SrsRuleRow>& out) {
   out.clear();
   return impl_->run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    for (const auto& r : tx.exec(
-             "SELECT id, domain, action, coalesce(login, ''), "
-             "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') "
-             "FROM srs_rules ORDER BY domain, login NULLS FIRST, id")) {
+    for (const auto& r : tx.exec("SELECT id, domain, action, coalesce(login, ''), "
+                                 "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') "
+                                 "FROM srs_rules ORDER BY domain, login NULLS FIRST, id")) {
       out.push_back({r[0].as<std::int64_t>(), r[1].as<std::string>(), r[2].as<std::string>(),
                      r[3].as<std::string>(), r[4].as<std::string>()});
     }
@@ -26,8 +25,8 @@ StoreStatus IdentityStore::set_srs_rule(SrsRuleRow& row, std::string* replaced) 
       const auto a =
           tx.exec_params("SELECT login FROM accounts WHERE lower(login) = lower($1)", row.login);
       if (a.empty()) {
-        return fail(StoreErrc::kNotFound, "no account " + row.login +
-                                              " (list them with: truefrom account list)");
+        return fail(StoreErrc::kNotFound,
+                    "no account " + row.login + " (list them with: truefrom account list)");
       }
       row.login = a[0][0].as<std::string>();
     }

@@ -27,9 +27,9 @@ asio::awaitable<bool> TlsSocket::wait_for(int result, boost::system::error_code&
                                           std::string* why) {
   const int err = SSL_get_error(ssl_, result);
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    co_await socket_.async_wait(err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read
-                                                           : tcp::socket::wait_write,
-                                asio::redirect_error(asio::use_awaitable, ec));
+    co_await socket_.async_wait(
+        err == SSL_ERROR_WANT_READ ? tcp::socket::wait_read : tcp::socket::wait_write,
+        asio::redirect_error(asio::use_awaitable, ec));
     co_return !ec;
   }
   if (err == SSL_ERROR_ZERO_RETURN) {

@@ -21,6 +21,18 @@ constexpr std::size_t kMaxHead = 1024 * 1024;
 
 std::string errno_text(int e) { return std::strerror(e); }
 
+// One "key value" (or bare "key") line of a head or state file.
+struct KeyValue {
+  std::string_view key, value;
+  bool bare = false;  // no value at all (not even an empty one)
+};
+
+KeyValue split_line(std::string_view line) {
+  const auto sp = line.find(' ');
+  if (sp == std::string_view::npos) return {line, {}, true};
+  return {line.substr(0, sp), line.substr(sp + 1), false};
+}
+
 bool clean_value(std::string_view v) {
   return v.find_first_of(std::string_view("\r\n\0", 3)) == std::string_view::npos;
 }
@@ -138,11 +150,7 @@ std::optional<MessageInfo> decode_head(std::string_view file, std::size_t& data_
     const auto nl = head.find('\n');
     const std::string_view line = head.substr(0, nl);
     head.remove_prefix(nl + 1);
-    const auto sp = line.find(' ');
-    const std::string_view key = line.substr(0, sp);
-    const std::string_view value =
-        sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
-    const bool bare = sp == std::string_view::npos;
+    const auto [key, value, bare] = split_line(line);
     if (!clean_value(line)) {
       error = "control characters in the envelope";
       return std::nullopt;
@@ -206,10 +214,8 @@ std::optional<DeliveryState> decode_state(std::string_view text, std::string& er
     }
     const std::string_view line = text.substr(0, nl);
     text.remove_prefix(nl + 1);
-    const auto sp = line.find(' ');
-    const std::string_view key = line.substr(0, sp);
-    const std::string_view value =
-        sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+    const auto [key, value, bare] = split_line(line);
+    (void)bare;
     if (key == "attempts" && parse_number(value, s.attempts)) continue;
     if (key == "next" && parse_number(value, s.next_attempt)) continue;
     if (key == "error") {
