@@ -47,4 +47,26 @@ void ChangeListener::loop() {
   }
 }
 
+std::unique_ptr<ChangeListener> start_reloader(IdentityStore& store, const std::string& channel,
+                                               const std::string& what,
+                                               std::function<StoreStatus()> load,
+                                               std::function<void(bool, const std::string&)> log) {
+  auto reload = [what, load, log] {
+    const auto st = load();
+    if (!st && log)
+      log(false, "cannot reload " + what + ", keeping the current ones: " + st.detail);
+  };
+  ChangeListener::Callbacks callbacks;
+  callbacks.on_up = reload;  // changes made while nobody listened
+  callbacks.on_change = [reload](const std::string&) { reload(); };
+  callbacks.on_down = [what, log](const std::string& detail, bool first) {
+    if (log && first) {
+      log(false, what + " listener: " + detail + "; changes apply when it is back");
+    }
+  };
+  auto listener = std::make_unique<ChangeListener>(store, channel, std::move(callbacks));
+  listener->start();
+  return listener;
+}
+
 }  // namespace truefrom::auth

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -48,5 +49,13 @@ class ChangeListener {
   std::condition_variable cv_;
   std::thread thread_;
 };
+
+/// A started listener that keeps a copy of `what` (e.g. "DKIM keys") current: `load` runs
+/// when the listener (re)connects and on every notification; a failed load and each outage
+/// (once) are reported through `log(false, line)` and the previous copy stays in use.
+std::unique_ptr<ChangeListener> start_reloader(IdentityStore& store, const std::string& channel,
+                                               const std::string& what,
+                                               std::function<StoreStatus()> load,
+                                               std::function<void(bool, const std::string&)> log);
 
 }  // namespace truefrom::auth

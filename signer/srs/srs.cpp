@@ -17,12 +17,10 @@ constexpr std::int64_t kDay = 24 * 60 * 60;
 constexpr std::int64_t kTickSlots = 32 * 32;
 constexpr std::size_t kMaxAddress = 254;  // RFC 5321 4.5.3.1.3: a path is 256 with <>
 
-char lower(char c) { return ascii_lower(c); }
-
 // "SRS0" or "SRS1" (any case) followed by one of - + =.
 bool has_tag(std::string_view local, char digit) {
-  return local.size() >= 5 && lower(local[0]) == 's' && lower(local[1]) == 'r' &&
-         lower(local[2]) == 's' && local[3] == digit &&
+  return local.size() >= 5 && ascii_lower(local[0]) == 's' && ascii_lower(local[1]) == 'r' &&
+         ascii_lower(local[2]) == 's' && local[3] == digit &&
          (local[4] == '-' || local[4] == '+' || local[4] == '=');
 }
 
@@ -102,11 +100,13 @@ std::string Srs::timestamp(std::int64_t now) {
   return t;
 }
 
-std::string Srs::hash(const std::string& secret,
-                      const std::vector<std::string_view>& fields) const {
+namespace {
+
+// The whole base64 HMAC-SHA1 (27 characters, padding dropped).
+std::string full_hash(const std::string& secret, const std::vector<std::string_view>& fields) {
   std::string data;
   for (auto f : fields) {
-    for (char c : f) data += lower(c);
+    for (char c : f) data += ascii_lower(c);
   }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -117,21 +117,24 @@ std::string Srs::hash(const std::string& secret,
       EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), md, static_cast<int>(len));
   b64.resize(static_cast<std::size_t>(n));
   while (!b64.empty() && b64.back() == '=') b64.pop_back();
-  return b64.substr(0, options_.hash_length);
+  return b64;
+}
+
+}  // namespace
+
+std::string Srs::hash(const std::string& secret,
+                      const std::vector<std::string_view>& fields) const {
+  return full_hash(secret, fields).substr(0, options_.hash_length);
 }
 
 bool Srs::hash_ok(std::string_view given, const std::vector<std::string_view>& fields) const {
   if (given.size() < options_.hash_length) return false;
+  // Compared on the given length (Mail::SRS accepts a longer prefix of the digest too):
+  // case-sensitively with every secret first, then case-insensitively.
   std::vector<std::string> valid;
   for (const auto& secret : options_.secrets) {
-    std::string h = hash(secret, fields);
-    // A longer hash than ours is compared on its length (Mail::SRS compares that prefix).
-    if (given.size() > h.size()) {
-      Srs longer(SrsOptions{options_.domain, {}, given.size(), options_.max_age_days});
-      h = longer.hash(secret, fields);
-    }
-    if (h == given) return true;
-    valid.push_back(std::move(h));
+    valid.push_back(full_hash(secret, fields).substr(0, given.size()));
+    if (valid.back() == given) return true;
   }
   return std::any_of(valid.begin(), valid.end(),
                      [&](const std::string& h) { return ascii_iequal(h, given); });

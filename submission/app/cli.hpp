@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "auth/identity_store.hpp"
+#include "signer/srs/srs.hpp"
 #include "submission/app/config.hpp"
 #include "submission/app/embedded_postgres.hpp"
 
@@ -49,6 +50,9 @@ int cmd_dkim(const Args& a, const Config& config);
 int cmd_queue(const Args& a, const Config& config);
 /// `truefrom srs ...` (srs_commands.cpp).
 int cmd_srs(const Args& a, const Config& config);
+/// The configured SRS with the secrets file read (srs_commands.cpp); nullopt with the
+/// reason when [srs] is missing or the secrets file unusable.
+std::optional<signer::srs::Srs> load_srs(const Config& config, std::string& error);
 
 /// The database a command works on: the configured URL, or the embedded cluster.
 class Database {

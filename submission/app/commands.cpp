@@ -156,11 +156,8 @@ int cmd_serve(const Config& config) {
   signer::srs::SrsRuleHolder srs_rules;
   std::unique_ptr<SrsRuleWatcher> srs_watcher;
   if (config.srs_enabled) {
-    auto secrets = signer::srs::load_secrets(config.srs_secrets_file, error);
-    if (!secrets) return fail(error);
-    auto options = config.srs;
-    options.secrets = std::move(*secrets);
-    srs.emplace(std::move(options));
+    srs = load_srs(config, error);
+    if (!srs) return fail(error);
     srs_watcher = std::make_unique<SrsRuleWatcher>(
         db.store(), srs_rules, [](bool ok, const std::string& line) {
           ok ? net::log_info("srs: " + line) : net::log_error("srs: " + line);
@@ -450,16 +447,10 @@ int cmd_check(const Args& a, const Config& config) {
         srs_line = "forwarded sender passed unchanged by " + v.reason;
       } else {
         std::string ignored;
-        auto secrets = signer::srs::load_secrets(config.srs_secrets_file, ignored);
         std::string as = "an SRS address in " + config.srs.domain;
-        if (secrets) {
-          auto options = config.srs;
-          options.secrets = std::move(*secrets);
-          const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                               std::chrono::system_clock::now().time_since_epoch())
-                               .count();
-          if (auto out = signer::srs::Srs(options).forward(
-                  mail_from->local + "@" + mail_from->domain, now, ignored)) {
+        if (const auto srs = load_srs(config, ignored)) {
+          if (auto out = srs->forward(mail_from->local + "@" + mail_from->domain,
+                                      std::time(nullptr), ignored)) {
             as = "<" + *out + ">";
           }
         }

@@ -1,5 +1,7 @@
 #include "submission/app/config.hpp"
 
+#include <openssl/crypto.h>
+
 #include <unistd.h>
 
 #include <charconv>
@@ -104,23 +106,12 @@ std::filesystem::path get_path(const toml::value& v, const std::string& name,
 // "sha256:AB:CD:..." or plain hex (colons optional), 32 octets.
 std::optional<std::vector<unsigned char>> parse_fingerprint(std::string text) {
   if (text.rfind("sha256:", 0) == 0 || text.rfind("SHA256:", 0) == 0) text = text.substr(7);
-  std::vector<unsigned char> out;
-  int high = -1;
-  for (char ch : text) {
-    if (ch == ':') continue;
-    int v = -1;
-    if (ch >= '0' && ch <= '9') v = ch - '0';
-    if (ch >= 'a' && ch <= 'f') v = ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') v = ch - 'A' + 10;
-    if (v < 0) return std::nullopt;
-    if (high < 0) {
-      high = v;
-    } else {
-      out.push_back(static_cast<unsigned char>(high * 16 + v));
-      high = -1;
-    }
-  }
-  if (high >= 0 || out.size() != 32) return std::nullopt;
+  long len = 0;
+  unsigned char* raw = OPENSSL_hexstr2buf(text.c_str(), &len);  // skips ':' separators
+  if (!raw) return std::nullopt;
+  std::vector<unsigned char> out(raw, raw + len);
+  OPENSSL_free(raw);
+  if (out.size() != 32) return std::nullopt;
   return out;
 }
 

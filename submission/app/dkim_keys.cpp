@@ -29,21 +29,8 @@ auth::StoreStatus DkimKeyWatcher::load() {
 }
 
 void DkimKeyWatcher::start() {
-  auto reload = [this] {
-    const auto st = load();
-    if (!st && log_) log_(false, "cannot reload DKIM keys, keeping the current ones: " + st.detail);
-  };
-  auth::ChangeListener::Callbacks callbacks;
-  callbacks.on_up = reload;  // changes made while nobody listened
-  callbacks.on_change = [reload](const std::string&) { reload(); };
-  callbacks.on_down = [this](const std::string& detail, bool first) {
-    if (log_ && first) {
-      log_(false, "DKIM key listener: " + detail + "; key changes apply when it is back");
-    }
-  };
-  listener_ =
-      std::make_unique<auth::ChangeListener>(store_, auth::kDkimKeyChannel, std::move(callbacks));
-  listener_->start();
+  listener_ = auth::start_reloader(
+      store_, auth::kDkimKeyChannel, "DKIM keys", [this] { return load(); }, log_);
 }
 
 void DkimKeyWatcher::stop() {

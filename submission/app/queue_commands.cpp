@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <iostream>
 
 #include "submission/app/cli.hpp"
@@ -18,12 +19,6 @@ namespace {
 
 using queue::Spool;
 using queue::Where;
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string age(std::int64_t seconds) {
   if (seconds < 0) seconds = 0;
@@ -84,7 +79,7 @@ std::vector<std::string> pending_recipients(const queue::MessageInfo& info,
 
 int list(const Spool& spool) {
   std::size_t count = 0;
-  const auto now = unix_now();
+  const auto now = std::time(nullptr);
   for (Where where : {Where::kActive, Where::kHold}) {
     for (const auto& id : spool.list(where)) {
       std::string error;
@@ -125,7 +120,7 @@ int show(const Spool& spool, const std::string& id) {
   const auto info = spool.read(id, *where, &data, error);
   if (!info) return fail(error);
   const auto st = spool.load_state(id);
-  const auto now = unix_now();
+  const auto now = std::time(nullptr);
   std::cout << "id: " << id << (*where == Where::kHold ? " (held)" : "") << "\n"
             << "from: <" << info->mail_from << ">\n";
   for (const auto& r : info->recipients) {

@@ -1,6 +1,7 @@
 // `truefrom srs rule add|remove|list` (the rules in the database) and `truefrom srs
 // encode|decode` (the SRS form of an address with the configured domain and secrets).
 #include <chrono>
+#include <ctime>
 #include <iostream>
 
 #include "auth/sender_policy.hpp"
@@ -9,15 +10,8 @@
 #include "submission/app/cli.hpp"
 
 namespace truefrom::app {
-namespace {
 
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
-std::optional<signer::srs::Srs> make_srs(const Config& config, std::string& error) {
+std::optional<signer::srs::Srs> load_srs(const Config& config, std::string& error) {
   if (!config.srs_enabled) {
     error = "SRS is not configured: add an [srs] section with domain and secrets_file to " +
             config.file.string() + " (see contrib/truefrom.toml.sample)";
@@ -30,18 +24,20 @@ std::optional<signer::srs::Srs> make_srs(const Config& config, std::string& erro
   return signer::srs::Srs(std::move(options));
 }
 
+namespace {
+
 int encode_or_decode(const std::string& verb, const std::string& address, const Config& config) {
   std::string error;
-  const auto srs = make_srs(config, error);
+  const auto srs = load_srs(config, error);
   if (!srs) return fail(error);
   if (verb == "encode") {
-    const auto out = srs->forward(address, unix_now(), error);
+    const auto out = srs->forward(address, std::time(nullptr), error);
     if (!out) return fail(error);
     std::cout << *out << "\n";
     return 0;
   }
   std::string why;
-  const auto out = srs->reverse(address, unix_now(), why);
+  const auto out = srs->reverse(address, std::time(nullptr), why);
   if (!out) return fail("<" + address + "> cannot be decoded: " + why);
   std::cout << *out << "\n";
   return 0;

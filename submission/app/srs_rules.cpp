@@ -25,20 +25,8 @@ auth::StoreStatus SrsRuleWatcher::load() {
 }
 
 void SrsRuleWatcher::start() {
-  auto reload = [this] {
-    const auto st = load();
-    if (!st && log_) log_(false, "cannot reload SRS rules, keeping the current ones: " + st.detail);
-  };
-  auth::ChangeListener::Callbacks callbacks;
-  callbacks.on_up = reload;
-  callbacks.on_change = [reload](const std::string&) { reload(); };
-  callbacks.on_down = [this](const std::string& detail, bool first) {
-    if (log_ && first)
-      log_(false, "SRS rule listener: " + detail + "; rule changes apply when it is back");
-  };
-  listener_ =
-      std::make_unique<auth::ChangeListener>(store_, auth::kSrsRuleChannel, std::move(callbacks));
-  listener_->start();
+  listener_ = auth::start_reloader(
+      store_, auth::kSrsRuleChannel, "SRS rules", [this] { return load(); }, log_);
 }
 
 void SrsRuleWatcher::stop() {

@@ -226,7 +226,6 @@ struct Connection::State {
   }
 
   asio::awaitable<bool> handshake() {
-    boost::system::error_code ec;
     deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
     reading = true;
     tls_stream = std::make_unique<TlsSocket>(socket, ctx.tls->native_handle());
@@ -357,10 +356,8 @@ struct Connection::State {
       return true;
     }
     std::string error;
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
-    const auto srs = ctx.srs->forward(sender.local + "@" + sender.domain, now, error);
+    const auto srs =
+        ctx.srs->forward(sender.local + "@" + sender.domain, std::time(nullptr), error);
     if (!srs) {
       log_warning("srs: " + peer + " user " + login + " MAIL FROM <" + shown + ">: " + error);
       session.reply(Reply{553, {5, 1, 7}, "forwarding of <" + shown + "> impossible: " + error});

@@ -6,7 +6,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <chrono>
+#include <ctime>
 
 #include "submission/core/netstring.hpp"
 #include "submission/net/log.hpp"
@@ -103,11 +103,8 @@ asio::awaitable<void> SocketmapServer::serve(tcp::socket socket) {
                                    asio::redirect_error(asio::use_awaitable, ec));
         co_return;
       }
-      const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
       std::string log_line;
-      out += smtp::netstring(socketmap_answer(srs_, request, now, &log_line));
+      out += smtp::netstring(socketmap_answer(srs_, request, std::time(nullptr), &log_line));
       if (!log_line.empty()) log_info(log_line);
     }
     if (!out.empty()) {

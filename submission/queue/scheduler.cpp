@@ -9,6 +9,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <ctime>
 #include <random>
 
 #include "submission/core/header_fields.hpp"
@@ -26,12 +27,6 @@ namespace {
 constexpr std::chrono::seconds kTick{1};
 // A message the CLI holds locked is looked at again after this long.
 constexpr std::int64_t kBusyRetry = 5;
-
-std::int64_t unix_now() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string random_hex(std::size_t n) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -184,7 +179,7 @@ void Scheduler::scan(bool initial) {
     found.emplace_back(std::move(*info), spool_.load_state(id));
   }
   std::lock_guard lock(mutex_);
-  const auto now = unix_now();
+  const auto now = std::time(nullptr);
   for (auto& [info, state] : found) {
     const std::string id = info.id;
     if (entries_.count(id)) continue;
@@ -223,7 +218,7 @@ asio::awaitable<void> Scheduler::tick_loop() {
     co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     std::lock_guard lock(mutex_);
     if (stopping_) co_return;
-    const auto now = unix_now();
+    const auto now = std::time(nullptr);
     while (!waiting_.empty() && waiting_.begin()->first <= now) {
       ready_.insert(waiting_.begin()->second);
       waiting_.erase(waiting_.begin());
@@ -303,7 +298,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
       // the CLI holds the lock, or a passing read error: look again shortly
       if (!l.error.empty()) net::log_error("queue: " + l.error + "; trying again shortly");
       it->second.running = false;
-      it->second.state.next_attempt = unix_now() + kBusyRetry;
+      it->second.state.next_attempt = std::time(nullptr) + kBusyRetry;
       waiting_.insert({it->second.state.next_attempt, id});
     }
     pump();
@@ -327,7 +322,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     const std::vector<std::string_view> parts{l.data};
     const relay::Attempt a = co_await relay_.send(env, parts, false);
     relay_name = a.relay;
-    const auto now = unix_now();
+    const auto now = std::time(nullptr);
     const bool expired = now - info.arrival >= options_.lifetime.count();
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
       const Reply& r =
@@ -353,7 +348,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     in.original_sender = info.mail_from;
     in.original_id = id;
     in.arrival = info.arrival;
-    in.now = unix_now();
+    in.now = std::time(nullptr);
     in.relay = relay_name;
     in.failed = out.failed;
     std::string why;
@@ -405,7 +400,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
                                 : "; report " + dsn_id + " to <" + info.mail_from + ">"));
     state.finished.push_back(f.address);
   }
-  const auto now = unix_now();
+  const auto now = std::time(nullptr);
   ++state.attempts;
   if (!out.deferred.empty()) {
     auto delay = options_.retry_first;

@@ -18,6 +18,7 @@
 #include <deque>
 #include <mutex>
 
+#include "submission/core/command.hpp"
 #include "submission/relay/reply_parser.hpp"
 
 namespace truefrom::relay {
@@ -109,15 +110,6 @@ void dot_stuffed(const std::vector<std::string_view>& parts, std::vector<asio::c
   } else {
     out.emplace_back(kEnd + 2, 3);
   }
-}
-
-std::string base64(std::string_view in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  const int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                                reinterpret_cast<const unsigned char*>(in.data()),
-                                static_cast<int>(in.size()));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
 }
 
 // The relay's refusal, passed back with its own codes.
@@ -258,7 +250,8 @@ struct RelayClient::Impl {
         throw RelayFailure("no verified TLS, so the relay password is not sent");
       }
       if (!c.ext.auth_plain) throw RelayFailure("does not offer AUTH PLAIN");
-      const std::string token = base64(std::string(1, '\0') + o.username + '\0' + o.password);
+      const std::string token =
+          smtp::base64_encode(std::string(1, '\0') + o.username + '\0' + o.password);
       const Reply r = co_await c.command("AUTH PLAIN " + token);
       if (r.code != 235) {
         throw RelayFailure("refused [relay] username " + o.username + ": " + r.summary());
