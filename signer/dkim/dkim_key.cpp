@@ -172,7 +172,7 @@ SigningKey load_signing_key(const KeyRecord& record, unsigned owner) {
                 "`truefrom dkim keygen`";
     return out;
   }
-  out.pem = std::move(data);
+  out.pkey = std::shared_ptr<EVP_PKEY>(key.release(), EVP_PKEY_free);
   return out;
 }
 

@@ -9,9 +9,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+
+struct evp_pkey_st;  // OpenSSL's EVP_PKEY
 
 namespace truefrom::signer {
 
@@ -35,7 +38,9 @@ struct KeyRecord {
 /// A key ready for signing, or the reason it cannot be used.
 struct SigningKey {
   KeyRecord record;
-  std::string pem;    ///< the private key, PEM; empty when `error` is set
+  /// The private key, decoded once when loaded (read-only from then on, so shared by
+  /// concurrent signatures); null when `error` is set.
+  std::shared_ptr<evp_pkey_st> pkey;
   std::string error;  ///< empty when the key is usable
   bool usable() const { return error.empty(); }
 };

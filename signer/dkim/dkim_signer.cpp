@@ -1,132 +1,237 @@
 #include "signer/dkim/dkim_signer.hpp"
 
-#include "signer/dkim/opendkim.hpp"
-
-#include <openssl/bio.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
-#include <cstdlib>
-#include <cstring>
+#include <array>
+#include <memory>
 #include <stdexcept>
-#include <unordered_map>
 
 namespace truefrom::signer {
 namespace {
 
-constexpr std::string_view kFieldName = "DKIM-Signature: ";
+constexpr std::size_t kFoldAt = 78;  // RFC 5322 2.1.1's recommended line length
+constexpr std::size_t kFlushAt = 16 * 1024;
 
-dkim_canon_t canon(Canonicalization c) {
-  return c == Canonicalization::kRelaxed ? DKIM_CANON_RELAXED : DKIM_CANON_SIMPLE;
-}
+bool wsp(char c) { return c == ' ' || c == '\t'; }
 
-dkim_alg_t alg(Algorithm a) {
-  return a == Algorithm::kRsaSha256 ? DKIM_SIGN_RSASHA256 : DKIM_SIGN_ED25519SHA256;
-}
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
 
-// libopendkim's allocations for one signature, through its memory-closure hooks, so that
-// what it fails to free can be found afterwards (see find_ed25519_key).
-struct Arena {
-  std::unordered_map<void*, std::size_t> live;
-};
-
-void* arena_malloc(void* closure, std::size_t n) {
-  void* p = std::malloc(n);
-  if (p != nullptr && closure != nullptr) static_cast<Arena*>(closure)->live[p] = n;
-  return p;
-}
-
-void arena_free(void* closure, void* p) {
-  if (closure != nullptr) static_cast<Arena*>(closure)->live.erase(p);
-  std::free(p);
-}
-
-// libopendkim 2.11.0~beta2 (Debian 12) does not free everything it allocates for an Ed25519
-// signature: dkim_free() releases the parsed key (EVP_PKEY) and the 64-octet signature buffer
-// of RSA signatures only, so every Ed25519 signature would leak about 220 octets. The signer
-// finds them before dkim_free() and releases them afterwards. They are recognised, never
-// assumed: the library's key structure (struct dkim_crypto, OpenSSL build) is an arena block
-// with the values an Ed25519 key gives it (512-bit key, 64-octet output) whose output pointer
-// is exactly another 64-octet arena block. Both are released only when that output block is
-// still allocated after dkim_free(), i.e. when the library really leaked them (a fixed
-// libopendkim frees it, and then nothing is done here). Anything unrecognised is left alone
-// and counted (DkimSigner::unreclaimed).
-struct CryptoLayout {  // libopendkim's struct dkim_crypto, OpenSSL build
-  unsigned char pad;
-  int keysize;
-  std::size_t inlen;
-  std::size_t outlen;
-  EVP_PKEY* pkey;
-  void* key;
-  BIO* keydata;
-  unsigned char* in;
-  unsigned char* out;
-};
-
-struct LeakedKey {
-  EVP_PKEY* pkey = nullptr;
-  void* out = nullptr;
-};
-
-// Before dkim_free(): the key and output buffer of the handle's Ed25519 key structure.
-LeakedKey find_ed25519_key(const Arena& arena) {
-  for (const auto& [block, size] : arena.live) {
-    if (size != sizeof(CryptoLayout)) continue;
-    CryptoLayout c;
-    std::memcpy(&c, block, sizeof c);
-    const auto out = arena.live.find(c.out);
-    if (c.keysize == 512 && c.outlen == 64 && out != arena.live.end() && out->second == 64 &&
-        c.pkey != nullptr && EVP_PKEY_get_id(c.pkey) == EVP_PKEY_ED25519) {
-      return LeakedKey{c.pkey, c.out};
-    }
+bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (lower(a[i]) != lower(b[i])) return false;
   }
-  return {};
-}
-
-// After dkim_free(): releases what the library left of `key`; false when nothing was found.
-bool reclaim(Arena& arena, const LeakedKey& key) {
-  if (key.out == nullptr) return false;
-  if (arena.live.count(key.out) == 0) return true;  // the library freed them itself
-  EVP_PKEY_free(key.pkey);
-  arena_free(&arena, key.out);
   return true;
 }
 
-struct HandleFree {
-  void operator()(DKIM* d) const { dkim_free(d); }
-};
-using Handle = std::unique_ptr<DKIM, HandleFree>;
+// The field name as the h= tag and the header selection compare it (RFC 6376 3.4.2 and
+// 5.4.2: case-insensitive, without the blanks before the colon).
+std::string_view field_name(std::string_view field) {
+  std::string_view name = field.substr(0, field.find(':'));
+  while (!name.empty() && wsp(name.back())) name.remove_suffix(1);
+  return name;
+}
 
-const unsigned char* u(const char* s) { return reinterpret_cast<const unsigned char*>(s); }
+// Names that can stand in an h= tag as they are: a field name may contain ';' or '=', which
+// would end the tag. Such a field is left unsigned.
+bool plain_name(std::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '-' || c == '_' || c == '.';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+bool listed(std::string_view name) {
+  for (std::string_view pattern : signed_header_names()) {
+    if (!pattern.empty() && pattern.back() == '*') {
+      const std::string_view prefix = pattern.substr(0, pattern.size() - 1);
+      if (name.size() > prefix.size() && iequal(name.substr(0, prefix.size()), prefix)) {
+        return true;
+      }
+    } else if (iequal(name, pattern)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+void append_header(std::string_view field, Canonicalization c, std::string& out) {
+  if (c == Canonicalization::kSimple) {
+    out.append(field);
+    out.append("\r\n");
+    return;
+  }
+  const std::size_t colon = field.find(':');
+  for (char ch : field_name(field)) out += lower(ch);
+  out += ':';
+  if (colon != std::string_view::npos) {
+    // Unfold (a CRLF followed by a blank), blanks to one space, none at either end.
+    bool space = false;
+    bool started = false;
+    for (std::size_t i = colon + 1; i < field.size(); ++i) {
+      const char ch = field[i];
+      if (ch == '\r' && i + 2 < field.size() && field[i + 1] == '\n' && wsp(field[i + 2])) {
+        ++i;
+        continue;
+      }
+      if (wsp(ch)) {
+        space = started;
+        continue;
+      }
+      if (space) out += ' ';
+      space = false;
+      started = true;
+      out += ch;
+    }
+  }
+  out.append("\r\n");
+}
+
+// Writes the canonical body to `sink` (called with pieces, in order).
+template <typename Sink>
+void write_body(std::string_view body, Canonicalization c, Sink&& sink) {
+  static constexpr std::string_view kCrlf = "\r\n";
+  if (c == Canonicalization::kSimple) {
+    // RFC 6376 3.4.3: no empty lines at the end; an empty body is one CRLF.
+    std::size_t end = body.size();
+    while (end >= 4 && body.substr(end - 4, 4) == "\r\n\r\n") end -= 2;
+    if (end == 2 && body.substr(0, 2) == kCrlf) end = 0;
+    if (end > 0) sink(body.substr(0, end));
+    if (end == 0 || body.substr(end - std::min<std::size_t>(end, 2), 2) != kCrlf) sink(kCrlf);
+    return;
+  }
+  // RFC 6376 3.4.4: blanks at line ends removed, runs of blanks made one space, no empty
+  // lines at the end, a CRLF after the last line; an empty body stays empty.
+  std::string buf;
+  buf.reserve(std::min(body.size() + 2, kFlushAt + 1024));
+  std::size_t empty_lines = 0;
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    std::size_t end = body.find(kCrlf, pos);
+    const std::size_t next = end == std::string_view::npos ? body.size() : end + 2;
+    if (end == std::string_view::npos) end = body.size();
+    std::size_t first = pos;
+    while (first < end && wsp(body[first])) ++first;
+    if (first == end) {
+      ++empty_lines;
+    } else {
+      for (; empty_lines > 0; --empty_lines) buf.append(kCrlf);
+      bool space = first > pos;
+      for (std::size_t i = first; i < end; ++i) {
+        const char ch = body[i];
+        if (wsp(ch)) {
+          space = true;
+          continue;
+        }
+        if (space) buf += ' ';
+        space = false;
+        buf += ch;
+      }
+      buf.append(kCrlf);
+      if (buf.size() >= kFlushAt) {
+        sink(std::string_view(buf));
+        buf.clear();
+      }
+    }
+    pos = next;
+  }
+  if (!buf.empty()) sink(std::string_view(buf));
+}
+
+struct MdCtxFree {
+  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
+};
+using MdCtx = std::unique_ptr<EVP_MD_CTX, MdCtxFree>;
+
+struct MdFree {
+  void operator()(EVP_MD* m) const { EVP_MD_free(m); }
+};
+
+// SHA-256, fetched from the provider once rather than for every hash.
+const EVP_MD* sha256() {
+  static const std::unique_ptr<EVP_MD, MdFree> md(EVP_MD_fetch(nullptr, "SHA256", nullptr));
+  if (!md) throw std::runtime_error("OpenSSL has no SHA-256");
+  return md.get();
+}
+
+std::string base64(const unsigned char* data, std::size_t len) {
+  std::string out(4 * ((len + 2) / 3) + 1, '\0');
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(len));
+  out.resize(static_cast<std::size_t>(n));
+  return out;
+}
+
+std::string openssl_error() {
+  const unsigned long e = ERR_get_error();
+  ERR_clear_error();
+  if (e == 0) return "unknown OpenSSL error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof buf);
+  return buf;
+}
+
+// The DKIM-Signature field being written, folded at tag (and h= name) boundaries.
+class FieldWriter {
+ public:
+  FieldWriter() : text_("DKIM-Signature:"), column_(text_.size()) {}
+
+  // " item" on this line, or on a new one when it would pass the fold column.
+  void add(std::string_view item) {
+    if (column_ + 1 + item.size() > kFoldAt) {
+      text_.append("\r\n\t");
+      column_ = 8;
+    } else {
+      text_ += ' ';
+      ++column_;
+    }
+    text_.append(item);
+    column_ += item.size();
+  }
+  // Appends without a separator (continues the current item).
+  void append(std::string_view s) {
+    text_.append(s);
+    column_ += s.size();
+  }
+  std::size_t column() const { return column_; }
+  std::string& text() { return text_; }
+
+ private:
+  std::string text_;
+  std::size_t column_;
+};
 
 }  // namespace
 
-const std::vector<const char*>& signed_header_names() {
-  // RFC 6376 5.4.1, plus the fields that identify and interpret the message. libopendkim
-  // reads "*" as a wildcard.
-  static const std::vector<const char*> kNames{"from",
-                                               "reply-to",
-                                               "subject",
-                                               "date",
-                                               "to",
-                                               "cc",
-                                               "sender",
-                                               "message-id",
-                                               "in-reply-to",
-                                               "references",
-                                               "mime-version",
-                                               "content-type",
-                                               "content-transfer-encoding",
-                                               "content-id",
-                                               "content-description",
-                                               "resent-*",
-                                               "list-*",
-                                               nullptr};
+const std::vector<std::string_view>& signed_header_names() {
+  // RFC 6376 5.4.1, plus the fields that identify and interpret the message.
+  static const std::vector<std::string_view> kNames{"from",
+                                                    "reply-to",
+                                                    "subject",
+                                                    "date",
+                                                    "to",
+                                                    "cc",
+                                                    "sender",
+                                                    "message-id",
+                                                    "in-reply-to",
+                                                    "references",
+                                                    "mime-version",
+                                                    "content-type",
+                                                    "content-transfer-encoding",
+                                                    "content-id",
+                                                    "content-description",
+                                                    "resent-*",
+                                                    "list-*"};
   return kNames;
 }
 
-const std::vector<const char*>& oversigned_header_names() {
-  static const std::vector<const char*> kNames{"from", "to",       "cc",         "subject",
-                                               "date", "reply-to", "message-id", nullptr};
+const std::vector<std::string_view>& oversigned_header_names() {
+  static const std::vector<std::string_view> kNames{"from", "to",       "cc",        "subject",
+                                                    "date", "reply-to", "message-id"};
   return kNames;
 }
 
@@ -150,117 +255,134 @@ bool parse_canonicalization(std::string_view text, SignerOptions& out) {
   return true;
 }
 
-struct DkimSigner::Library {
-  DKIM_LIB* lib = nullptr;
-  ~Library() {
-    if (lib) dkim_close(lib);
-  }
-};
-
-DkimSigner::DkimSigner(SignerOptions options)
-    : options_(options), lib_(std::make_unique<Library>()) {
-  lib_->lib = dkim_init(arena_malloc, arena_free);
-  if (!lib_->lib) throw std::runtime_error("libopendkim: dkim_init failed");
-  if (!dkim_libfeature(lib_->lib, DKIM_FEATURE_OVERSIGN)) {
-    throw std::runtime_error("libopendkim was built without over-signing support");
-  }
-  auto set = [this](int option, const void* value, std::size_t len, const char* what) {
-    if (dkim_options(lib_->lib, DKIM_OP_SETOPT, option, const_cast<void*>(value), len) !=
-        DKIM_STAT_OK) {
-      throw std::runtime_error(std::string("libopendkim: cannot set ") + what);
-    }
-  };
-  const char* const* sign = signed_header_names().data();
-  const char* const* over = oversigned_header_names().data();
-  set(DKIM_OPTS_SIGNHDRS, sign, sizeof sign, "the signed header fields");
-  set(DKIM_OPTS_OVERSIGNHDRS, over, sizeof over, "the over-signed header fields");
-  unsigned flags = DKIM_LIBFLAGS_NONE;  // strict CRLF input; no l=, no z=
-  set(DKIM_OPTS_FLAGS, &flags, sizeof flags, "flags");
-}
-
-DkimSigner::~DkimSigner() = default;
-
-// One signature by `key`. `one_line`: the field is not folded (see sign()).
-SignResult DkimSigner::sign_one(const SigningKey& key, const MessageView& message,
-                                Canonicalization header, bool one_line) const {
-  SignResult out;
-  const KeyRecord& r = key.record;
-  DKIM_STAT st = DKIM_STAT_OK;
-  Arena arena;
-  // Declared before the handle, so its destructor runs after dkim_free() on every path.
-  struct Reclaim {
-    Arena& arena;
-    LeakedKey key;
-    bool signed_ed25519 = false;
-    std::atomic<std::uint64_t>& unreclaimed;
-    ~Reclaim() {
-      if (signed_ed25519 && !reclaim(arena, key)) ++unreclaimed;
-    }
-  } leaked{arena, {}, false, unreclaimed_};
-  Handle h(dkim_sign(lib_->lib, u("truefrom"), &arena,
-                     const_cast<unsigned char*>(u(key.pem.c_str())), u(r.selector.c_str()),
-                     u(r.domain.c_str()), canon(header), canon(options_.body), alg(r.algorithm), -1,
-                     &st));
-  auto failed = [&](const char* step, DKIM_STAT s) {
-    const char* detail = h ? dkim_geterror(h.get()) : nullptr;
-    out.error = "DKIM signing with " + r.selector + "._domainkey." + r.domain + " failed at " +
-                step + ": " + dkim_getresultstr(s) +
-                (detail && *detail ? std::string(" (") + detail + ")" : std::string());
-    return out;
-  };
-  if (!h) return failed("dkim_sign", st);
-  if (one_line && (st = dkim_set_margin(h.get(), 0)) != DKIM_STAT_OK) return failed("margin", st);
-  for (std::string_view field : message.headers) {
-    st = dkim_header(h.get(), const_cast<unsigned char*>(u(field.data())), field.size());
-    if (st != DKIM_STAT_OK) return failed("a header field", st);
-  }
-  if ((st = dkim_eoh(h.get())) != DKIM_STAT_OK) return failed("the end of the header", st);
-  if (!message.body.empty()) {
-    st =
-        dkim_body(h.get(), const_cast<unsigned char*>(u(message.body.data())), message.body.size());
-    if (st != DKIM_STAT_OK) return failed("the body", st);
-  }
-  st = dkim_eom(h.get(), nullptr);
-  if (r.algorithm == Algorithm::kEd25519Sha256) {
-    leaked.key = find_ed25519_key(arena);
-    leaked.signed_ed25519 = st == DKIM_STAT_OK;
-  }
-  if (st != DKIM_STAT_OK) return failed("the signature", st);
-  unsigned char* value = nullptr;
-  std::size_t len = 0;
-  st = dkim_getsighdr_d(h.get(), kFieldName.size(), &value, &len);
-  if (st != DKIM_STAT_OK) return failed("the DKIM-Signature field", st);
-  std::string field;
-  field.reserve(kFieldName.size() + len + 2);
-  field.append(kFieldName);
-  field.append(reinterpret_cast<const char*>(value), len);
-  field.append("\r\n");
-  out.fields.push_back(std::move(field));
+std::string canonical_header(std::string_view field, Canonicalization c) {
+  std::string out;
+  append_header(field, c, out);
   return out;
 }
 
-SignResult DkimSigner::sign(const std::vector<const SigningKey*>& keys,
-                            const MessageView& message) const {
+std::string canonical_body(std::string_view body, Canonicalization c) {
+  std::string out;
+  write_body(body, c, [&out](std::string_view piece) { out.append(piece); });
+  return out;
+}
+
+DkimSigner::DkimSigner(SignerOptions options) : options_(options) { sha256(); }
+
+SignResult DkimSigner::sign(const std::vector<const SigningKey*>& keys, const MessageView& message,
+                            std::time_t now) const {
   SignResult out;
   for (const SigningKey* key : keys) {
     if (!key->usable()) {
       out.error = key->error;
-      out.fields.clear();
       return out;
     }
-    // libopendkim folds the field it hashes (with an empty b=) and the field it returns (with
-    // the signature) differently for Ed25519, which breaks simple header canonicalization,
-    // where folding counts. Such a signature is therefore made unfolded; should that line
-    // pass RFC 5322's 998 octets (a message with very many signed fields), it is made with
-    // relaxed header canonicalization instead, which any verifier accepts just as well.
-    const bool ed_simple = key->record.algorithm == Algorithm::kEd25519Sha256 &&
-                           options_.header == Canonicalization::kSimple;
-    SignResult one = sign_one(*key, message, options_.header, ed_simple);
-    if (ed_simple && one.error.empty() && one.fields.front().size() > 998 + 2) {
-      one = sign_one(*key, message, Canonicalization::kRelaxed, false);
+  }
+  if (keys.empty()) return out;
+  if (now == 0) now = std::time(nullptr);
+  auto failed = [&out](const KeyRecord& r, const std::string& why) {
+    out.fields.clear();
+    out.error = "DKIM signing with " + r.selector + "._domainkey." + r.domain + " failed: " + why;
+    return out;
+  };
+
+  // The body hash (bh=), the same for every key.
+  MdCtx md(EVP_MD_CTX_new());
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned digest_len = 0;
+  bool hashed = md && EVP_DigestInit_ex(md.get(), sha256(), nullptr) == 1;
+  write_body(message.body, options_.body, [&](std::string_view piece) {
+    hashed = hashed && EVP_DigestUpdate(md.get(), piece.data(), piece.size()) == 1;
+  });
+  if (!hashed || EVP_DigestFinal_ex(md.get(), digest.data(), &digest_len) != 1) {
+    return failed(keys.front()->record, "body hash: " + openssl_error());
+  }
+  const std::string body_hash = base64(digest.data(), digest_len);
+
+  // h=: every listed field present, in message order, then the over-signed names once more.
+  // Signing takes the fields named bottom-up (RFC 6376 5.4.2); a name with no field left
+  // adds nothing, which is what makes a later added From: or To: break the signature.
+  std::vector<std::string_view> names;
+  for (std::string_view field : message.headers) {
+    const std::string_view name = field_name(field);
+    if (plain_name(name) && listed(name)) names.push_back(name);
+  }
+  for (std::string_view name : oversigned_header_names()) names.push_back(name);
+  std::string signed_fields;
+  {
+    std::vector<bool> used(message.headers.size(), false);
+    for (std::string_view name : names) {
+      for (std::size_t i = message.headers.size(); i-- > 0;) {
+        if (!used[i] && iequal(field_name(message.headers[i]), name)) {
+          used[i] = true;
+          append_header(message.headers[i], options_.header, signed_fields);
+          break;
+        }
+      }
     }
-    if (!one.error.empty()) return one;
-    out.fields.push_back(std::move(one.fields.front()));
+  }
+
+  const char* canon_text[] = {
+      options_.header == Canonicalization::kSimple ? "simple" : "relaxed",
+      options_.body == Canonicalization::kSimple ? "simple" : "relaxed",
+  };
+  for (const SigningKey* key : keys) {
+    const KeyRecord& r = key->record;
+    FieldWriter f;
+    f.add("v=1;");
+    f.add("a=" + std::string(algorithm_name(r.algorithm)) + ";");
+    f.add("c=" + std::string(canon_text[0]) + "/" + canon_text[1] + ";");
+    f.add("d=" + r.domain + ";");
+    f.add("s=" + r.selector + ";");
+    f.add("t=" + std::to_string(static_cast<long long>(now)) + ";");
+    f.add("bh=" + body_hash + ";");
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const std::string item =
+          (i == 0 ? "h=" : "") + std::string(names[i]) + (i + 1 == names.size() ? ";" : ":");
+      if (i == 0 || f.column() + item.size() > kFoldAt) {
+        f.add(item);
+      } else {
+        f.append(item);
+      }
+    }
+    f.append("\r\n\tb=");
+
+    // The header hash covers the signed fields and this field with an empty b= value, the
+    // latter canonicalized like the others but without its final CRLF (RFC 6376 3.7).
+    std::string data = signed_fields;
+    append_header(f.text(), options_.header, data);
+    data.resize(data.size() - 2);
+
+    MdCtx ctx(EVP_MD_CTX_new());
+    std::array<unsigned char, 1024> sig{};  // RSA-4096 needs 512
+    std::size_t sig_len = sig.size();
+    bool ok = false;
+    if (r.algorithm == Algorithm::kRsaSha256) {
+      ok = ctx &&
+           EVP_DigestSignInit_ex(ctx.get(), nullptr, "SHA256", nullptr, nullptr, key->pkey.get(),
+                                 nullptr) == 1 &&
+           EVP_DigestSign(ctx.get(), sig.data(), &sig_len,
+                          reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1;
+    } else {
+      // RFC 8463 3: Ed25519 (PureEdDSA) over the SHA-256 hash of the data.
+      unsigned char h[32];
+      unsigned h_len = 0;
+      ok = ctx && EVP_Digest(data.data(), data.size(), h, &h_len, sha256(), nullptr) == 1 &&
+           EVP_DigestSignInit_ex(ctx.get(), nullptr, nullptr, nullptr, nullptr, key->pkey.get(),
+                                 nullptr) == 1 &&
+           EVP_DigestSign(ctx.get(), sig.data(), &sig_len, h, h_len) == 1;
+    }
+    if (!ok) return failed(r, openssl_error());
+    const std::string b = base64(sig.data(), sig_len);
+    std::string& text = f.text();
+    const std::size_t first = kFoldAt - 10;  // after "\tb=" on its line
+    text.append(b, 0, first);
+    for (std::size_t at = first; at < b.size(); at += kFoldAt - 8) {
+      text.append("\r\n\t");
+      text.append(b, at, kFoldAt - 8);
+    }
+    text.append("\r\n");
+    out.fields.push_back(std::move(text));
   }
   return out;
 }

@@ -215,11 +215,6 @@ int cmd_serve(const Config& config) {
   if (srs_watcher) srs_watcher->stop();
   workers.join();
   dkim_watcher.stop();
-  if (dkim.unreclaimed() > 0) {
-    net::log_warning("dkim: libopendkim leaked the key of " + std::to_string(dkim.unreclaimed()) +
-                     " Ed25519 signature(s) that truefrom could not reclaim (an unexpected "
-                     "libopendkim version?)");
-  }
   identities.stop();
   net::log_info("stopped");
   return 0;

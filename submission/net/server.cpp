@@ -76,6 +76,9 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
       log_warning("accept on " + listener.name + ": " + ec.message());
       continue;
     }
+    // Every reply is written whole; Nagle would only hold the next one back until the
+    // client's delayed ACK (tens of milliseconds per exchange).
+    socket.set_option(tcp::no_delay(true), ec);
     std::shared_ptr<Connection> conn;
     {
       std::lock_guard lock(mutex_);

@@ -224,6 +224,8 @@ struct RelayClient::Impl {
     auto endpoints =
         co_await resolver.async_resolve(h.host, std::to_string(h.port), asio::use_awaitable);
     co_await asio::async_connect(c.stream.next_layer(), endpoints, asio::use_awaitable);
+    // Commands and messages are written whole: Nagle would only delay them.
+    c.stream.next_layer().set_option(tcp::no_delay(true));
     const Reply greeting = co_await c.read_reply();
     if (greeting.code != 220) throw RelayFailure("greeting " + greeting.summary());
     Reply ehlo = co_await c.command("EHLO " + o.helo_name);

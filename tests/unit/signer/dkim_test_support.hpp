@@ -4,7 +4,7 @@
 
 #include <sys/stat.h>
 #include <unistd.h>
-#include "signer/dkim/opendkim.hpp"
+#include "tests/unit/signer/opendkim.hpp"
 
 #include <filesystem>
 #include <fstream>
@@ -120,9 +120,13 @@ inline std::vector<Verdict> verify(const std::string& message, const std::vector
     for (int i = 0; i < n; ++i) {
       Verdict d;
       d.pass = DKIM_SIG_CHECK(sigs[i]);
-      d.detail = std::string(reinterpret_cast<const char*>(dkim_sig_getdomain(sigs[i]))) + ": " +
-                 dkim_sig_geterrorstr(dkim_sig_geterror(sigs[i])) + " (eom " +
-                 dkim_getresultstr(st) + ", bh " + std::to_string(dkim_sig_getbh(sigs[i])) + ")";
+      auto text = [](const void* s) {
+        return s ? std::string(static_cast<const char*>(s)) : std::string("(none)");
+      };
+      d.detail = text(dkim_sig_getdomain(sigs[i])) + ": " +
+                 text(dkim_sig_geterrorstr(dkim_sig_geterror(sigs[i]))) + " (eom " +
+                 text(dkim_getresultstr(st)) + ", bh " + std::to_string(dkim_sig_getbh(sigs[i])) +
+                 ")";
       out.push_back(d);
     }
   }
