@@ -53,15 +53,16 @@ def load_table(rows, speed, with_reference, server_cpu, dkim_pending):
                                  r["delivered"], r["first_refusal"], r["first_error"]))
     out.append("")
     out.append("| scenario | crypto budget ms/msg | truefrom process CPU ms/msg | CPU %d ms/msg "
-               "(tf / ref) | truefrom ÷ budget |" % server_cpu)
-    out.append("|---|---:|---:|---:|---:|")
+               "(tf / ref) | truefrom ÷ budget | truefrom context switches/msg |" % server_cpu)
+    out.append("|---|---:|---:|---:|---:|---:|")
     for key, sc, tf, ref in rows:
         budget = crypto_budget_ms(speed, sc["per_conn"], sc["dkim"])
         proc = median(r["server_ms_per_msg"] for r in tf)
-        out.append("| %s | %.3f | %s | %s / %s | %s |" % (
+        switches = median(r.get("server_switches_per_msg") for r in tf)
+        out.append("| %s | %.3f | %s | %s / %s | %s | %s |" % (
             key, budget, fmt(proc, 3), fmt(median(r["cpu0_ms_per_msg"] for r in tf), 3),
             fmt(median(r["cpu0_ms_per_msg"] for r in ref), 3) if ref else "–",
-            "%.2f" % (proc / budget) if proc else "–"))
+            "%.2f" % (proc / budget) if proc else "–", fmt(switches, 1)))
     if not with_reference:
         notes.append("reference stack not run (--no-reference)")
     return out, notes
