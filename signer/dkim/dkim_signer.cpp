@@ -91,6 +91,17 @@ void append_header(std::string_view field, Canonicalization c, std::string& out)
   out.append("\r\n");
 }
 
+// A line relaxed canonicalization leaves as it is: no tab, no two spaces in a row, no blank
+// at the end (the caller has checked the start).
+bool clean_line(std::string_view line) {
+  char prev = 'x';
+  for (const char c : line) {
+    if (c == '\t' || (c == ' ' && prev == ' ')) return false;
+    prev = c;
+  }
+  return prev != ' ';
+}
+
 // Writes the canonical body to `sink` (called with pieces, in order).
 template <typename Sink>
 void write_body(std::string_view body, Canonicalization c, Sink&& sink) {
@@ -120,16 +131,19 @@ void write_body(std::string_view body, Canonicalization c, Sink&& sink) {
       ++empty_lines;
     } else {
       for (; empty_lines > 0; --empty_lines) buf.append(kCrlf);
-      bool space = first > pos;
-      for (std::size_t i = first; i < end; ++i) {
-        const char ch = body[i];
-        if (wsp(ch)) {
-          space = true;
-          continue;
+      if (first == pos && clean_line(body.substr(pos, end - pos))) {
+        buf.append(body, pos, end - pos);  // the usual line: nothing to change
+      } else {
+        // Words copied whole; each run of blanks between them becomes one space.
+        if (first > pos) buf += ' ';
+        for (std::size_t i = first; i < end;) {
+          std::size_t j = i;
+          while (j < end && !wsp(body[j])) ++j;
+          buf.append(body, i, j - i);
+          i = j;
+          while (i < end && wsp(body[i])) ++i;
+          if (i < end && i > j) buf += ' ';
         }
-        if (space) buf += ' ';
-        space = false;
-        buf += ch;
       }
       buf.append(kCrlf);
       if (buf.size() >= kFlushAt) {

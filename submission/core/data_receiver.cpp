@@ -1,5 +1,8 @@
 #include "submission/core/data_receiver.hpp"
 
+#include <algorithm>
+#include <cstring>
+
 namespace truefrom::smtp {
 namespace {
 // RFC 5321 4.5.3.1.6: a text line is at most 1000 octets including the CRLF.
@@ -23,9 +26,43 @@ void DataReceiver::emit(char c, std::string& out) {
   if (defect_ == Defect::kNone) out += c;
 }
 
+// Appends in[i, j), a run of ordinary characters (no CR or LF) inside a line, at once: what
+// the loop below does octet by octet, including where a defect stops the output.
+void DataReceiver::run(std::string_view in, std::size_t i, std::size_t j, std::string& out) {
+  const std::size_t n = j - i;
+  std::size_t allowed = defect_ == Defect::kNone ? n : 0;
+  // Octet k of the run makes the line too long when line_length_ + k + 1 > kMax, and the
+  // message too big when size_ + k + 1 > max_size_; that octet and the rest are not kept.
+  const std::size_t too_long =
+      kMaxLineWithoutCrlf > line_length_ ? kMaxLineWithoutCrlf - line_length_ : 0;
+  const std::size_t too_big = max_size_ > size_ ? max_size_ - size_ : 0;
+  // The first defect is the one recorded; within one octet the line length is checked first.
+  if (too_long < n && too_long <= too_big) mark(Defect::kLineTooLong);
+  if (too_big < n) mark(Defect::kTooBig);
+  if (too_long < n) mark(Defect::kLineTooLong);
+  allowed = std::min({allowed, too_long, too_big});
+  out.append(in.data() + i, allowed);
+  line_length_ += n;
+  size_ += n;
+}
+
 DataReceiver::Progress DataReceiver::consume(std::string_view in, std::string& out) {
   std::size_t i = 0;
   while (i < in.size()) {
+    if (state_ == State::kInLine || (state_ == State::kLineStart && in[i] != '.')) {
+      const char* p = in.data() + i;
+      const std::size_t left = in.size() - i;
+      const void* cr = std::memchr(p, '\r', left);
+      const std::size_t to_cr = cr ? static_cast<const char*>(cr) - p : left;
+      const void* lf = std::memchr(p, '\n', to_cr);
+      const std::size_t n = lf ? static_cast<const char*>(lf) - p : to_cr;
+      if (n > 0) {
+        run(in, i, i + n, out);
+        i += n;
+        state_ = State::kInLine;
+        continue;
+      }
+    }
     const char c = in[i++];
     switch (state_) {
       case State::kLineStart:

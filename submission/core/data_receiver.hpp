@@ -39,6 +39,7 @@ class DataReceiver {
  private:
   enum class State { kLineStart, kDot, kDotCr, kInLine, kCr };
   void emit(char c, std::string& out);
+  void run(std::string_view in, std::size_t i, std::size_t j, std::string& out);
   void mark(Defect d);
 
   std::size_t max_size_;

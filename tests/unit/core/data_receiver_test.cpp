@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+
 namespace truefrom::smtp {
 namespace {
 
@@ -83,6 +85,90 @@ TEST(DataReceiver, CountsButDropsContentPastTheLimit) {
   EXPECT_TRUE(r.done);
   EXPECT_EQ(r.defect, D::kTooBig);
   EXPECT_LE(r.content.size(), 5u);
+}
+
+// The receiver copies runs of ordinary octets at once. Model: the octet-by-octet state
+// machine it is an optimization of (RFC 5321 4.5.2 unstuffing, CRLF "." CRLF ends, bare CR
+// or LF and over-long lines and sizes marked, the first defect kept, nothing appended once
+// a defect is marked).
+struct Model {
+  std::size_t max_size;
+  std::string out;
+  D defect = D::kNone;
+  std::size_t size = 0;
+  std::size_t line = 0;
+  int state = 0;  // 0 line start, 1 after ".", 2 after ".\r", 3 in line, 4 after "\r"
+  void mark(D d) {
+    if (defect == D::kNone) defect = d;
+  }
+  void emit(char c) {
+    if (++size > max_size) mark(D::kTooBig);
+    if (defect == D::kNone) out += c;
+  }
+  // Returns the octets consumed up to the end of data, or npos.
+  std::size_t feed(std::string_view in) {
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      const char c = in[i];
+      if (state == 0 && c == '.') {
+        state = 1;
+        continue;
+      }
+      if (state == 1) {
+        if (c == '\r') {
+          state = 2;
+          continue;
+        }
+        ++line;
+      } else if (state == 2) {
+        if (c == '\n') return i + 1;
+        ++line;
+        mark(D::kBareNewline);
+        emit('\r');
+      } else if (state == 4) {
+        if (c == '\n') {
+          emit('\r');
+          emit('\n');
+          line = 0;
+          state = 0;
+          continue;
+        }
+        mark(D::kBareNewline);
+        emit('\r');
+      }
+      if (c == '\r') {
+        state = 4;
+        continue;
+      }
+      if (c == '\n') mark(D::kBareNewline);
+      if (++line > 998) mark(D::kLineTooLong);
+      emit(c);
+      state = 3;
+    }
+    return std::string_view::npos;
+  }
+};
+
+TEST(DataReceiver, AgreesWithTheOctetModel) {
+  std::mt19937 rng(7);
+  const std::string alphabet = "ab .\r\n\t";
+  for (int round = 0; round < 3000; ++round) {
+    std::string in;
+    const std::size_t len = rng() % 3000;
+    // Mostly ordinary runs; in some rounds long enough for over-long lines.
+    const unsigned sparse = round % 4 == 0 ? 1500 : 8;
+    for (std::size_t i = 0; i < len; ++i) {
+      in += rng() % sparse == 0 ? alphabet[rng() % alphabet.size()] : 'x';
+    }
+    if (round % 2 == 0) in += "\r\n.\r\n";
+    const std::size_t max_size = round % 3 == 0 ? rng() % 2000 : 1 << 20;
+    Model m{max_size};
+    const std::size_t end = m.feed(in);
+    const Result r = feed(in, max_size);
+    ASSERT_EQ(r.done, end != std::string_view::npos) << round;
+    if (r.done) EXPECT_EQ(r.consumed, end) << round;
+    EXPECT_EQ(r.content, m.out) << round;
+    EXPECT_EQ(r.defect, m.defect) << round;
+  }
 }
 
 }  // namespace
