@@ -1,5 +1,7 @@
 #include "signer/dkim/dkim_signer.hpp"
 
+#include "signer/dkim/openssl_text.hpp"
+
 #include <openssl/err.h>
 #include <openssl/evp.h>
 
@@ -170,23 +172,6 @@ const EVP_MD* sha256() {
   static const std::unique_ptr<EVP_MD, MdFree> md(EVP_MD_fetch(nullptr, "SHA256", nullptr));
   if (!md) throw std::runtime_error("OpenSSL has no SHA-256");
   return md.get();
-}
-
-std::string base64(const unsigned char* data, std::size_t len) {
-  std::string out(4 * ((len + 2) / 3) + 1, '\0');
-  const int n =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(len));
-  out.resize(static_cast<std::size_t>(n));
-  return out;
-}
-
-std::string openssl_error() {
-  const unsigned long e = ERR_get_error();
-  ERR_clear_error();
-  if (e == 0) return "unknown OpenSSL error";
-  char buf[256];
-  ERR_error_string_n(e, buf, sizeof buf);
-  return buf;
 }
 
 // The DKIM-Signature field being written, folded at tag (and h= name) boundaries.
