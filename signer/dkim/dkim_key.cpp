@@ -1,6 +1,6 @@
 #include "signer/dkim/dkim_key.hpp"
 
-#include "signer/dkim/openssl_text.hpp"
+#include "signer/openssl_text.hpp"
 
 #include <fcntl.h>
 #include <openssl/bio.h>

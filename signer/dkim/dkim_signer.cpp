@@ -1,6 +1,7 @@
 #include "signer/dkim/dkim_signer.hpp"
 
-#include "signer/dkim/openssl_text.hpp"
+#include "signer/ascii.hpp"
+#include "signer/openssl_text.hpp"
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -16,16 +17,6 @@ constexpr std::size_t kFoldAt = 78;  // RFC 5322 2.1.1's recommended line length
 constexpr std::size_t kFlushAt = 16 * 1024;
 
 bool wsp(char c) { return c == ' ' || c == '\t'; }
-
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    if (lower(a[i]) != lower(b[i])) return false;
-  }
-  return true;
-}
 
 // The field name as the h= tag and the header selection compare it (RFC 6376 3.4.2 and
 // 5.4.2: case-insensitive, without the blanks before the colon).
@@ -51,10 +42,10 @@ bool listed(std::string_view name) {
   for (std::string_view pattern : signed_header_names()) {
     if (!pattern.empty() && pattern.back() == '*') {
       const std::string_view prefix = pattern.substr(0, pattern.size() - 1);
-      if (name.size() > prefix.size() && iequal(name.substr(0, prefix.size()), prefix)) {
+      if (name.size() > prefix.size() && ascii_iequal(name.substr(0, prefix.size()), prefix)) {
         return true;
       }
-    } else if (iequal(name, pattern)) {
+    } else if (ascii_iequal(name, pattern)) {
       return true;
     }
   }
@@ -68,7 +59,7 @@ void append_header(std::string_view field, Canonicalization c, std::string& out)
     return;
   }
   const std::size_t colon = field.find(':');
-  for (char ch : field_name(field)) out += lower(ch);
+  for (char ch : field_name(field)) out += ascii_lower(ch);
   out += ':';
   if (colon != std::string_view::npos) {
     // Unfold (a CRLF followed by a blank), blanks to one space, none at either end.
@@ -312,7 +303,7 @@ SignResult DkimSigner::sign(const std::vector<const SigningKey*>& keys, const Me
     std::vector<bool> used(message.headers.size(), false);
     for (std::string_view name : names) {
       for (std::size_t i = message.headers.size(); i-- > 0;) {
-        if (!used[i] && iequal(field_name(message.headers[i]), name)) {
+        if (!used[i] && ascii_iequal(field_name(message.headers[i]), name)) {
           used[i] = true;
           append_header(message.headers[i], options_.header, signed_fields);
           break;

@@ -7,7 +7,8 @@
 #include <algorithm>
 #include <fstream>
 
-#include "signer/srs/ascii.hpp"
+#include "signer/ascii.hpp"
+#include "signer/openssl_text.hpp"
 
 namespace truefrom::signer::srs {
 namespace {
@@ -112,10 +113,7 @@ std::string full_hash(const std::string& secret, const std::vector<std::string_v
   unsigned int len = 0;
   HMAC(EVP_sha1(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), md, &len);
-  std::string b64(4 * ((len + 2) / 3) + 1, '\0');
-  const int n =
-      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(b64.data()), md, static_cast<int>(len));
-  b64.resize(static_cast<std::size_t>(n));
+  std::string b64 = base64(md, len);
   while (!b64.empty() && b64.back() == '=') b64.pop_back();
   return b64;
 }

@@ -1,6 +1,6 @@
 #include "signer/srs/srs_rules.hpp"
 
-#include "signer/srs/ascii.hpp"
+#include "signer/ascii.hpp"
 
 namespace truefrom::signer::srs {
 namespace {

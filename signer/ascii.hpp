@@ -1,10 +1,11 @@
 // ASCII case folding for SRS fields and domains (Mail::SRS lower-cases with Perl's lc on
-// bytes: ASCII only). Internal to signer/srs. Thread-safety: pure functions.
+// bytes: ASCII only) and DKIM field names (RFC 6376 compares them ASCII case-insensitively).
+// Internal to signer/. Thread-safety: pure functions.
 #pragma once
 
 #include <string_view>
 
-namespace truefrom::signer::srs {
+namespace truefrom::signer {
 
 inline char ascii_lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; }
 
@@ -16,4 +17,4 @@ inline bool ascii_iequal(std::string_view a, std::string_view b) {
   return true;
 }
 
-}  // namespace truefrom::signer::srs
+}  // namespace truefrom::signer
