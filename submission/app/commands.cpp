@@ -181,7 +181,9 @@ int cmd_serve(const Config& config) {
   queue::Spool spool(config.queue_dir);
   std::unique_ptr<queue::Scheduler> scheduler;
   if (config.queue_mode) {
-    if (!spool.prepare(error)) return fail(error);
+    std::vector<std::string> warnings;
+    if (!spool.prepare(error, &warnings)) return fail(error);
+    for (const auto& w : warnings) net::log_error("queue: " + w);
     scheduler = std::make_unique<queue::Scheduler>(io, spool, *relay, workers, config.queue);
     if (!scheduler->start(error)) return fail(error);
     ctx.spool = &spool;

@@ -1,6 +1,9 @@
 // `truefrom queue list|show|flush|hold|release|delete`: works on the spool files directly
 // (under the per-message lock the scheduler also takes), then tells a running server
 // through the control socket, so the commands work the same on a live and a stopped server.
+// A message still in a segment file is on its first delivery attempt by a running server:
+// it is listed and shown, and changed once the attempt moved it into a file of its own; the
+// segments of a stopped server are first moved into active/ (what its next start does).
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -9,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <optional>
 
 #include "submission/app/cli.hpp"
 #include "submission/core/header_fields.hpp"
@@ -77,9 +81,21 @@ std::vector<std::string> pending_recipients(const queue::MessageInfo& info,
   return out;
 }
 
-int list(const Spool& spool) {
+void print_warnings(const std::vector<std::string>& warnings) {
+  for (const auto& w : warnings) std::cerr << "truefrom: warning: " << w << "\n";
+}
+
+int list(Spool& spool) {
   std::size_t count = 0;
   const auto now = std::time(nullptr);
+  for (const auto& m : spool.list_segments()) {
+    std::string rcpts;
+    for (const auto& r : m.info.recipients) rcpts += (rcpts.empty() ? "<" : ", <") + r + ">";
+    std::cout << m.info.id << "  " << (m.held_by_server ? "delivering" : "active") << "  "
+              << age(now - m.info.arrival) << "  " << size_text(m.info.size) << "  <"
+              << m.info.mail_from << "> -> " << rcpts << "\n";
+    ++count;
+  }
   for (Where where : {Where::kActive, Where::kHold}) {
     for (const auto& id : spool.list(where)) {
       std::string error;
@@ -113,15 +129,34 @@ int list(const Spool& spool) {
   return 0;
 }
 
+// The message in a segment file, if it is there.
+std::optional<Spool::SegmentMessage> in_segments(const Spool& spool, const std::string& id,
+                                                 bool with_data) {
+  for (auto& m : spool.list_segments(with_data)) {
+    if (m.info.id == id) return std::move(m);
+  }
+  return std::nullopt;
+}
+
 int show(const Spool& spool, const std::string& id) {
   const auto where = spool.find(id);
-  if (!where) return fail("no message " + id + " in the queue (see truefrom queue list)");
-  std::string data, error;
-  const auto info = spool.read(id, *where, &data, error);
-  if (!info) return fail(error);
-  const auto st = spool.load_state(id);
+  std::optional<queue::MessageInfo> info;
+  std::string data, error, note;
+  if (where) {
+    info = spool.read(id, *where, &data, error);
+    if (!info) return fail(error);
+    if (*where == Where::kHold) note = " (held)";
+  } else if (auto m = in_segments(spool, id, true)) {
+    info = std::move(m->info);
+    data = std::move(m->data);
+    note = m->held_by_server ? " (first delivery attempt under way)"
+                             : " (in a segment file: moved to active/ when the server starts)";
+  } else {
+    return fail("no message " + id + " in the queue (see truefrom queue list)");
+  }
+  const auto st = where ? spool.load_state(id) : queue::DeliveryState{};
   const auto now = std::time(nullptr);
-  std::cout << "id: " << id << (*where == Where::kHold ? " (held)" : "") << "\n"
+  std::cout << "id: " << id << note << "\n"
             << "from: <" << info->mail_from << ">\n";
   for (const auto& r : info->recipients) {
     const bool done = std::find(st.finished.begin(), st.finished.end(), r) != st.finished.end();
@@ -133,7 +168,7 @@ int show(const Spool& spool, const std::string& id) {
             << "size: " << info->size << " octets" << (info->eight_bit ? ", 8BITMIME" : "")
             << (info->smtputf8 ? ", SMTPUTF8" : "") << "\n"
             << "attempts: " << st.attempts << "\n";
-  if (st.attempts > 0 && *where == Where::kActive) {
+  if (st.attempts > 0 && where == Where::kActive) {
     std::cout << "next attempt in: " << age(st.next_attempt - now) << "\n";
   }
   if (!st.last_error.empty()) std::cout << "last error: " << st.last_error << "\n";
@@ -146,9 +181,21 @@ int show(const Spool& spool, const std::string& id) {
 }
 
 // hold, release, delete: under the message's lock, so never while it is being delivered.
-int change(const Spool& spool, const std::string& verb, const std::string& id) {
-  const auto where = spool.find(id);
-  if (!where) return fail("no message " + id + " in the queue (see truefrom queue list)");
+int change(Spool& spool, const std::string& verb, const std::string& id) {
+  auto where = spool.find(id);
+  if (!where) {
+    std::vector<std::string> warnings;
+    if (spool.recover(warnings) > 0) where = spool.find(id);  // a stopped server's segments
+    print_warnings(warnings);
+  }
+  if (!where) {
+    if (in_segments(spool, id, false)) {
+      return fail(id +
+                  " is on its first delivery attempt right now; try again in a few seconds "
+                  "(a message that has to wait can be changed)");
+    }
+    return fail("no message " + id + " in the queue (see truefrom queue list)");
+  }
   if (verb == "hold" && *where == Where::kHold) return fail(id + " is already held");
   if (verb == "release" && *where == Where::kActive) return fail(id + " is not held");
   std::string error;
@@ -193,7 +240,7 @@ int cmd_queue(const Args& a, const Config& config) {
         takes_id ? "expected: truefrom queue " + verb + " ID" : "expected: truefrom queue " + verb,
         "queue");
   }
-  const Spool spool(config.queue_dir);
+  Spool spool(config.queue_dir);
   if (!spool.exists()) {
     return fail("no queue at " + config.queue_dir.string() +
                 " (the server creates it at start; check [queue] dir and --config)");

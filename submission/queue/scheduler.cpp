@@ -274,8 +274,12 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
   const std::string* idp = &id;
   Loaded l = co_await net::on_workers(workers_, [spool, idp] {
     Loaded r;
-    r.lock = std::make_shared<MessageLock>(spool->path(*idp, Where::kActive));
-    if (r.lock->locked()) {
+    // A message still in a segment has no file to lock: the admin's commands leave it alone
+    // until this attempt moves it into active/ or delivers it.
+    if (!spool->in_segment(*idp)) {
+      r.lock = std::make_shared<MessageLock>(spool->path(*idp, Where::kActive));
+    }
+    if (!r.lock || r.lock->locked()) {
       r.info = spool->read(*idp, Where::kActive, &r.data, r.error, &r.corrupt);
       if (r.info) r.state = spool->load_state(*idp);
     }
@@ -290,7 +294,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     std::lock_guard lock(mutex_);
     --running_;
     auto it = entries_.find(id);
-    if (l.lock->missing() || l.corrupt || it == entries_.end()) {
+    if ((l.lock && l.lock->missing()) || l.corrupt || it == entries_.end()) {
       // deleted or held by the admin meanwhile, or damaged (now in hold/)
       if (l.corrupt) net::log_error("queue: " + l.error + "; moved to hold/ for the administrator");
       if (it != entries_.end()) entries_.erase(it);

@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <chrono>
+#include <cstdio>
 #include <cstring>
 
 namespace truefrom::queue {
@@ -44,17 +46,18 @@ bool parse_number(std::string_view text, T& out) {
   return ec == std::errc() && p == text.data() + text.size();
 }
 
-// Writes all of `iov` (restarting after short writes and EINTR).
-bool write_all(int fd, std::vector<iovec>& iov, std::string& error) {
+// Writes all of `iov` at `offset` (restarting after short writes and EINTR).
+bool pwrite_all(int fd, std::vector<iovec>& iov, off_t offset, std::string& error) {
   std::size_t first = 0;
   while (first < iov.size()) {
     const int count = static_cast<int>(std::min<std::size_t>(iov.size() - first, IOV_MAX));
-    const ssize_t n = ::writev(fd, iov.data() + first, count);
+    const ssize_t n = ::pwritev(fd, iov.data() + first, count, offset);
     if (n < 0) {
       if (errno == EINTR) continue;
       error = errno_text(errno);
       return false;
     }
+    offset += n;
     auto left = static_cast<std::size_t>(n);
     while (first < iov.size() && left >= iov[first].iov_len) {
       left -= iov[first].iov_len;
@@ -64,6 +67,17 @@ bool write_all(int fd, std::vector<iovec>& iov, std::string& error) {
       iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + left;
       iov[first].iov_len -= left;
     }
+  }
+  return true;
+}
+
+bool pread_all(int fd, char* out, std::size_t size, off_t offset) {
+  std::size_t got = 0;
+  while (got < size) {
+    const ssize_t n = ::pread(fd, out + got, size - got, offset + static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    got += static_cast<std::size_t>(n);
   }
   return true;
 }
@@ -232,6 +246,118 @@ std::optional<DeliveryState> decode_state(std::string_view text, std::string& er
   return s;
 }
 
+std::string encode_record_header(std::size_t payload_size, bool live) {
+  char h[kRecordHeader + 1];
+  std::snprintf(h, sizeof h, "rec %c %012zu\n", live ? 'L' : 'D', payload_size);
+  return std::string(h, kRecordHeader);
+}
+
+std::optional<std::vector<SegmentRecord>> parse_segment(std::string_view file, std::size_t& end) {
+  end = 0;
+  if (file.substr(0, kSegmentMagic.size()) != kSegmentMagic) return std::nullopt;
+  std::vector<SegmentRecord> records;
+  std::size_t pos = kSegmentMagic.size();
+  for (;;) {
+    end = pos;
+    if (file.size() - pos < kRecordHeader) break;
+    const std::string_view h = file.substr(pos, kRecordHeader);
+    std::uint64_t n = 0;
+    if (h.substr(0, 4) != "rec " || (h[4] != 'L' && h[4] != 'D') || h[5] != ' ' ||
+        h[kRecordHeader - 1] != '\n' || !parse_number(h.substr(6, 12), n) ||
+        n > file.size() - pos - kRecordHeader) {
+      break;
+    }
+    records.push_back({h[4] == 'L', pos, file.substr(pos + kRecordHeader, n)});
+    pos += kRecordHeader + n;
+  }
+  return records;
+}
+
+// One segment file, open for appending (the current one) or until its last record is done.
+struct Spool::Segment {
+  int fd = -1;
+  std::filesystem::path path;
+  std::uint64_t size = 0;  // where the next record goes
+  std::size_t live = 0;    // records written and not yet done
+  bool retired = false;    // takes no more records; removed when live reaches 0
+  ~Segment() {
+    if (fd >= 0) ::close(fd);
+  }
+};
+
+namespace {
+
+// Rotation: a segment takes records until it is this large (or until all of its records
+// are done, when it is emptied and reused instead).
+constexpr std::uint64_t kSegmentLimit = 64 * 1024 * 1024;
+
+bool segment_name(std::string_view name) {
+  return name.size() == 16 && std::all_of(name.begin(), name.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'F');
+         });
+}
+
+// Marks the record at `offset` done. Not synced here: the next commit's fdatasync of the
+// segment carries it (until then a crash can only deliver the message again).
+void mark_done(int fd, std::uint64_t offset) {
+  const char d = 'D';
+  while (::pwrite(fd, &d, 1, static_cast<off_t>(offset + 4)) < 0 && errno == EINTR) {
+  }
+}
+
+// The message's own file in `where`: written to tmp/, synced, renamed (never over an
+// existing file). The caller syncs the directory.
+bool write_message_file(const std::filesystem::path& dir, const std::string& id,
+                        std::string_view payload, Where where, std::string& error) {
+  const auto tmp = dir / "tmp" / id;
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = "cannot create " + tmp.string() + ": " + errno_text(errno);
+    return false;
+  }
+  std::vector<iovec> iov{{const_cast<char*>(payload.data()), payload.size()}};
+  std::string why;
+  bool ok = pwrite_all(fd, iov, 0, why);
+  if (ok && ::fdatasync(fd) != 0) {
+    why = errno_text(errno);
+    ok = false;
+  }
+  ::close(fd);
+  if (!ok) {
+    error = "cannot write " + tmp.string() + ": " + why;
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  const auto dest = dir / where_dir(where) / id;
+  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
+    error = "cannot move " + tmp.string() + " to " + dest.string() + ": " + errno_text(errno);
+    ::unlink(tmp.c_str());
+    return false;
+  }
+  return true;
+}
+
+// Decodes a message file's (or a segment record's) content and checks it is `id`'s.
+std::optional<MessageInfo> decode_message(std::string_view content, const std::string& id,
+                                          const std::string& source, std::string* data,
+                                          std::string& error) {
+  std::size_t offset = 0;
+  std::string why;
+  auto info = decode_head(content, offset, why);
+  if (!info) {
+    error = source + ": " + why;
+    return std::nullopt;
+  }
+  if (info->id != id) {
+    error = source + ": the envelope names another id (" + info->id + ")";
+    return std::nullopt;
+  }
+  if (data) data->assign(content.substr(offset));
+  return info;
+}
+
+}  // namespace
+
 Spool::Spool(std::filesystem::path dir) : dir_(std::move(dir)) {}
 
 Spool::~Spool() {
@@ -242,7 +368,6 @@ Spool::~Spool() {
   wake_.notify_all();
   if (committer_.joinable()) committer_.join();
   for (auto& [w, done] : pending_) {  // only when the thread never started
-    ::close(w.fd);
     done("the queue is shutting down");
   }
 }
@@ -252,8 +377,8 @@ bool Spool::exists() const {
   return std::filesystem::is_directory(dir_ / "active", ec);
 }
 
-bool Spool::prepare(std::string& error) {
-  for (const char* sub : {"", "tmp", "active", "hold", "state"}) {
+bool Spool::prepare(std::string& error, std::vector<std::string>* warnings) {
+  for (const char* sub : {"", "tmp", "segments", "active", "hold", "state"}) {
     const auto p = sub[0] ? dir_ / sub : dir_;
     if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST) {
       error = "cannot create the queue directory " + p.string() + ": " + errno_text(errno) +
@@ -269,13 +394,154 @@ bool Spool::prepare(std::string& error) {
   for (const auto& d : {dir_.parent_path(), dir_}) {
     if (!fsync_dir(d, error)) return false;
   }
-  // tmp/ holds only messages whose client never got 250: they are garbage.
+  // tmp/ holds only message files that were never renamed into place: garbage.
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir_ / "tmp", ec)) {
     std::filesystem::remove(e.path(), ec);
   }
+  std::vector<std::string> notes;
+  recover(notes);
+  if (warnings) *warnings = std::move(notes);
   if (!committer_.joinable()) committer_ = std::thread([this] { commit_loop(); });
   return true;
+}
+
+std::size_t Spool::recover(std::vector<std::string>& warnings) const {
+  std::size_t moved = 0;
+  std::error_code ec;
+  std::vector<std::filesystem::path> segments;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "segments", ec)) {
+    const std::string name = e.path().filename().string();
+    if (segment_name(name)) segments.push_back(e.path());
+    // a segment being created when its process died (a live one is locked)
+    if (name.size() == 20 && segment_name(name.substr(0, 16)) && name.substr(16) == ".new") {
+      const int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(e.path().c_str());
+      if (fd >= 0) ::close(fd);
+    }
+  }
+  std::sort(segments.begin(), segments.end());
+  for (const auto& seg_path : segments) {
+    const int fd = ::open(seg_path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;  // removed meanwhile
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // a running server's
+      ::close(fd);
+      continue;
+    }
+    std::string file, why;
+    struct stat st {};
+    bool ok = ::fstat(fd, &st) == 0;
+    if (ok) {
+      file.resize(static_cast<std::size_t>(st.st_size));
+      ok = pread_all(fd, file.data(), file.size(), 0);
+    }
+    if (!ok) {
+      warnings.push_back("cannot read " + seg_path.string() + ": " + errno_text(errno) +
+                         "; its messages are moved at the next start");
+      ::close(fd);
+      continue;
+    }
+    std::size_t end = 0;
+    const auto records = parse_segment(file, end);
+    bool damaged = !records, retry = false;
+    std::size_t here = 0;
+    for (const auto& r : records ? *records : std::vector<SegmentRecord>{}) {
+      if (!r.live) continue;
+      std::size_t offset = 0;
+      const auto info = decode_head(r.payload, offset, why);
+      if (!info) {
+        warnings.push_back(seg_path.string() + ": the record at offset " + std::to_string(r.offset) +
+                           " is damaged: " + why);
+        damaged = true;
+        continue;
+      }
+      // Moved into a file of its own before the crash, whose done mark was not synced yet.
+      if (std::filesystem::exists(this->path(info->id, Where::kActive), ec) ||
+          std::filesystem::exists(this->path(info->id, Where::kHold), ec)) {
+        continue;
+      }
+      if (write_message_file(dir_, info->id, r.payload, Where::kActive, why)) {
+        ++here;
+      } else {
+        warnings.push_back(why + "; " + seg_path.string() + " is kept and tried again at the next start");
+        retry = true;
+      }
+    }
+    // The moved files must be durable before the segment goes.
+    if (here > 0 && !fsync_dir(dir_ / "active", why)) {
+      warnings.push_back(why + "; " + seg_path.string() + " is kept and tried again at the next start");
+      retry = true;
+    }
+    moved += here;
+    if (retry) {
+      // kept as it is; the messages already moved are skipped next time
+    } else if (damaged) {
+      const auto kept = seg_path.string() + ".damaged";
+      ::rename(seg_path.c_str(), kept.c_str());
+      warnings.push_back(seg_path.string() + (records ? "" : ": not a truefrom segment file") +
+                         "; kept as " + kept + " for the administrator");
+    } else {
+      ::unlink(seg_path.c_str());
+    }
+    ::close(fd);
+  }
+  if (!segments.empty()) {
+    std::string ignored;
+    fsync_dir(dir_ / "segments", ignored);
+  }
+  return moved;
+}
+
+// Creates a segment under a temporary name, locks it and only then gives it a segment's
+// name, so that no other process's recover() can take it for an abandoned one.
+std::shared_ptr<Spool::Segment> Spool::open_segment(std::string& error) {
+  const auto dir = dir_ / "segments";
+  if (next_segment_ == 0) {
+    next_segment_ = static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+  }
+  auto seg = std::make_shared<Segment>();
+  char name[17];
+  std::snprintf(name, sizeof name, "%016llX", static_cast<unsigned long long>(next_segment_++));
+  const auto fresh = dir / (std::string(name) + ".new");
+  seg->path = dir / name;
+  seg->fd = ::open(fresh.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  std::string why;
+  bool ok = seg->fd >= 0 && ::flock(seg->fd, LOCK_EX | LOCK_NB) == 0;
+  if (ok) {
+    std::vector<iovec> iov{{const_cast<char*>(kSegmentMagic.data()), kSegmentMagic.size()}};
+    ok = pwrite_all(seg->fd, iov, 0, why) &&
+         ::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, seg->path.c_str(), RENAME_NOREPLACE) ==
+             0;
+  }
+  if (!ok) {
+    if (why.empty()) why = errno_text(errno);
+    error = "cannot create " + seg->path.string() + ": " + why;
+    ::unlink(fresh.c_str());
+    return nullptr;
+  }
+  // Its name must survive a crash before any record in it is acknowledged.
+  if (!fsync_dir(dir, error)) {
+    ::unlink(seg->path.c_str());
+    return nullptr;
+  }
+  seg->size = kSegmentMagic.size();
+  return seg;
+}
+
+void Spool::release(const std::shared_ptr<Segment>& seg) {
+  if (--seg->live > 0) return;
+  if (seg->retired) {
+    ::unlink(seg->path.c_str());  // not synced: if it comes back, every record in it is done
+  } else if (::ftruncate(seg->fd, static_cast<off_t>(kSegmentMagic.size())) == 0) {
+    seg->size = kSegmentMagic.size();  // the current segment, empty again: reused
+  } else {
+    seg->retired = true;
+    current_.reset();
+    ::unlink(seg->path.c_str());
+  }
 }
 
 std::optional<Spool::Written> Spool::write(const MessageInfo& info,
@@ -299,26 +565,45 @@ std::optional<Spool::Written> Spool::write(const MessageInfo& info,
   sized.size = 0;
   for (auto p : parts) sized.size += p.size();
   const std::string head = encode_head(sized);
-  const auto tmp = dir_ / "tmp" / info.id;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    error = "cannot create " + tmp.string() + ": " + errno_text(errno);
-    return std::nullopt;
-  }
+  const std::string record = encode_record_header(head.size() + sized.size, true);
   std::vector<iovec> iov;
-  iov.reserve(parts.size() + 1);
+  iov.reserve(parts.size() + 2);
+  iov.push_back({const_cast<char*>(record.data()), record.size()});
   iov.push_back({const_cast<char*>(head.data()), head.size()});
   for (auto p : parts) {
     if (!p.empty()) iov.push_back({const_cast<char*>(p.data()), p.size()});
   }
-  std::string why;
-  if (!write_all(fd, iov, why)) {
-    error = "cannot write " + tmp.string() + ": " + why;
-    ::close(fd);
-    ::unlink(tmp.c_str());
+  const std::uint64_t length = record.size() + head.size() + sized.size;
+
+  std::lock_guard lock(segments_mutex_);
+  if (index_.count(info.id)) {
+    error = "the queue id " + info.id + " is in use";
     return std::nullopt;
   }
-  return Written{fd, info.id};
+  if (!current_) current_ = open_segment(error);
+  if (!current_) return std::nullopt;
+  const auto seg = current_;
+  const auto offset = seg->size;
+  std::string why;
+  if (!pwrite_all(seg->fd, iov, static_cast<off_t>(offset), why)) {
+    error = "cannot write " + seg->path.string() + ": " + why;
+    // Appends are serialized so that only the unacknowledged tail can be torn: cut the
+    // partial record off, or append nothing more to this segment.
+    if (::ftruncate(seg->fd, static_cast<off_t>(offset)) != 0) {
+      seg->retired = true;
+      current_.reset();
+      if (seg->live == 0) ::unlink(seg->path.c_str());
+    }
+    return std::nullopt;
+  }
+  seg->size += length;
+  ++seg->live;
+  index_[info.id] = Location{seg, offset, length, false};
+  if (seg->size >= kSegmentLimit) {
+    seg->retired = true;
+    current_.reset();
+  }
+  return Written{seg, offset, length, info.id};
 }
 
 void Spool::commit(Written written, CommitDone done) {
@@ -330,8 +615,7 @@ void Spool::commit(Written written, CommitDone done) {
       return;
     }
   }
-  ::close(written.fd);
-  ::unlink((dir_ / "tmp" / written.id).c_str());
+  forget(written.id);
   done("the queue is shutting down");
 }
 
@@ -350,9 +634,8 @@ bool Spool::commit_and_wait(Written written, std::string& error) {
   return error.empty();
 }
 
-// The group commit: everything that arrived while the previous batch was syncing goes out
-// with one pass: fdatasync each file (the file system folds them into one journal commit),
-// rename each into active/, one fsync of active/.
+// The group commit: everything written while the previous batch was syncing goes out with
+// one fdatasync per segment involved (almost always one).
 void Spool::commit_loop() {
   for (;;) {
     std::vector<std::pair<Written, CommitDone>> batch;
@@ -362,41 +645,117 @@ void Spool::commit_loop() {
       if (pending_.empty()) return;  // stopping, nothing left
       batch.swap(pending_);
     }
+    std::vector<std::pair<const Segment*, std::string>> synced;
     std::vector<std::string> errors(batch.size());
-    std::vector<bool> renamed(batch.size(), false);
-    const auto active = dir_ / "active";
-    bool any = false;
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      auto& w = batch[i].first;
-      if (::fdatasync(w.fd) != 0) errors[i] = "cannot sync the message: " + errno_text(errno);
-      ::close(w.fd);
-      const auto tmp = dir_ / "tmp" / w.id;
-      if (errors[i].empty()) {
-        const auto dest = active / w.id;
-        if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
-          errors[i] = "cannot move the message into " + active.string() + ": " + errno_text(errno);
-        } else {
-          renamed[i] = true;
-          any = true;
+      const Segment* seg = batch[i].first.segment.get();
+      auto it = std::find_if(synced.begin(), synced.end(),
+                             [seg](const auto& s) { return s.first == seg; });
+      if (it == synced.end()) {
+        std::string e;
+        if (::fdatasync(seg->fd) != 0) {
+          e = "cannot sync " + seg->path.string() + ": " + errno_text(errno);
         }
+        it = synced.insert(synced.end(), {seg, e});
       }
-      if (!errors[i].empty()) ::unlink(tmp.c_str());
+      errors[i] = it->second;
     }
-    std::string dir_error;
-    if (any && !fsync_dir(active, dir_error)) {
-      // Not known to be durable: the client must not get 250, and must not get the message
-      // delivered behind its back either (it will submit again).
+    {
+      std::lock_guard lock(segments_mutex_);
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        if (renamed[i]) {
-          ::unlink((active / batch[i].first.id).c_str());
-          errors[i] = dir_error;
+        const Written& w = batch[i].first;
+        if (errors[i].empty()) {
+          const auto it = index_.find(w.id);
+          if (it != index_.end()) it->second.committed = true;
+          continue;
         }
+        // Not known to be durable: the client must not get 250, and must not get the
+        // message delivered behind its back either (it will submit again). After a failed
+        // sync the segment's pages are in doubt: it takes no more records.
+        mark_done(w.segment->fd, w.offset);
+        index_.erase(w.id);
+        if (!w.segment->retired) {
+          w.segment->retired = true;
+          if (current_ == w.segment) current_.reset();
+        }
+        release(w.segment);
       }
-      std::string ignored;
-      fsync_dir(active, ignored);  // best effort: make the undo durable too
     }
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i].second(errors[i]);
   }
+}
+
+std::optional<Spool::Location> Spool::locate(const std::string& id) const {
+  std::lock_guard lock(segments_mutex_);
+  const auto it = index_.find(id);
+  if (it == index_.end() || !it->second.committed) return std::nullopt;
+  return it->second;
+}
+
+bool Spool::in_segment(const std::string& id) const { return locate(id).has_value(); }
+
+void Spool::forget(const std::string& id) {
+  std::lock_guard lock(segments_mutex_);
+  const auto it = index_.find(id);
+  if (it == index_.end()) return;
+  const Location loc = std::move(it->second);
+  index_.erase(it);
+  mark_done(loc.segment->fd, loc.offset);
+  release(loc.segment);
+}
+
+bool Spool::spill(const std::string& id, Where to, std::string& error) {
+  const auto loc = locate(id);
+  if (!loc) {
+    error = "no message " + id + " in the segments";
+    return false;
+  }
+  std::string record(loc->length, '\0');
+  if (!pread_all(loc->segment->fd, record.data(), record.size(),
+                 static_cast<off_t>(loc->offset))) {
+    error = "cannot read " + loc->segment->path.string() + ": " + errno_text(errno);
+    return false;
+  }
+  const std::string_view payload = std::string_view(record).substr(kRecordHeader);
+  if (!write_message_file(dir_, id, payload, to, error)) return false;
+  // The file must be durable before the record is marked done.
+  if (!fsync_dir(dir_ / where_dir(to), error)) {
+    ::unlink(path(id, to).c_str());
+    return false;
+  }
+  forget(id);
+  return true;
+}
+
+std::vector<Spool::SegmentMessage> Spool::list_segments(bool with_data) const {
+  std::vector<SegmentMessage> out;
+  std::error_code ec;
+  std::vector<std::filesystem::path> segments;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "segments", ec)) {
+    if (segment_name(e.path().filename().string())) segments.push_back(e.path());
+  }
+  std::sort(segments.begin(), segments.end());
+  for (const auto& p : segments) {
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
+    ::close(fd);
+    std::string file, error;
+    if (!read_file(p, file, error)) continue;
+    std::size_t end = 0;
+    const auto records = parse_segment(file, end);
+    if (!records) continue;
+    for (const auto& r : *records) {
+      if (!r.live) continue;
+      std::size_t offset = 0;
+      auto info = decode_head(r.payload, offset, error);
+      if (!info || find(info->id)) continue;  // damaged, or moved into a file of its own
+      SegmentMessage m{std::move(*info), held, {}};
+      if (with_data) m.data.assign(r.payload.substr(offset));
+      out.push_back(std::move(m));
+    }
+  }
+  return out;
 }
 
 std::filesystem::path Spool::path(const std::string& id, Where where) const {
@@ -416,6 +775,7 @@ std::vector<std::string> Spool::list(Where where) const {
 
 std::optional<Where> Spool::find(const std::string& id) const {
   if (!valid_id(id)) return std::nullopt;
+  if (in_segment(id)) return Where::kActive;
   std::error_code ec;
   if (std::filesystem::exists(path(id, Where::kActive), ec)) return Where::kActive;
   if (std::filesystem::exists(path(id, Where::kHold), ec)) return Where::kHold;
@@ -425,22 +785,26 @@ std::optional<Where> Spool::find(const std::string& id) const {
 std::optional<MessageInfo> Spool::read(const std::string& id, Where where, std::string* data,
                                        std::string& error, bool* corrupt) const {
   if (corrupt) *corrupt = false;
-  std::string file;
-  if (!read_file(path(id, where), file, error)) return std::nullopt;
-  if (corrupt) *corrupt = true;
-  std::size_t offset = 0;
-  std::string why;
-  auto info = decode_head(file, offset, why);
-  if (!info) {
-    error = path(id, where).string() + ": " + why;
-    return std::nullopt;
+  std::string content;
+  std::string_view view;
+  std::string source;
+  const auto loc = where == Where::kActive ? locate(id) : std::nullopt;
+  if (loc) {
+    source = loc->segment->path.string() + " at offset " + std::to_string(loc->offset);
+    content.resize(loc->length);
+    if (!pread_all(loc->segment->fd, content.data(), content.size(),
+                   static_cast<off_t>(loc->offset))) {
+      error = "cannot read " + source + ": " + errno_text(errno);
+      return std::nullopt;
+    }
+    view = std::string_view(content).substr(kRecordHeader);
+  } else {
+    source = path(id, where).string();
+    if (!read_file(path(id, where), content, error)) return std::nullopt;
+    view = content;
   }
-  if (info->id != id) {
-    error = path(id, where).string() + ": the envelope names another id (" + info->id + ")";
-    return std::nullopt;
-  }
-  if (corrupt) *corrupt = false;
-  if (data) *data = file.substr(offset);
+  auto info = decode_message(view, id, source, data, error);
+  if (!info && corrupt) *corrupt = true;
   return info;
 }
 
@@ -451,8 +815,7 @@ DeliveryState Spool::load_state(const std::string& id) const {
   return s ? *s : DeliveryState{};
 }
 
-bool Spool::save_state(const std::string& id, const DeliveryState& state,
-                       std::string& error) const {
+bool Spool::save_state(const std::string& id, const DeliveryState& state, std::string& error) {
   const auto final_path = dir_ / "state" / id;
   const auto tmp = dir_ / "state" / (id + ".new");
   const std::string text = encode_state(state);
@@ -463,17 +826,23 @@ bool Spool::save_state(const std::string& id, const DeliveryState& state,
   }
   std::vector<iovec> iov{{const_cast<char*>(text.data()), text.size()}};
   std::string why;
-  const bool ok = write_all(fd, iov, why);
+  const bool ok = pwrite_all(fd, iov, 0, why);
   ::close(fd);
   if (!ok || ::rename(tmp.c_str(), final_path.c_str()) != 0) {
     error = "cannot write " + final_path.string() + ": " + (ok ? errno_text(errno) : why);
     ::unlink(tmp.c_str());
     return false;
   }
-  return true;
+  // A message that waits gets a file of its own (after its state, so that no one sees it
+  // in active/ without it).
+  return !in_segment(id) || spill(id, Where::kActive, error);
 }
 
-bool Spool::remove(const std::string& id, Where where, std::string& error) const {
+bool Spool::remove(const std::string& id, Where where, std::string& error) {
+  if (where == Where::kActive && in_segment(id)) {
+    forget(id);
+    return true;
+  }
   if (::unlink(path(id, where).c_str()) != 0 && errno != ENOENT) {
     error = "cannot remove " + path(id, where).string() + ": " + errno_text(errno);
     return false;
@@ -482,7 +851,8 @@ bool Spool::remove(const std::string& id, Where where, std::string& error) const
   return true;
 }
 
-bool Spool::move(const std::string& id, Where from, Where to, std::string& error) const {
+bool Spool::move(const std::string& id, Where from, Where to, std::string& error) {
+  if (from == Where::kActive && in_segment(id)) return spill(id, to, error);
   if (::renameat2(AT_FDCWD, path(id, from).c_str(), AT_FDCWD, path(id, to).c_str(),
                   RENAME_NOREPLACE) != 0) {
     error = "cannot move " + path(id, from).string() + " to " + path(id, to).string() + ": " +

@@ -1,31 +1,42 @@
-// The durable queue on disk: one immutable file per accepted message (envelope, then the
-// message exactly as it will be relayed) and one small, rewritable delivery-state file.
+// The durable queue on disk.
 //
-//   <dir>/tmp/<id>     being written (removed at start: never acknowledged)
-//   <dir>/active/<id>  committed; the scheduler delivers it
-//   <dir>/hold/<id>    committed, held by the admin (`truefrom queue hold`)
-//   <dir>/state/<id>   attempts, next attempt, last error, finished recipients
+//   <dir>/segments/<n>  accepted messages, appended one after another (the fast path)
+//   <dir>/tmp/<id>      a message file being written (removed at start: never committed)
+//   <dir>/active/<id>   one message in a file of its own; the scheduler delivers it
+//   <dir>/hold/<id>     the same, held by the admin (`truefrom queue hold`)
+//   <dir>/state/<id>    attempts, next attempt, last error, finished recipients
 //
-// A message is durable before the client hears 250: the file is written and fdatasync'd in
-// tmp/, renamed into active/ and the directory fsync'd. commit() batches the syncs of
-// messages committed at the same time (group commit): one thread syncs a whole batch while
-// the next batch gathers, so durability under load costs far less than a flush per message.
-// Losing a state file only repeats work (delivery is at-least-once).
+// A new message is appended to the current segment file and the client hears 250 only after
+// an fdatasync of that file covered it. commit() batches those syncs (group commit): one
+// thread syncs once for every message written while the previous sync ran, and no file is
+// created or removed per message. Appends are serialized, so an acknowledged record is never
+// behind a torn one: after a crash only the unacknowledged tail can be damaged.
 //
-// Thread-safety: write() and commit() may be called from any thread; the other functions
-// are plain file operations, safe to call concurrently for different ids. Standard library
-// and POSIX only.
+// A record is marked done in place (one byte, synced by the next commit) when its message
+// is delivered; a message that must wait (a deferral, a hold) first moves into a file of its
+// own in active/ or hold/ with a state file: the slow path, which the admin's commands work
+// on. A segment whose records are all done is emptied (the current one) or removed. At
+// start, prepare() moves the live records of the segments no running server holds (each
+// server holds an flock on its segments) into active/; the CLI does the same for a stopped
+// server. Delivery is at-least-once: a crash may deliver again a message whose done mark was
+// not yet synced, or one that was written but whose client never heard 250.
+//
+// Thread-safety: every member function may be called from any thread; functions on the same
+// id must not run concurrently (the scheduler delivers one id at a time; the CLI works under
+// MessageLock). Standard library and POSIX only.
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace truefrom::queue {
@@ -63,13 +74,32 @@ std::string encode_head(const MessageInfo& info);
 std::optional<MessageInfo> decode_head(std::string_view file, std::size_t& data_offset,
                                        std::string& error);
 std::string encode_state(const DeliveryState& state);
+
+/// A segment file starts with this line; then records, each a fixed-size header
+/// ("rec L 000000001234\n": L live or D done, the payload's length) and a payload (a head
+/// and the message, exactly what a message file in active/ holds).
+inline constexpr std::string_view kSegmentMagic = "truefrom-segment 1\n";
+inline constexpr std::size_t kRecordHeader = 19;
+std::string encode_record_header(std::size_t payload_size, bool live);
+struct SegmentRecord {
+  bool live = false;
+  std::size_t offset = 0;  ///< of the record header in the file
+  std::string_view payload;
+};
+/// Walks a segment file's records. Stops at the first record that is incomplete or
+/// malformed and sets `end` to its offset (a crash leaves an unacknowledged torn tail);
+/// returns nullopt when the file does not start with kSegmentMagic.
+std::optional<std::vector<SegmentRecord>> parse_segment(std::string_view file, std::size_t& end);
 std::optional<DeliveryState> decode_state(std::string_view text, std::string& error);
 
 class Spool {
  public:
-  /// A message written to tmp/ and not yet committed.
+  struct Segment;
+  /// A message appended to a segment and not yet committed.
   struct Written {
-    int fd = -1;
+    std::shared_ptr<Segment> segment;
+    std::uint64_t offset = 0;  ///< of the record
+    std::uint64_t length = 0;  ///< header and payload
     std::string id;
   };
   using CommitDone = std::function<void(const std::string& error)>;
@@ -81,42 +111,75 @@ class Spool {
 
   const std::filesystem::path& dir() const { return dir_; }
 
-  /// Creates the directories (mode 0700) and removes leftovers in tmp/. Call before
-  /// anything else, in the server; the CLI calls exists() instead.
-  bool prepare(std::string& error);
+  /// Creates the directories (mode 0700), removes leftovers in tmp/ and recovers the
+  /// segments no running server holds. Call before anything else, in the server; the CLI
+  /// calls exists() instead. Problems that do not stop the server go to `warnings`.
+  bool prepare(std::string& error, std::vector<std::string>* warnings = nullptr);
   bool exists() const;
+  /// Moves the live records of every segment that no process holds into active/ and
+  /// removes the segment. Returns how many messages moved; problems go to `warnings`.
+  std::size_t recover(std::vector<std::string>& warnings) const;
 
-  /// Writes head + parts to tmp/<info.id> (blocking). On failure nothing is left behind.
+  /// Appends head + parts to the current segment (blocking). On failure nothing is left.
   std::optional<Written> write(const MessageInfo& info, const std::vector<std::string_view>& parts,
                                std::string& error);
-  /// Makes a written message durable and visible in active/, batched with concurrent commits.
+  /// Makes a written message durable and visible to find() and read(), batched with
+  /// concurrent commits.
   /// `done` runs on the spool's commit thread with an empty error on success; on failure the
   /// message is gone from the spool.
   void commit(Written written, CommitDone done);
   /// Blocking form of commit().
   bool commit_and_wait(Written written, std::string& error);
 
-  /// Ids in active/ or hold/, in arrival (name) order.
+  /// Ids of the message files in active/ or hold/, in arrival (name) order (not those in
+  /// segments: see in_segment() and list_segments()).
   std::vector<std::string> list(Where where) const;
   std::filesystem::path path(const std::string& id, Where where) const;
+  /// Where the message is; a committed message in this process's segments is kActive.
   std::optional<Where> find(const std::string& id) const;
+  /// Whether the message is a committed record in one of this process's segments (it has
+  /// no file, so no MessageLock, and no state file).
+  bool in_segment(const std::string& id) const;
+  /// The live records of every segment on disk, as this or another process wrote them
+  /// (for the CLI). `held_by_server` tells whether a running server holds the segment.
+  struct SegmentMessage {
+    MessageInfo info;
+    bool held_by_server = false;
+    std::string data;
+  };
+  std::vector<SegmentMessage> list_segments(bool with_data = false) const;
   /// Reads the head (and the data when `data` is not null). On failure `*corrupt` (when
   /// given) tells a damaged file from a passing read error (EMFILE, EIO...).
   std::optional<MessageInfo> read(const std::string& id, Where where, std::string* data,
                                   std::string& error, bool* corrupt = nullptr) const;
   /// The state file; a missing one is a fresh state.
   DeliveryState load_state(const std::string& id) const;
-  bool save_state(const std::string& id, const DeliveryState& state, std::string& error) const;
+  /// Writes the state file; a message in a segment first moves into active/.
+  bool save_state(const std::string& id, const DeliveryState& state, std::string& error);
   /// Removes the message and its state (after delivery, or by the admin).
-  bool remove(const std::string& id, Where where, std::string& error) const;
-  /// Moves between active/ and hold/.
-  bool move(const std::string& id, Where from, Where to, std::string& error) const;
+  bool remove(const std::string& id, Where where, std::string& error);
+  /// Moves between active/ and hold/ (a message in a segment: into a file in `to`).
+  bool move(const std::string& id, Where from, Where to, std::string& error);
 
  private:
-  struct Batch;
+  struct Location {
+    std::shared_ptr<Segment> segment;
+    std::uint64_t offset = 0, length = 0;
+    bool committed = false;
+  };
   void commit_loop();
+  std::shared_ptr<Segment> open_segment(std::string& error);  // call with segments_mutex_
+  void release(const std::shared_ptr<Segment>& segment);      // call with segments_mutex_
+  void forget(const std::string& id);  // marks the record done and drops it from the index
+  bool spill(const std::string& id, Where to, std::string& error);
+  std::optional<Location> locate(const std::string& id) const;
 
   std::filesystem::path dir_;
+  mutable std::mutex segments_mutex_;  // current_, index_, every Segment's size and live
+  std::shared_ptr<Segment> current_;
+  std::unordered_map<std::string, Location> index_;
+  std::uint64_t next_segment_ = 0;
+
   std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<std::pair<Written, CommitDone>> pending_;

@@ -1,6 +1,7 @@
-// libFuzzer target: the queue's spool file head and delivery-state parsers (what a restart
-// reads back from disk). Properties: a decoded head re-encodes to an equal envelope; a
-// decoded state survives encode -> decode unchanged.
+// libFuzzer target: the queue's spool file head, segment and delivery-state parsers (what a
+// restart reads back from disk). Properties: a decoded head re-encodes to an equal envelope;
+// a decoded state survives encode -> decode unchanged; the records found in a segment,
+// encoded again, give back exactly the part of the file they were read from.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -23,6 +24,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         head2->id != head->id || head2->size != head->size) {
       __builtin_trap();
     }
+  }
+  std::size_t end = 0;
+  if (auto records = parse_segment(input, end)) {
+    if (end > input.size()) __builtin_trap();
+    std::string again(kSegmentMagic);
+    for (const auto& r : *records) {
+      if (r.offset != again.size()) __builtin_trap();
+      again += encode_record_header(r.payload.size(), r.live);
+      again += r.payload;
+    }
+    if (again != input.substr(0, end)) __builtin_trap();
   }
   if (auto state = decode_state(input, error)) {
     auto back = decode_state(encode_state(*state), error);

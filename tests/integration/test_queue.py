@@ -12,6 +12,7 @@ import re
 import resource
 import signal
 import smtplib
+import socket
 import subprocess
 import threading
 import time
@@ -234,23 +235,32 @@ class QueueTests(IntegrationTestCase):
 
     # -- storage trouble ---------------------------------------------------------------------
 
-    def test_unwritable_spool_answers_452_and_loses_nothing_after(self):
+    def test_message_that_cannot_leave_its_segment_stays_queued(self):
+        """A deferred message moves from the segment into a file of its own in active/;
+        when that fails (here tmp/ is a file, so nothing can be created in it), the message
+        stays where it is, the error is logged, and it is delivered once later."""
         tmp = self.srv.state_dir / "queue" / "tmp"
+        marker = unique("stuck")
+        self.sink.stop()
+        self.sink.proc = None
         os.rmdir(tmp)
         tmp.write_text("not a directory: even root cannot write here")
         try:
-            marker = unique("unwritable")
-            with self.assertRaises(smtplib.SMTPDataError) as cm:
-                submit(self.srv, marker)
-            self.assertEqual(cm.exception.smtp_code, 452)
-            self.assertTrue(cm.exception.smtp_error.startswith(b"4.3.1"), cm.exception)
-            self.assertIn("cannot store message", self.srv.log_text())
+            code, text = submit(self.srv, marker)
+            self.assertEqual(code, 250, text)
+            qid = text.split()[-1].decode()
+            eventually(lambda: self.assertRegex(
+                self.srv.log_text(), "queue: %s: cannot create .*tmp/%s" % (qid, qid)),
+                timeout=10)
+            self.assertIn(qid, self.queue_list())
         finally:
             tmp.unlink()
             tmp.mkdir(mode=0o700)
-        code, text = submit(self.srv, marker + " again")
-        self.assertEqual(code, 250, text)
-        self.sink.wait_for_marker(marker + " again")
+        self.sink.start()
+        self.srv.cli_ok("queue", "flush")
+        self.sink.wait_for_marker(marker, timeout=15)
+        self.wait_until_queue_empty()
+        time.sleep(1.5)
         self.assertEqual(len(self.sink.find(marker)), 1)
 
     # -- the admin's commands ----------------------------------------------------------------
@@ -469,6 +479,83 @@ class QueueStoppedServerTests(IntegrationTestCase):
         self.srv.start()
         self.sink.wait_for_marker(marker, timeout=15)
         self.assertIn("queue: 1 message(s) in", self.srv.log_text())
+
+
+class SilentPort:
+    """A relay that takes connections and never says a word: a delivery attempt to it lasts
+    until [relay] timeout, so its messages stay in the server's segment files meanwhile."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+
+    def close(self):
+        self.sock.close()
+
+
+class FirstAttemptTests(IntegrationTestCase):
+    """Messages on their first delivery attempt live in segment files (no file of their
+    own yet): the admin sees them, cannot change them under the running server's feet, and
+    after a crash the CLI (or the next start) moves them into active/ with nothing lost and
+    nothing doubled."""
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.silent = SilentPort()
+        cls.sink = cls.use(Sink()).start()
+        cls.srv = alice_server(cls, cls.silent.port, "first-attempt")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.silent.close()
+        super().tearDownClass()
+
+    def test_in_flight_messages_survive_sigkill_and_the_cli_recovers_them(self):
+        marker = unique("inflight")
+        ids = []
+        for name in ("held", "sent"):
+            code, text = submit(self.srv, "%s %s" % (marker, name))
+            self.assertEqual(code, 250, text)
+            ids.append(text.split()[-1].decode())
+        held, sent = ids
+        segments = self.srv.state_dir / "queue" / "segments"
+        self.assertEqual(sorted(os.listdir(self.srv.state_dir / "queue" / "active")), [])
+        out = self.srv.cli_ok("queue", "list").stdout
+        self.assertRegex(out, re.escape(held) + r"  delivering ")
+        self.assertRegex(out, re.escape(sent) + r"  delivering ")
+        self.assertIn("first delivery attempt under way",
+                      self.srv.cli_ok("queue", "show", held).stdout)
+        p = self.srv.cli("queue", "hold", held)
+        self.assertEqual(p.returncode, 1, p.stdout)
+        self.assertIn("is on its first delivery attempt right now", p.stderr)
+
+        self.srv.proc.send_signal(signal.SIGKILL)
+        self.srv.proc.wait()
+        self.srv._log.close()
+        self.srv.proc = None
+        self.assertRegex(self.srv.cli_ok("queue", "list").stdout, re.escape(held) + r"  active ")
+        out = self.srv.cli_ok("queue", "hold", held).stdout   # moves the segment's messages first
+        self.assertIn("held", out)
+        self.assertEqual([f for f in os.listdir(segments) if not f.endswith(".new")], [])
+        out = self.srv.cli_ok("queue", "list").stdout
+        self.assertRegex(out, re.escape(held) + r"  held ")
+        self.assertRegex(out, re.escape(sent) + r"  active ")
+
+        self.srv.relay_port = self.sink.port
+        self.srv.write_config()
+        self.srv.start()
+        self.sink.wait_for_marker(marker + " sent", timeout=15)
+        self.assertEqual(self.sink.find(marker + " held"), [])
+        self.srv.cli_ok("queue", "release", held)
+        self.sink.wait_for_marker(marker + " held", timeout=15)
+        eventually(lambda: self.assertIn("the queue is empty",
+                                         self.srv.cli_ok("queue", "list").stdout), timeout=10)
+        time.sleep(1)
+        self.assertEqual(len(self.sink.find(marker + " sent")), 1)
+        self.assertEqual(len(self.sink.find(marker + " held")), 1)
 
 
 class DiskFullTests(IntegrationTestCase):

@@ -1,10 +1,13 @@
 #include "submission/queue/spool.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -129,35 +132,95 @@ TEST(SpoolFormat, Ids) {
   EXPECT_FALSE(valid_id(std::string(33, 'A')));
 }
 
+TEST(SpoolFormat, SegmentRecords) {
+  EXPECT_EQ(encode_record_header(1234, true), "rec L 000000001234\n");
+  EXPECT_EQ(encode_record_header(0, false).size(), kRecordHeader);
+  const std::string file = std::string(kSegmentMagic) + encode_record_header(3, true) + "abc" +
+                           encode_record_header(0, false) + encode_record_header(2, true) + "de";
+  std::size_t end = 0;
+  auto records = parse_segment(file, end);
+  ASSERT_TRUE(records);
+  EXPECT_EQ(end, file.size());
+  ASSERT_EQ(records->size(), 3u);
+  EXPECT_EQ((*records)[0].payload, "abc");
+  EXPECT_EQ((*records)[0].offset, kSegmentMagic.size());
+  EXPECT_FALSE((*records)[1].live);
+  EXPECT_EQ((*records)[2].payload, "de");
+  // Whatever cannot be a whole record ends the walk there.
+  for (const std::string& tail :
+       {std::string("rec L 0000000"), encode_record_header(9, true) + "short",
+        std::string("rec X 000000000001\nx"), std::string("rec L -00000000001\nx"),
+        std::string("rec L 00000000000a\nx"), std::string(19, '\0')}) {
+    records = parse_segment(file + tail, end);
+    ASSERT_TRUE(records) << tail;
+    EXPECT_EQ(records->size(), 3u) << tail;
+    EXPECT_EQ(end, file.size()) << tail;
+  }
+  EXPECT_FALSE(parse_segment("truefrom-segment 2\n", end));
+  EXPECT_FALSE(parse_segment("", end));
+}
+
+std::size_t bytes_in(const fs::path& p) { return static_cast<std::size_t>(fs::file_size(p)); }
+
+std::vector<fs::path> segment_files(const fs::path& dir) {
+  std::vector<fs::path> out;
+  for (const auto& e : fs::directory_iterator(dir / "segments")) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+// Writes and commits one message; returns false (with the error in the test log) on failure.
+bool put(Spool& spool, const std::string& id, std::string_view data) {
+  std::string error;
+  auto w = spool.write(sample(id), {data}, error);
+  const bool ok = w && spool.commit_and_wait(std::move(*w), error);
+  EXPECT_TRUE(ok) << error;
+  return ok;
+}
+
 TEST_F(SpoolTest, WriteCommitReadRemove) {
   Spool spool(dir_);
   std::string error;
   ASSERT_TRUE(spool.prepare(error)) << error;
   EXPECT_EQ(fs::status(dir_ / "active").permissions() & fs::perms::all, fs::perms::owner_all);
+  EXPECT_EQ(fs::status(dir_ / "segments").permissions() & fs::perms::all, fs::perms::owner_all);
   const MessageInfo m = sample("0123456789ABCDEF10");
   auto w = spool.write(m, {"DKIM-Signature: x\r\n", "Received: y\r\n", "Subject: z\r\n\r\nhi\r\n"},
                        error);
   ASSERT_TRUE(w) << error;
-  EXPECT_TRUE(fs::exists(dir_ / "tmp" / m.id));
-  EXPECT_FALSE(fs::exists(dir_ / "active" / m.id));  // not visible before the commit
+  EXPECT_FALSE(spool.find(m.id));  // not visible before the commit
   ASSERT_TRUE(spool.commit_and_wait(std::move(*w), error)) << error;
-  EXPECT_FALSE(fs::exists(dir_ / "tmp" / m.id));
-  EXPECT_EQ(spool.list(Where::kActive), std::vector<std::string>{m.id});
+  EXPECT_EQ(spool.find(m.id), Where::kActive);
+  EXPECT_TRUE(spool.in_segment(m.id));
+  EXPECT_TRUE(spool.list(Where::kActive).empty());  // no file of its own: no per-message inode
+  const auto segments = segment_files(dir_);
+  ASSERT_EQ(segments.size(), 1u);
   struct stat st {};
-  ASSERT_EQ(::stat((dir_ / "active" / m.id).c_str(), &st), 0);
+  ASSERT_EQ(::stat(segments[0].c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
 
   std::string data;
-  const auto back = spool.read(m.id, Where::kActive, &data, error);
+  auto back = spool.read(m.id, Where::kActive, &data, error);
   ASSERT_TRUE(back) << error;
   EXPECT_EQ(data, "DKIM-Signature: x\r\nReceived: y\r\nSubject: z\r\n\r\nhi\r\n");
   EXPECT_EQ(back->size, data.size());
+  EXPECT_EQ(back->recipients, m.recipients);
 
+  // A message that has to wait moves into a file of its own, with its state.
   DeliveryState s;
   s.attempts = 1;
   s.finished = {"bob@dest.test"};
   ASSERT_TRUE(spool.save_state(m.id, s, error)) << error;
+  EXPECT_FALSE(spool.in_segment(m.id));
+  EXPECT_EQ(spool.list(Where::kActive), std::vector<std::string>{m.id});
+  ASSERT_EQ(::stat((dir_ / "active" / m.id).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
   EXPECT_EQ(spool.load_state(m.id).finished, s.finished);
+  data.clear();
+  ASSERT_TRUE(spool.read(m.id, Where::kActive, &data, error)) << error;
+  EXPECT_EQ(data, "DKIM-Signature: x\r\nReceived: y\r\nSubject: z\r\n\r\nhi\r\n");
+  // its record is done, and the segment, empty again, is cut back to its first line
+  EXPECT_EQ(bytes_in(segments[0]), kSegmentMagic.size());
 
   ASSERT_TRUE(spool.move(m.id, Where::kActive, Where::kHold, error)) << error;
   EXPECT_EQ(spool.find(m.id), Where::kHold);
@@ -167,20 +230,129 @@ TEST_F(SpoolTest, WriteCommitReadRemove) {
   EXPECT_FALSE(fs::exists(dir_ / "state" / m.id));
 }
 
-TEST_F(SpoolTest, PrepareRemovesUncommittedLeftovers) {
+TEST_F(SpoolTest, DeliveredRecordsAreMarkedAndTheSegmentReused) {
+  Spool spool(dir_);
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error)) << error;
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF11", "one\r\n"));
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF12", "two\r\n"));
+  const auto seg = segment_files(dir_).at(0);
+  ASSERT_TRUE(spool.remove("0123456789ABCDEF11", Where::kActive, error)) << error;
+  EXPECT_FALSE(spool.find("0123456789ABCDEF11"));
+  std::string file;
+  {
+    std::ifstream in(seg, std::ios::binary);
+    file.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::size_t end = 0;
+  const auto records = parse_segment(file, end);
+  ASSERT_TRUE(records);
+  EXPECT_EQ(end, file.size());
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_FALSE((*records)[0].live);  // delivered: marked in place
+  EXPECT_TRUE((*records)[1].live);
+  ASSERT_TRUE(spool.remove("0123456789ABCDEF12", Where::kActive, error)) << error;
+  EXPECT_EQ(bytes_in(seg), kSegmentMagic.size());
+  // Many messages later, still the same single file: no file is created or removed per
+  // message.
+  for (int i = 0; i < 50; ++i) {
+    char id[32];
+    std::snprintf(id, sizeof id, "0123456789ABCD%04d", i);
+    ASSERT_TRUE(put(spool, id, "Subject: s\r\n\r\nbody\r\n"));
+    ASSERT_TRUE(spool.remove(id, Where::kActive, error)) << error;
+  }
+  EXPECT_EQ(segment_files(dir_), std::vector<fs::path>{seg});
+  EXPECT_TRUE(fs::is_empty(dir_ / "active"));
+}
+
+TEST_F(SpoolTest, RecoveryMovesLiveRecordsIntoActive) {
   {
     Spool spool(dir_);
     std::string error;
     ASSERT_TRUE(spool.prepare(error));
-    auto w = spool.write(sample("0123456789ABCDEF20"), {"x\r\n"}, error);
-    ASSERT_TRUE(w);
-    ::close(w->fd);  // "crash" before the commit
-  }
+    ASSERT_TRUE(put(spool, "0123456789ABCDEF20", "first\r\n"));
+    ASSERT_TRUE(put(spool, "0123456789ABCDEF21", "second\r\n"));
+    ASSERT_TRUE(put(spool, "0123456789ABCDEF22", "third\r\n"));
+    ASSERT_TRUE(spool.remove("0123456789ABCDEF21", Where::kActive, error));  // delivered
+    std::ofstream(dir_ / "tmp" / "0123456789ABCDEF29") << "never renamed into place";
+  }  // the process ends (or dies): its segment lock goes with it
   Spool again(dir_);
   std::string error;
-  ASSERT_TRUE(again.prepare(error));
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(again.prepare(error, &warnings)) << error;
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
   EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
-  EXPECT_TRUE(again.list(Where::kActive).empty());
+  EXPECT_TRUE(fs::is_empty(dir_ / "segments"));
+  EXPECT_EQ(again.list(Where::kActive),
+            (std::vector<std::string>{"0123456789ABCDEF20", "0123456789ABCDEF22"}));
+  std::string data;
+  ASSERT_TRUE(again.read("0123456789ABCDEF22", Where::kActive, &data, error)) << error;
+  EXPECT_EQ(data, "third\r\n");
+}
+
+TEST_F(SpoolTest, RecoveryIgnoresATornTailAndSkipsWhatWasMovedAlready) {
+  fs::create_directories(dir_ / "segments");
+  fs::create_directories(dir_ / "active");
+  MessageInfo a = sample("0123456789ABCDEF30");
+  a.size = 4;
+  MessageInfo b = sample("0123456789ABCDEF31");
+  b.size = 4;
+  const std::string pa = encode_head(a) + "aaaa", pb = encode_head(b) + "bbbb";
+  // b was moved into active/ before the crash, but its done mark never reached the disk
+  std::ofstream(dir_ / "active" / b.id, std::ios::binary) << pb;
+  const std::string torn = encode_record_header(500, true) + "truefrom-queue 1\nid 01";
+  std::ofstream(dir_ / "segments" / "00000000000000A0", std::ios::binary)
+      << kSegmentMagic << encode_record_header(pa.size(), true) << pa
+      << encode_record_header(pb.size(), true) << pb << torn;
+  Spool spool(dir_);
+  std::string error;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(spool.prepare(error, &warnings)) << error;
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+  EXPECT_EQ(spool.list(Where::kActive), (std::vector<std::string>{a.id, b.id}));
+  EXPECT_TRUE(fs::is_empty(dir_ / "segments"));
+}
+
+TEST_F(SpoolTest, DamagedOrForeignSegmentsAreKeptForTheAdministrator) {
+  fs::create_directories(dir_ / "segments");
+  MessageInfo a = sample("0123456789ABCDEF40");
+  a.size = 1;
+  const std::string pa = encode_head(a) + "a", bad = "truefrom-queue 1\nid ???\n\n";
+  std::ofstream(dir_ / "segments" / "00000000000000B0", std::ios::binary)
+      << kSegmentMagic << encode_record_header(bad.size(), true) << bad
+      << encode_record_header(pa.size(), true) << pa;
+  std::ofstream(dir_ / "segments" / "00000000000000B1", std::ios::binary)
+      << "truefrom-segment 2\nsomething newer\n";
+  Spool spool(dir_);
+  std::string error;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(spool.prepare(error, &warnings)) << error;
+  ASSERT_EQ(warnings.size(), 3u);
+  EXPECT_NE(warnings[0].find("00000000000000B0: the record at offset 19 is damaged"),
+            std::string::npos)
+      << warnings[0];
+  EXPECT_NE(warnings[2].find("not a truefrom segment file"), std::string::npos) << warnings[2];
+  EXPECT_EQ(spool.list(Where::kActive), std::vector<std::string>{a.id});  // the good one moved
+  EXPECT_TRUE(fs::exists(dir_ / "segments" / "00000000000000B0.damaged"));
+  EXPECT_TRUE(fs::exists(dir_ / "segments" / "00000000000000B1.damaged"));
+}
+
+TEST_F(SpoolTest, ARunningServersSegmentsAreNotRecoveredByOthers) {
+  Spool server(dir_);
+  std::string error;
+  ASSERT_TRUE(server.prepare(error));
+  ASSERT_TRUE(put(server, "0123456789ABCDEF50", "in flight\r\n"));
+  Spool cli(dir_);
+  std::vector<std::string> warnings;
+  EXPECT_EQ(cli.recover(warnings), 0u);
+  EXPECT_TRUE(cli.list(Where::kActive).empty());
+  EXPECT_FALSE(cli.find("0123456789ABCDEF50"));
+  auto seen = cli.list_segments(true);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].info.id, "0123456789ABCDEF50");
+  EXPECT_TRUE(seen[0].held_by_server);
+  EXPECT_EQ(seen[0].data, "in flight\r\n");
+  EXPECT_TRUE(server.in_segment("0123456789ABCDEF50"));
 }
 
 TEST_F(SpoolTest, ConcurrentCommitsAllLand) {
@@ -196,39 +368,119 @@ TEST_F(SpoolTest, ConcurrentCommitsAllLand) {
         char id[32];
         std::snprintf(id, sizeof id, "T%02dM%04dXXXXXXXX", t, i);
         std::string e;
-        auto w = spool.write(sample(id), {"Subject: s\r\n\r\nbody\r\n"}, e);
+        auto w = spool.write(sample(id), {"Subject: s\r\n\r\nbody " + std::string(id) + "\r\n"}, e);
         if (!w || !spool.commit_and_wait(std::move(*w), e)) ++failures;
       }
     });
   }
   for (auto& th : threads) th.join();
   EXPECT_EQ(failures, 0);
-  EXPECT_EQ(spool.list(Where::kActive).size(), static_cast<std::size_t>(kThreads * kEach));
-  EXPECT_TRUE(fs::is_empty(dir_ / "tmp"));
+  for (int t = 0; t < kThreads; ++t) {
+    for (int i = 0; i < kEach; ++i) {
+      char id[32];
+      std::snprintf(id, sizeof id, "T%02dM%04dXXXXXXXX", t, i);
+      std::string data;
+      ASSERT_TRUE(spool.read(id, Where::kActive, &data, error)) << error;
+      EXPECT_EQ(data, "Subject: s\r\n\r\nbody " + std::string(id) + "\r\n");
+    }
+  }
+}
+
+TEST_F(SpoolTest, RotatesLargeSegmentsAndRemovesThemWhenDone) {
+  Spool spool(dir_);
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error));
+  const std::string mib(1024 * 1024, 'x');
+  std::vector<std::string> ids;
+  for (int i = 0; i < 70; ++i) {  // past the 64 MiB limit
+    char id[32];
+    std::snprintf(id, sizeof id, "0123456789ABCE%04d", i);
+    ids.push_back(id);
+    ASSERT_TRUE(put(spool, id, mib));
+  }
+  const auto segments = segment_files(dir_);
+  ASSERT_EQ(segments.size(), 2u);
+  EXPECT_GE(bytes_in(segments[0]), 64u * 1024 * 1024);
+  for (int i = 0; i < 64; ++i) ASSERT_TRUE(spool.remove(ids[i], Where::kActive, error));
+  EXPECT_EQ(segment_files(dir_), std::vector<fs::path>{segments[1]});  // the full one is gone
+  std::string data;
+  ASSERT_TRUE(spool.read(ids[69], Where::kActive, &data, error)) << error;
+  EXPECT_EQ(data, mib);
 }
 
 TEST_F(SpoolTest, UnwritableSpoolFailsCleanly) {
   Spool spool(dir_);
   std::string error;
   ASSERT_TRUE(spool.prepare(error));
-  fs::remove(dir_ / "tmp");
-  std::ofstream(dir_ / "tmp") << "not a directory";  // even root cannot create files in it
-  EXPECT_FALSE(spool.write(sample("0123456789ABCDEF30"), {"x"}, error));
+  fs::remove(dir_ / "segments");
+  std::ofstream(dir_ / "segments") << "not a directory";  // even root cannot create files in it
+  EXPECT_FALSE(spool.write(sample("0123456789ABCDEF60"), {"x"}, error));
   EXPECT_NE(error.find("cannot create"), std::string::npos) << error;
-  EXPECT_TRUE(spool.list(Where::kActive).empty());
+  EXPECT_FALSE(spool.find("0123456789ABCDEF60"));
+}
+
+TEST_F(SpoolTest, AFailedWriteLeavesNothingBehind) {
+  Spool spool(dir_);
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error));
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF70", "before\r\n"));
+  const auto seg = segment_files(dir_).at(0);
+  const auto size = bytes_in(seg);
+  // A file-size limit makes the next append fail half-way, like a full disk.
+  struct rlimit old {};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  struct rlimit small = old;
+  small.rlim_cur = 256 * 1024;
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  const auto w = spool.write(sample("0123456789ABCDEF71"), {std::string(512 * 1024, 'y')}, error);
+  ::setrlimit(RLIMIT_FSIZE, &old);
+  std::signal(SIGXFSZ, old_handler);
+  ASSERT_FALSE(w);
+  EXPECT_NE(error.find("File too large"), std::string::npos) << error;
+  EXPECT_EQ(bytes_in(seg), size);  // the partial record is cut off
+  EXPECT_FALSE(spool.find("0123456789ABCDEF71"));
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF72", "after\r\n"));
+  std::string file;
+  {
+    std::ifstream in(seg, std::ios::binary);
+    file.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::size_t end = 0;
+  const auto records = parse_segment(file, end);
+  ASSERT_TRUE(records);
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ(end, file.size());
+}
+
+TEST_F(SpoolTest, AMessageThatCannotMoveOutStaysInItsSegment) {
+  Spool spool(dir_);
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error));
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF80", "waiting\r\n"));
+  fs::remove(dir_ / "tmp");
+  std::ofstream(dir_ / "tmp") << "not a directory";
+  DeliveryState s;
+  s.attempts = 1;
+  EXPECT_FALSE(spool.save_state("0123456789ABCDEF80", s, error));
+  EXPECT_NE(error.find("cannot create"), std::string::npos) << error;
+  EXPECT_TRUE(spool.in_segment("0123456789ABCDEF80"));  // still queued, nothing lost
+  fs::remove(dir_ / "tmp");
+  fs::create_directory(dir_ / "tmp");
+  ASSERT_TRUE(spool.save_state("0123456789ABCDEF80", s, error)) << error;
+  EXPECT_FALSE(spool.in_segment("0123456789ABCDEF80"));
+  EXPECT_EQ(spool.find("0123456789ABCDEF80"), Where::kActive);
 }
 
 TEST_F(SpoolTest, DuplicateIdIsNotOverwritten) {
   Spool spool(dir_);
   std::string error;
   ASSERT_TRUE(spool.prepare(error));
-  auto a = spool.write(sample("0123456789ABCDEF40"), {"first"}, error);
-  ASSERT_TRUE(a && spool.commit_and_wait(std::move(*a), error)) << error;
-  auto b = spool.write(sample("0123456789ABCDEF40"), {"second"}, error);
-  ASSERT_TRUE(b) << error;
-  EXPECT_FALSE(spool.commit_and_wait(std::move(*b), error));
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF90", "first"));
+  EXPECT_FALSE(spool.write(sample("0123456789ABCDEF90"), {"second"}, error));
+  EXPECT_NE(error.find("in use"), std::string::npos) << error;
   std::string data;
-  ASSERT_TRUE(spool.read("0123456789ABCDEF40", Where::kActive, &data, error));
+  ASSERT_TRUE(spool.read("0123456789ABCDEF90", Where::kActive, &data, error));
   EXPECT_EQ(data, "first");
 }
 
@@ -236,8 +488,9 @@ TEST_F(SpoolTest, LockExcludesASecondHolder) {
   Spool spool(dir_);
   std::string error;
   ASSERT_TRUE(spool.prepare(error));
-  auto w = spool.write(sample("0123456789ABCDEF50"), {"x"}, error);
-  ASSERT_TRUE(w && spool.commit_and_wait(std::move(*w), error));
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF50", "x"));
+  DeliveryState s;
+  ASSERT_TRUE(spool.save_state("0123456789ABCDEF50", s, error)) << error;  // into active/
   const auto path = spool.path("0123456789ABCDEF50", Where::kActive);
   {
     MessageLock first(path);
