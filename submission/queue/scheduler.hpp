@@ -1,6 +1,6 @@
-// Delivery from the durable queue: every message in the spool's active/ directory is handed
-// to the relay, with at most `concurrency` transactions at once over the relay client's
-// pooled connections. Per recipient: 2xx finished; 5xx finished and reported to the sender
+// Delivery from the durable queue: every committed message (in a segment or in active/) is
+// handed to the relay, with at most `concurrency` transactions at once over the relay
+// client's pooled connections. Per recipient: 2xx finished; 5xx finished and reported to the sender
 // in one DSN (RFC 3464) per attempt; 4xx or a connection failure retried with exponential
 // backoff until `lifetime`, then reported as expired. Messages with a null sender never
 // bounce. Delivery is at-least-once: a crash between the relay's 250 and the state update
