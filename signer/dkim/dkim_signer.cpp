@@ -7,6 +7,9 @@
 #include <openssl/evp.h>
 
 #include <array>
+#include <bit>
+#include <cstdint>
+#include <cstring>
 #include <memory>
 #include <stdexcept>
 
@@ -84,15 +87,35 @@ void append_header(std::string_view field, Canonicalization c, std::string& out)
   out.append("\r\n");
 }
 
+// The octets of `w` equal to `c`, each marked by its high bit (exact: no false positives).
+std::uint64_t equal_octets(std::uint64_t w, char c) {
+  constexpr std::uint64_t kLow7 = 0x7F7F7F7F7F7F7F7FULL;
+  const std::uint64_t x = w ^ (0x0101010101010101ULL * static_cast<unsigned char>(c));
+  return ~(((x & kLow7) + kLow7) | x | kLow7);
+}
+
 // A line relaxed canonicalization leaves as it is: no tab, no two spaces in a row, no blank
-// at the end (the caller has checked the start).
+// at the end (the caller has checked the start). Eight octets at a time where it can.
 bool clean_line(std::string_view line) {
-  char prev = 'x';
-  for (const char c : line) {
+  if (!line.empty() && line.back() == ' ') return false;
+  std::size_t i = 0;
+  if constexpr (std::endian::native == std::endian::little) {
+    std::uint64_t carry = 0;  // the previous word's last octet was a space
+    for (; i + 8 <= line.size(); i += 8) {
+      std::uint64_t w;
+      std::memcpy(&w, line.data() + i, 8);
+      const std::uint64_t spaces = equal_octets(w, ' ');
+      if (equal_octets(w, '\t') != 0 || (spaces & ((spaces << 8) | carry)) != 0) return false;
+      carry = spaces >> 56;
+    }
+  }
+  char prev = i > 0 ? line[i - 1] : 'x';
+  for (; i < line.size(); ++i) {
+    const char c = line[i];
     if (c == '\t' || (c == ' ' && prev == ' ')) return false;
     prev = c;
   }
-  return prev != ' ';
+  return true;
 }
 
 // Writes the canonical body to `sink` (called with pieces, in order).
@@ -109,44 +132,64 @@ void write_body(std::string_view body, Canonicalization c, Sink&& sink) {
     return;
   }
   // RFC 6376 3.4.4: blanks at line ends removed, runs of blanks made one space, no empty
-  // lines at the end, a CRLF after the last line; an empty body stays empty.
+  // lines at the end, a CRLF after the last line; an empty body stays empty. Lines that stay
+  // as they are go to the sink straight from `body` (a run of them at once); changed ones
+  // are built in `buf`.
   std::string buf;
-  buf.reserve(std::min(body.size() + 2, kFlushAt + 1024));
+  std::size_t run_from = 0, run_to = 0;  // the pending run of unchanged octets in `body`
+  auto flush_run = [&] {
+    if (run_to > run_from) sink(body.substr(run_from, run_to - run_from));
+    run_from = run_to = 0;
+  };
+  auto flush_buf = [&] {
+    if (!buf.empty()) sink(std::string_view(buf));
+    buf.clear();
+  };
   std::size_t empty_lines = 0;
   std::size_t pos = 0;
   while (pos < body.size()) {
     std::size_t end = body.find(kCrlf, pos);
-    const std::size_t next = end == std::string_view::npos ? body.size() : end + 2;
-    if (end == std::string_view::npos) end = body.size();
+    const bool has_crlf = end != std::string_view::npos;
+    if (!has_crlf) end = body.size();
+    const std::size_t next = has_crlf ? end + 2 : body.size();
     std::size_t first = pos;
     while (first < end && wsp(body[first])) ++first;
     if (first == end) {
       ++empty_lines;
-    } else {
+      pos = next;
+      continue;
+    }
+    if (empty_lines > 0) {
+      flush_run();
       for (; empty_lines > 0; --empty_lines) buf.append(kCrlf);
-      if (first == pos && clean_line(body.substr(pos, end - pos))) {
-        buf.append(body, pos, end - pos);  // the usual line: nothing to change
-      } else {
-        // Words copied whole; each run of blanks between them becomes one space.
-        if (first > pos) buf += ' ';
-        for (std::size_t i = first; i < end;) {
-          std::size_t j = i;
-          while (j < end && !wsp(body[j])) ++j;
-          buf.append(body, i, j - i);
-          i = j;
-          while (i < end && wsp(body[i])) ++i;
-          if (i < end && i > j) buf += ' ';
-        }
+    }
+    if (first == pos && has_crlf && clean_line(body.substr(pos, end - pos))) {
+      // the usual line: nothing to change
+      if (run_to != pos) {
+        flush_buf();
+        flush_run();
+        run_from = pos;
+      }
+      run_to = next;
+    } else {
+      flush_run();
+      // Words copied whole; each run of blanks between them becomes one space.
+      if (first > pos) buf += ' ';
+      for (std::size_t i = first; i < end;) {
+        std::size_t j = i;
+        while (j < end && !wsp(body[j])) ++j;
+        buf.append(body, i, j - i);
+        i = j;
+        while (i < end && wsp(body[i])) ++i;
+        if (i < end && i > j) buf += ' ';
       }
       buf.append(kCrlf);
-      if (buf.size() >= kFlushAt) {
-        sink(std::string_view(buf));
-        buf.clear();
-      }
+      if (buf.size() >= kFlushAt) flush_buf();
     }
     pos = next;
   }
-  if (!buf.empty()) sink(std::string_view(buf));
+  flush_buf();
+  flush_run();
 }
 
 struct MdCtxFree {

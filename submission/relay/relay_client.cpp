@@ -19,6 +19,7 @@
 #include <mutex>
 
 #include "submission/core/command.hpp"
+#include "submission/relay/dot_stuffing.hpp"
 #include "submission/relay/reply_parser.hpp"
 
 namespace truefrom::relay {
@@ -78,38 +79,6 @@ Extensions parse_extensions(const Reply& ehlo) {
     text = nl == std::string_view::npos ? std::string_view{} : text.substr(nl + 1);
   }
   return e;
-}
-
-// RFC 5321 4.5.2: a line starting with "." gets one more. Appends buffers that point into
-// `parts` (and into the static dots), so a large message is not copied.
-void dot_stuffed(const std::vector<std::string_view>& parts, std::vector<asio::const_buffer>& out) {
-  static const char kDot = '.';
-  static const char kEnd[] = "\r\n.\r\n";
-  bool line_start = true;
-  bool any = false;
-  char last = '\n';
-  for (auto part : parts) {
-    std::size_t from = 0;
-    for (std::size_t i = 0; i < part.size(); ++i) {
-      if (line_start && part[i] == '.') {
-        if (i > from) out.emplace_back(part.data() + from, i - from);
-        out.emplace_back(&kDot, 1);
-        from = i;
-      }
-      line_start = part[i] == '\n';
-    }
-    if (part.size() > from) out.emplace_back(part.data() + from, part.size() - from);
-    if (!part.empty()) {
-      last = part.back();
-      any = true;
-    }
-  }
-  // The message should end with CRLF; if not, one is added before the final dot.
-  if (any && last != '\n') {
-    out.emplace_back(kEnd, 5);
-  } else {
-    out.emplace_back(kEnd + 2, 3);
-  }
 }
 
 // The relay's refusal, passed back with its own codes.
@@ -443,8 +412,11 @@ struct RelayClient::Impl {
     }
     // RFC 5321 4.5.3.2.5/6: data blocks and the final reply may take minutes.
     c.arm(co_await asio::this_coro::executor, std::max(o_timeout, kDataTimeout), self);
+    std::vector<std::string_view> pieces;
+    dot_stuff(message, pieces);
     std::vector<asio::const_buffer> out;
-    dot_stuffed(message, out);
+    out.reserve(pieces.size());
+    for (const auto p : pieces) out.emplace_back(p.data(), p.size());
     co_await c.write(out);
     const Reply final_reply = co_await c.read_reply();
     if (final_reply.code == 421) c.closing = true;

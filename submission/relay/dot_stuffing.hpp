@@ -1,0 +1,16 @@
+// The DATA stream of a message for the relay (RFC 5321 4.5.2): a line that starts with "."
+// gets one more, and the data ends with CRLF "." CRLF (a CRLF added first when the message
+// does not end with one). Sans-IO; no copy of the message: the pieces point into the parts
+// and into static storage.
+#pragma once
+
+#include <string_view>
+#include <vector>
+
+namespace truefrom::relay {
+
+/// Appends to `out` the pieces whose concatenation is the dot-stuffed, terminated message
+/// `parts` (concatenated).
+void dot_stuff(const std::vector<std::string_view>& parts, std::vector<std::string_view>& out);
+
+}  // namespace truefrom::relay
