@@ -505,8 +505,11 @@ struct Connection::State {
                       "Insufficient system storage: cannot queue the message "
                       "now, try again later"};
     }
+    std::string data;  // the first delivery attempt starts from memory
     for (auto p : parts) info.size += p.size();
-    ctx.scheduler->enqueued(std::move(info));
+    data.reserve(info.size);
+    for (auto p : parts) data += p;
+    ctx.scheduler->enqueued(std::move(info), std::move(data));
     co_return Reply{250, {2, 0, 0}, "Ok: queued as " + id};
   }
 };

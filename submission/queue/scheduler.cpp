@@ -27,6 +27,8 @@ namespace {
 constexpr std::chrono::seconds kTick{1};
 // A message the CLI holds locked is looked at again after this long.
 constexpr std::int64_t kBusyRetry = 5;
+// At most this many octets of first attempts' data are held in memory.
+constexpr std::size_t kFirstAttemptMemory = 64 * 1024 * 1024;
 
 std::string random_hex(std::size_t n) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -118,11 +120,19 @@ void Scheduler::stop() {
   io_objects_->control.close(ec);
 }
 
-void Scheduler::enqueued(MessageInfo info) {
+void Scheduler::enqueued(MessageInfo info, std::string data) {
   std::lock_guard lock(mutex_);
   const std::string id = info.id;
   // A scan may have picked the file up already: never replace an entry (its state).
-  if (!entries_.try_emplace(id, Entry{std::move(info), {}, false}).second) return;
+  const auto [it, fresh] = entries_.try_emplace(id, Entry{std::move(info), {}, false, {}, false});
+  if (!fresh) return;
+  // Kept in memory only while the first attempts waiting do not hold too much (a slow relay
+  // must not make the queue's memory grow with its backlog): else read back from the spool.
+  if (data.size() == it->second.info.size && memory_ + data.size() <= kFirstAttemptMemory) {
+    memory_ += data.size();
+    it->second.data = std::move(data);
+    it->second.has_data = true;
+  }
   ready_.insert(id);
   pump();
 }
@@ -189,7 +199,7 @@ void Scheduler::scan(bool initial) {
     } else {
       waiting_.insert({state.next_attempt, id});
     }
-    entries_[id] = Entry{std::move(info), std::move(state), false};
+    entries_[id] = Entry{std::move(info), std::move(state), false, {}, false};
   }
   if (initial && !entries_.empty()) {
     net::log_info("queue: " + std::to_string(entries_.size()) + " message(s) in " +
@@ -272,7 +282,22 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
   };
   Spool* spool = &spool_;
   const std::string* idp = &id;
-  Loaded l = co_await net::on_workers(workers_, [spool, idp] {
+  Loaded l;
+  {
+    // The first attempt of a message a session just committed: its data is in memory, and
+    // the message is in a segment, out of the admin's commands' reach.
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it != entries_.end() && it->second.has_data) {
+      l.info = it->second.info;
+      l.state = it->second.state;
+      l.data = std::move(it->second.data);
+      it->second.data = {};
+      it->second.has_data = false;
+      memory_ -= l.data.size();
+    }
+  }
+  if (!l.info) l = co_await net::on_workers(workers_, [spool, idp] {
     Loaded r;
     // A message still in a segment has no file to lock: the admin's commands leave it alone
     // until this attempt moves it into active/ or delivers it.
@@ -421,9 +446,15 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
   const DeliveryState* sp = &state;
   std::string error;
   std::string* ep = &error;
-  const bool saved = co_await net::on_workers(workers_, [spool, idp, sp, done, ep] {
-    return done ? spool->remove(*idp, Where::kActive, *ep) : spool->save_state(*idp, *sp, *ep);
-  });
+  // A delivered message in a segment only needs its done mark, which the spool's commit
+  // thread writes: no round trip through the workers.
+  // (Never co_await inside a conditional expression: see NOTES.md.)
+  bool saved = true;
+  if (!done || !spool_.remove_later(id)) {
+    saved = co_await net::on_workers(workers_, [spool, idp, sp, done, ep] {
+      return done ? spool->remove(*idp, Where::kActive, *ep) : spool->save_state(*idp, *sp, *ep);
+    });
+  }
   if (!saved) net::log_error("queue: " + id + ": " + error);
   l.lock.reset();
 

@@ -55,8 +55,9 @@ class Scheduler {
   /// Loads what the spool holds, opens the control socket and starts delivering. On failure
   /// returns false with a message.
   bool start(std::string& error);
-  /// A message just committed by a session: deliver it now.
-  void enqueued(MessageInfo info);
+  /// A message just committed by a session: deliver it now. `data` (the message as
+  /// spooled) spares the first attempt reading it back; empty: it is read from the spool.
+  void enqueued(MessageInfo info, std::string data = {});
   /// Stops starting deliveries (those in flight are abandoned at shutdown; the spool keeps
   /// their messages).
   void stop();
@@ -66,6 +67,8 @@ class Scheduler {
     MessageInfo info;
     DeliveryState state;
     bool running = false;
+    std::string data;  ///< for the first attempt, when given to enqueued()
+    bool has_data = false;
   };
   struct Outcome;
 
@@ -87,6 +90,7 @@ class Scheduler {
   std::set<std::pair<std::int64_t, std::string>> waiting_;  ///< (next attempt, id)
   std::set<std::string> ready_;                             ///< due, not yet started
   std::size_t running_ = 0;
+  std::size_t memory_ = 0;  ///< octets of data held for first attempts
   bool stopping_ = false;
 
   struct Io;

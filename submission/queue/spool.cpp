@@ -639,12 +639,16 @@ bool Spool::commit_and_wait(Written written, std::string& error) {
 void Spool::commit_loop() {
   for (;;) {
     std::vector<std::pair<Written, CommitDone>> batch;
+    std::vector<std::string> done;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
-      if (pending_.empty()) return;  // stopping, nothing left
+      wake_.wait(lock, [this] { return stopping_ || !pending_.empty() || !done_.empty(); });
+      if (pending_.empty() && done_.empty()) return;  // stopping, nothing left
       batch.swap(pending_);
+      done.swap(done_);
     }
+    // Done marks first: the sync below carries them to the disk too.
+    for (const auto& id : done) forget(id);
     std::vector<std::pair<const Segment*, std::string>> synced;
     std::vector<std::string> errors(batch.size());
     for (std::size_t i = 0; i < batch.size(); ++i) {
@@ -836,6 +840,20 @@ bool Spool::save_state(const std::string& id, const DeliveryState& state, std::s
   // A message that waits gets a file of its own (after its state, so that no one sees it
   // in active/ without it).
   return !in_segment(id) || spill(id, Where::kActive, error);
+}
+
+bool Spool::remove_later(const std::string& id) {
+  if (!in_segment(id)) return false;
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      done_.push_back(id);
+      wake_.notify_one();
+      return true;
+    }
+  }
+  forget(id);
+  return true;
 }
 
 bool Spool::remove(const std::string& id, Where where, std::string& error) {

@@ -158,6 +158,10 @@ class Spool {
   bool save_state(const std::string& id, const DeliveryState& state, std::string& error);
   /// Removes the message and its state (after delivery, or by the admin).
   bool remove(const std::string& id, Where where, std::string& error);
+  /// For a delivered message in a segment: its record is marked done by the commit thread
+  /// (without blocking the caller) and false is returned for any other message (use
+  /// remove()).
+  bool remove_later(const std::string& id);
   /// Moves between active/ and hold/ (a message in a segment: into a file in `to`).
   bool move(const std::string& id, Where from, Where to, std::string& error);
 
@@ -183,6 +187,7 @@ class Spool {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<std::pair<Written, CommitDone>> pending_;
+  std::vector<std::string> done_;  // remove_later()'s ids
   bool stopping_ = false;
   std::thread committer_;
 };

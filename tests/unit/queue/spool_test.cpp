@@ -265,6 +265,36 @@ TEST_F(SpoolTest, DeliveredRecordsAreMarkedAndTheSegmentReused) {
   EXPECT_TRUE(fs::is_empty(dir_ / "active"));
 }
 
+TEST_F(SpoolTest, RemoveLaterLeavesTheMarkToTheCommitThread) {
+  Spool spool(dir_);
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error)) << error;
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF13", "delivered\r\n"));
+  EXPECT_TRUE(spool.remove_later("0123456789ABCDEF13"));
+  // The commit thread marks it before it syncs the next batch.
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF14", "next\r\n"));
+  EXPECT_FALSE(spool.find("0123456789ABCDEF13"));
+  std::string file;
+  {
+    std::ifstream in(segment_files(dir_).at(0), std::ios::binary);
+    file.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::size_t end = 0;
+  const auto records = parse_segment(file, end);
+  ASSERT_TRUE(records);
+  std::vector<std::string_view> live;  // (the segment may have been emptied in between)
+  for (const auto& r : *records) {
+    if (r.live) live.push_back(r.payload);
+  }
+  ASSERT_EQ(live.size(), 1u);
+  EXPECT_NE(live[0].find("id 0123456789ABCDEF14\n"), std::string_view::npos);
+  // Only for messages in a segment: a file of its own is removed with remove().
+  DeliveryState s;
+  ASSERT_TRUE(spool.save_state("0123456789ABCDEF14", s, error)) << error;
+  EXPECT_FALSE(spool.remove_later("0123456789ABCDEF14"));
+  EXPECT_EQ(spool.find("0123456789ABCDEF14"), Where::kActive);
+}
+
 TEST_F(SpoolTest, RecoveryMovesLiveRecordsIntoActive) {
   {
     Spool spool(dir_);
