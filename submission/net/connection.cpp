@@ -483,20 +483,8 @@ struct Connection::State {
     info.smtputf8 = env.smtputf8;
     info.user = login;
     info.arrival = when;
-    struct Written {
-      std::optional<queue::Spool::Written> w;
-      std::string error;
-    };
-    queue::Spool* spool = ctx.spool;
-    const queue::MessageInfo* ip = &info;
-    const std::vector<std::string_view>* pp = &parts;
-    Written w = co_await on_workers(*ctx.workers, [spool, ip, pp] {
-      Written out;
-      out.w = spool->write(*ip, *pp, out.error);
-      return out;
-    });
-    std::string error = std::move(w.error);
-    if (w.w) error = co_await queue::async_commit(*ctx.spool, std::move(*w.w));
+    // Appended and synced by the spool's commit thread: the I/O thread does not block.
+    const std::string error = co_await queue::async_store(*ctx.spool, info, parts);
     if (!error.empty()) {
       log_error("queue: cannot store message " + id + ": " + error +
                 " (is the file system of [queue] dir full or read-only?)");

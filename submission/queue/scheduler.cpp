@@ -53,17 +53,18 @@ std::string new_queue_id() {
   return std::string(t) + random_hex(5);
 }
 
-asio::awaitable<std::string> async_commit(Spool& spool, Spool::Written written) {
+asio::awaitable<std::string> async_store(Spool& spool, const MessageInfo& info,
+                                         const std::vector<std::string_view>& parts) {
   return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::string)>(
-      [&spool](auto handler, Spool::Written w) {
+      [&spool, &info, &parts](auto handler) {
         auto work = asio::make_work_guard(asio::get_associated_executor(handler));
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        spool.commit(std::move(w), [shared, work](const std::string& error) mutable {
+        spool.store(info, parts, [shared, work](const std::string& error) mutable {
           auto ex = work.get_executor();
           asio::post(ex, [shared, error]() mutable { std::move (*shared)(error); });
         });
       },
-      asio::use_awaitable, std::move(written));
+      asio::use_awaitable);
 }
 
 struct Scheduler::Io {

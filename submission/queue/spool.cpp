@@ -367,8 +367,9 @@ Spool::~Spool() {
   }
   wake_.notify_all();
   if (committer_.joinable()) committer_.join();
-  for (auto& [w, done] : pending_) {  // only when the thread never started
-    done("the queue is shutting down");
+  for (auto& p : pending_) {  // only when the thread never started
+    if (p.written) forget(p.written->id);
+    p.done("the queue is shutting down");
   }
 }
 
@@ -610,12 +611,24 @@ void Spool::commit(Written written, CommitDone done) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
-      pending_.emplace_back(std::move(written), std::move(done));
+      pending_.push_back(Pending{std::move(written), {}, {}, std::move(done)});
       wake_.notify_one();
       return;
     }
   }
   forget(written.id);
+  done("the queue is shutting down");
+}
+
+void Spool::store(MessageInfo info, std::vector<std::string_view> parts, CommitDone done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      pending_.push_back(Pending{std::nullopt, std::move(info), std::move(parts), std::move(done)});
+      wake_.notify_one();
+      return;
+    }
+  }
   done("the queue is shutting down");
 }
 
@@ -638,7 +651,7 @@ bool Spool::commit_and_wait(Written written, std::string& error) {
 // one fdatasync per segment involved (almost always one).
 void Spool::commit_loop() {
   for (;;) {
-    std::vector<std::pair<Written, CommitDone>> batch;
+    std::vector<Pending> batch;
     std::vector<std::string> done;
     {
       std::unique_lock lock(mutex_);
@@ -651,8 +664,12 @@ void Spool::commit_loop() {
     for (const auto& id : done) forget(id);
     std::vector<std::pair<const Segment*, std::string>> synced;
     std::vector<std::string> errors(batch.size());
+    for (auto& p : batch) {  // store()'s messages: appended here, then synced with the rest
+      if (!p.written) p.written = write(p.info, p.parts, errors[&p - batch.data()]);
+    }
     for (std::size_t i = 0; i < batch.size(); ++i) {
-      const Segment* seg = batch[i].first.segment.get();
+      if (!batch[i].written) continue;  // the append failed: errors[i] says why
+      const Segment* seg = batch[i].written->segment.get();
       auto it = std::find_if(synced.begin(), synced.end(),
                              [seg](const auto& s) { return s.first == seg; });
       if (it == synced.end()) {
@@ -667,7 +684,8 @@ void Spool::commit_loop() {
     {
       std::lock_guard lock(segments_mutex_);
       for (std::size_t i = 0; i < batch.size(); ++i) {
-        const Written& w = batch[i].first;
+        if (!batch[i].written) continue;
+        const Written& w = *batch[i].written;
         if (errors[i].empty()) {
           const auto it = index_.find(w.id);
           if (it != index_.end()) it->second.committed = true;
@@ -685,7 +703,7 @@ void Spool::commit_loop() {
         release(w.segment);
       }
     }
-    for (std::size_t i = 0; i < batch.size(); ++i) batch[i].second(errors[i]);
+    for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(errors[i]);
   }
 }
 

@@ -130,6 +130,9 @@ class Spool {
   void commit(Written written, CommitDone done);
   /// Blocking form of commit().
   bool commit_and_wait(Written written, std::string& error);
+  /// write() and commit() in one, both on the commit thread (the caller's thread never
+  /// blocks). `parts` must stay valid until `done` has run.
+  void store(MessageInfo info, std::vector<std::string_view> parts, CommitDone done);
 
   /// Ids of the message files in active/ or hold/, in arrival (name) order (not those in
   /// segments: see in_segment() and list_segments()).
@@ -186,7 +189,13 @@ class Spool {
 
   std::mutex mutex_;
   std::condition_variable wake_;
-  std::vector<std::pair<Written, CommitDone>> pending_;
+  struct Pending {
+    std::optional<Written> written;  // empty: store()'s, written by the commit thread
+    MessageInfo info;
+    std::vector<std::string_view> parts;
+    CommitDone done;
+  };
+  std::vector<Pending> pending_;
   std::vector<std::string> done_;  // remove_later()'s ids
   bool stopping_ = false;
   std::thread committer_;

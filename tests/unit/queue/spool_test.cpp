@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -413,6 +415,50 @@ TEST_F(SpoolTest, ConcurrentCommitsAllLand) {
       ASSERT_TRUE(spool.read(id, Where::kActive, &data, error)) << error;
       EXPECT_EQ(data, "Subject: s\r\n\r\nbody " + std::string(id) + "\r\n");
     }
+  }
+}
+
+TEST_F(SpoolTest, StoreAppendsAndCommitsOnTheCommitThread) {
+  Spool spool(dir_);
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error));
+  constexpr int kCount = 40;
+  std::vector<std::string> bodies(kCount);
+  std::mutex m;
+  std::condition_variable cv;
+  int finished = 0;
+  std::vector<std::string> errors(kCount);
+  for (int i = 0; i < kCount; ++i) {
+    char id[32];
+    std::snprintf(id, sizeof id, "0123456789ABCF%04d", i);
+    bodies[i] = "Subject: " + std::to_string(i) + "\r\n\r\nbody\r\n";
+    spool.store(sample(id), {"Received: x\r\n", bodies[i]}, [&, i](const std::string& e) {
+      std::lock_guard lock(m);
+      errors[i] = e;
+      ++finished;
+      cv.notify_one();
+    });
+  }
+  std::string bad_error = "unset";
+  MessageInfo bad = sample("not/an/id");
+  spool.store(bad, {"x"}, [&](const std::string& e) {
+    std::lock_guard lock(m);
+    bad_error = e;
+    ++finished;
+    cv.notify_one();
+  });
+  {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return finished == kCount + 1; });
+  }
+  EXPECT_EQ(bad_error, "invalid queue id");
+  for (int i = 0; i < kCount; ++i) {
+    ASSERT_EQ(errors[i], "");
+    char id[32];
+    std::snprintf(id, sizeof id, "0123456789ABCF%04d", i);
+    std::string data;
+    ASSERT_TRUE(spool.read(id, Where::kActive, &data, error)) << error;
+    EXPECT_EQ(data, "Received: x\r\n" + bodies[i]);
   }
 }
 
