@@ -290,6 +290,8 @@ namespace {
 // Rotation: a segment takes records until it is this large (or until all of its records
 // are done, when it is emptied and reused instead).
 constexpr std::uint64_t kSegmentLimit = 64 * 1024 * 1024;
+// Done marks wait at most this long for a commit to travel with.
+constexpr std::chrono::milliseconds kMarkDelay{100};
 
 bool segment_name(std::string_view name) {
   return name.size() == 16 && std::all_of(name.begin(), name.end(), [](char c) {
@@ -655,7 +657,9 @@ void Spool::commit_loop() {
     std::vector<std::string> done;
     {
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !pending_.empty() || !done_.empty(); });
+      const auto due = [this] { return stopping_ || !pending_.empty(); };
+      wake_.wait(lock, [&] { return due() || !done_.empty(); });
+      if (!due()) wake_.wait_for(lock, kMarkDelay, due);  // marks only: gather some more
       if (pending_.empty() && done_.empty()) return;  // stopping, nothing left
       batch.swap(pending_);
       done.swap(done_);
@@ -865,8 +869,10 @@ bool Spool::remove_later(const std::string& id) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
+      // One wake-up for a run of marks: the commit thread writes them before its next
+      // sync, or after kMarkDelay when no commit comes.
       done_.push_back(id);
-      wake_.notify_one();
+      if (done_.size() == 1) wake_.notify_one();
       return true;
     }
   }
