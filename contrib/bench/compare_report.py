@@ -72,13 +72,15 @@ def load_table(rows, speed, with_reference, server_cpu, dkim_pending):
 
 def idle_table(results, requested):
     out = ["| idle connections | stack | open | server RSS before → after KiB | KiB per "
-           "connection | server fds after |", "|---|---|---:|---:|---:|---:|"]
+           "connection | server fds after | RSS after closing them KiB |",
+           "|---|---|---:|---:|---:|---:|---:|"]
     for r in results:
-        out.append("| %d, %s | %s | %d | %d → %d | %s | %s |" % (
+        closed = r.get("rss_after_close_kib")
+        out.append("| %d, %s | %s | %d | %d → %d | %s | %s | %s |" % (
             requested, "STARTTLS + EHLO" if r["tls"] else "EHLO", r["stack"], r["open"],
             r["rss_before_kib"], r["rss_after_kib"], fmt(r["per_connection_kib"]),
-            r["server_fds_after"]))
-    out.append("| %d | reference | – | – | not measured | – |" % requested)
+            r["server_fds_after"], "–" if closed is None else closed))
+    out.append("| %d | reference | – | – | not measured | – | – |" % requested)
     return out
 
 

@@ -141,9 +141,10 @@ Reading read_server(int pid, std::string& error) {
   return r;
 }
 
-// Open, settle, read the server, hold, close. Pointers, not captures: see NOTES.md (GCC 12).
+// Open, settle, read the server, hold, close, settle, read the server again (does it give
+// the memory back?). Pointers, not captures: see NOTES.md (GCC 12).
 asio::awaitable<void> run_steps(IdleTest* test, const LoadgenOptions* options, Reading* after,
-                                std::string* error, double* open_seconds) {
+                                Reading* closed, std::string* error, double* open_seconds) {
   const auto begin = Clock::now();
   co_await test->open_all();
   *open_seconds = std::chrono::duration<double>(Clock::now() - begin).count();
@@ -151,6 +152,9 @@ asio::awaitable<void> run_steps(IdleTest* test, const LoadgenOptions* options, R
   *after = read_server(*options->server_pid, *error);
   co_await test->pause(options->idle_hold);
   test->close_all();
+  co_await test->pause(options->idle_settle);
+  std::string ignored;
+  *closed = read_server(*options->server_pid, ignored);
 }
 
 void add_optional(JsonObject& json, std::string_view key, const std::optional<std::uint64_t>& v) {
@@ -188,9 +192,9 @@ int run_idle_test(const LoadgenOptions& options, const tcp::endpoint& endpoint) 
   }
 
   IdleTest test(options, endpoint, count);
-  Reading after;
+  Reading after, closed;
   double open_seconds = 0;
-  asio::co_spawn(test.io(), run_steps(&test, &options, &after, &error, &open_seconds),
+  asio::co_spawn(test.io(), run_steps(&test, &options, &after, &closed, &error, &open_seconds),
                  asio::detached);
   test.io().run();
   if (!after.rss_kib) {
@@ -219,8 +223,10 @@ int run_idle_test(const LoadgenOptions& options, const tcp::endpoint& endpoint) 
   } else {
     report.add_null("per_connection_kib");
   }
+  add_optional(report, "rss_after_close_kib", closed.rss_kib);
   add_optional(report, "server_fds_before", before.fds);
   add_optional(report, "server_fds_after", after.fds);
+  add_optional(report, "server_fds_after_close", closed.fds);
   report.add_optional_string("first_error", test.first_error());
   std::printf("%s\n", report.str().c_str());
   std::fflush(stdout);

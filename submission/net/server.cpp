@@ -10,6 +10,10 @@
 #include <boost/asio/write.hpp>
 #include <thread>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "submission/net/log.hpp"
 
 namespace truefrom::net {
@@ -17,6 +21,8 @@ namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 constexpr std::chrono::seconds kShutdownGrace{15};
+// Memory goes back to the system after the session count fell by at least this many.
+constexpr std::size_t kTrimAfterDrop = 256;
 }  // namespace
 
 struct Server::Listener {
@@ -64,6 +70,21 @@ void Server::forget(const std::shared_ptr<Connection>& c) {
   std::lock_guard lock(mutex_);
   connections_.erase(c);
   if (stopping_ && connections_.empty()) io_.stop();
+  // After a burst (thousands of sessions, tens of KiB each with TLS) the allocator keeps the
+  // freed memory: hand it back to the system once the count has at least halved, by a few
+  // hundred sessions. malloc_trim walks every arena (milliseconds for a large heap): on the
+  // workers.
+  const std::size_t now = connections_.size();
+  if (peak_since_trim_ >= now + kTrimAfterDrop && now <= peak_since_trim_ / 2 &&
+      context_.workers && !trimming_->exchange(true)) {
+    peak_since_trim_ = now;
+    asio::post(*context_.workers, [flag = trimming_] {
+#ifdef __GLIBC__
+      ::malloc_trim(0);
+#endif
+      *flag = false;
+    });
+  }
 }
 
 asio::awaitable<void> Server::accept_loop(Listener& listener) {
@@ -94,6 +115,7 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
       }
       conn = std::make_shared<Connection>(std::move(socket), context_, listener.implicit_tls);
       connections_.insert(conn);
+      peak_since_trim_ = std::max(peak_since_trim_, connections_.size());
     }
     // The connection's socket is bound to a strand; its coroutine runs there.
     asio::co_spawn(

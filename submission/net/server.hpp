@@ -6,6 +6,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -41,6 +42,10 @@ class Server {
   std::mutex mutex_;
   std::set<std::shared_ptr<Connection>> connections_;
   bool stopping_ = false;
+  // Giving memory back after a burst: the most connections since the last trim.
+  std::size_t peak_since_trim_ = 0;
+  // Shared with the trim job, which may outlive the server at shutdown.
+  std::shared_ptr<std::atomic<bool>> trimming_ = std::make_shared<std::atomic<bool>>(false);
 };
 
 }  // namespace truefrom::net

@@ -14,6 +14,7 @@ Environment:
   TRUEFROM_BIN     the binary (default: <repo>/build/debug/truefrom)
   TRUEFROM_PG_BIN  PostgreSQL's bin directory (default: /usr/lib/postgresql/15/bin)
   TRUEFROM_KEEP    set to 1 to keep the temp dirs (their paths are printed)
+  TRUEFROM_SANITIZED  1 when TRUEFROM_BIN is an AddressSanitizer build (set by CTest)
 
 PostgreSQL refuses to run as root; when the tests run as root the cluster's programs run as
 user `postgres` through `runuser -u postgres --`.  Standard library only.

@@ -4,6 +4,8 @@ One cluster, one sink and one server for the whole class (see harness.py).  Ever
 sends a message puts a unique marker in it and looks for that marker at the sink, so the tests
 do not depend on each other or on their order.
 """
+import os
+import re
 import smtplib
 import ssl
 import subprocess
@@ -88,6 +90,31 @@ class SubmissionTests(IntegrationTestCase):
             self.assertEqual(refused, {})
         data = self.assertArrived(marker, ALICE, ["one@dest.test", "two@dest.test"], ALICE)
         self.assertTrue(data.endswith(msg), "message body changed on the way:\n%r" % data)
+
+    @unittest.skipIf(os.environ.get("TRUEFROM_SANITIZED") == "1",
+                     "AddressSanitizer's allocator keeps freed memory in quarantine")
+    def test_memory_goes_back_after_a_burst_of_sessions(self):
+        """Hundreds of TLS sessions at once cost the server tens of KiB each; once they have
+        ended, most of that memory goes back to the system (the allocator would keep it)."""
+        def rss_kib():
+            with open("/proc/%d/status" % self.srv.proc.pid) as f:
+                return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1))
+        before = rss_kib()
+        sessions = []
+        try:
+            for _ in range(600):
+                s = self.smtp_starttls()
+                s.ehlo("client.example.test")
+                sessions.append(s)
+            peak = rss_kib()
+        finally:
+            for s in sessions:
+                s.close()
+        grown = peak - before
+        self.assertGreater(grown, 5 * 1024, "600 TLS sessions should cost megabytes")
+        eventually(lambda: self.assertLess(rss_kib() - before, grown / 2,
+                                           "peak %d KiB, before %d KiB" % (peak, before)),
+                   timeout=10)
 
     def test_alias_and_case_insensitive_local_part(self):
         for sender in [ALICE_ALIAS, "ALICE@Example.TEST"]:
