@@ -65,6 +65,13 @@ struct Signing {
   bool tempfail = false;
 };
 
+// What the work at the end of DATA gives back: the signature and, in queue mode, whether
+// the spool could store the message.
+struct Prepared {
+  Signing signing;
+  std::string error;  // queue mode: why the spool could not store it
+};
+
 // DKIM-signs the message as it will be relayed: `added` (the fields truefrom puts on top)
 // followed by `message`. Runs on the worker pool.
 Signing sign_message(const ConnectionContext& ctx, const std::string& added,
@@ -415,20 +422,55 @@ struct Connection::State {
     added += smtp::missing_origination_fields(
         *section, "<" + id + "." + new_message_id() + "@" + ctx.session.hostname + ">", f.when);
 
-    Signing signing;
-    if (ctx.dkim_keys && ctx.dkim) {
+    relay::Envelope env;
+    if (session.mail_from()) env.mail_from = session.mail_from()->to_string();
+    if (!txn_srs_sender.empty()) env.mail_from = txn_srs_sender;
+    for (const auto& r : session.recipients()) env.recipients.push_back(r.to_string());
+    env.eight_bit = session.mail_argument().body == smtp::BodyType::k8BitMime;
+    env.smtputf8 = smtputf8;
+    queue::MessageInfo info;
+    if (ctx.scheduler) {
+      info.id = id;
+      info.mail_from = env.mail_from;
+      info.recipients = env.recipients;
+      info.eight_bit = env.eight_bit;
+      info.smtputf8 = env.smtputf8;
+      info.user = login;
+      info.arrival = f.when;
+    }
+
+    // Signed on the workers; in queue mode the worker then hands the message to the spool's
+    // commit thread (append and group commit), which resumes this session: the I/O thread
+    // is not woken in between. What is spooled is exactly what leaves: the DKIM fields, the
+    // added fields, the client's message (not copied).
+    Prepared prep;
+    {
       const ConnectionContext* c = &ctx;
       const std::string* fields = &added;
       const std::string* body = &message;
       const smtp::HeaderSection* sec = &*section;
       const std::string* domain = &d.from_domain;
-      auto job = [c, fields, body, sec, domain] {
-        return sign_message(*c, *fields, *body, *sec, *domain);
+      const queue::MessageInfo* ip = ctx.scheduler ? &info : nullptr;
+      auto job = [c, fields, body, sec, domain, ip](auto complete) {
+        auto out = std::make_shared<Prepared>();
+        if (c->dkim_keys && c->dkim) {
+          out->signing = sign_message(*c, *fields, *body, *sec, *domain);
+        } else {
+          out->signing.audit = "unsigned (DKIM off)";
+        }
+        if (!ip || out->signing.tempfail) {
+          complete(std::move(*out));
+          return;
+        }
+        c->spool->store(*ip, {out->signing.fields, *fields, *body},
+                        [out, complete](const std::string& error) mutable {
+                          out->error = error;
+                          complete(std::move(*out));
+                        });
       };
-      signing = co_await on_workers(*ctx.workers, std::move(job));
-    } else {
-      signing.audit = "unsigned (DKIM off)";
+      prep = co_await on_workers_then<Prepared>(*ctx.workers, std::move(job));
     }
+    const Signing& signing = prep.signing;
     if (!signing.problem.empty()) log_error("dkim: message " + id + ": " + signing.problem);
     if (signing.tempfail) {
       message.clear();
@@ -439,13 +481,6 @@ struct Connection::State {
                               "try again later"});
       co_return;
     }
-    relay::Envelope env;
-    if (session.mail_from()) env.mail_from = session.mail_from()->to_string();
-    if (!txn_srs_sender.empty()) env.mail_from = txn_srs_sender;
-    for (const auto& r : session.recipients()) env.recipients.push_back(r.to_string());
-    env.eight_bit = session.mail_argument().body == smtp::BodyType::k8BitMime;
-    env.smtputf8 = smtputf8;
-    // What leaves: the DKIM fields, the added fields, the client's message (not copied).
     const std::vector<std::string_view> parts{signing.fields, added, message};
     std::size_t size = 0;
     for (auto p : parts) size += p.size();
@@ -457,7 +492,7 @@ struct Connection::State {
     // (No co_await inside a conditional expression: GCC 12 destroys its temporaries twice.)
     Reply r;
     if (ctx.scheduler) {
-      r = co_await enqueue(id, env, f.when, parts);
+      r = enqueued(info, prep.error, parts);
     } else {
       const relay::Attempt attempt = co_await ctx.relay->send(env, parts, true);
       r = relay::RelayClient::client_reply(attempt, env);
@@ -472,33 +507,26 @@ struct Connection::State {
     }
   }
 
-  // Queue mode: written and made durable (group commit) before the client hears 250.
-  asio::awaitable<Reply> enqueue(const std::string& id, const relay::Envelope& env,
-                                 std::time_t when, const std::vector<std::string_view>& parts) {
-    queue::MessageInfo info;
-    info.id = id;
-    info.mail_from = env.mail_from;
-    info.recipients = env.recipients;
-    info.eight_bit = env.eight_bit;
-    info.smtputf8 = env.smtputf8;
-    info.user = login;
-    info.arrival = when;
-    // Appended and synced by the spool's commit thread: the I/O thread does not block.
-    const std::string error = co_await queue::async_store(*ctx.spool, info, parts);
+  // Queue mode: the message was appended and made durable (group commit) by the spool before
+  // the client hears 250, unless `error` says otherwise.
+  Reply enqueued(queue::MessageInfo& info, const std::string& error,
+                 const std::vector<std::string_view>& parts) {
+    const std::string& id = info.id;
     if (!error.empty()) {
       log_error("queue: cannot store message " + id + ": " + error +
                 " (is the file system of [queue] dir full or read-only?)");
-      co_return Reply{452,
-                      {4, 3, 1},
-                      "Insufficient system storage: cannot queue the message "
-                      "now, try again later"};
+      return Reply{452,
+                   {4, 3, 1},
+                   "Insufficient system storage: cannot queue the message "
+                   "now, try again later"};
     }
     std::string data;  // the first delivery attempt starts from memory
     for (auto p : parts) info.size += p.size();
     data.reserve(info.size);
     for (auto p : parts) data += p;
+    Reply ok{250, {2, 0, 0}, "Ok: queued as " + id};
     ctx.scheduler->enqueued(std::move(info), std::move(data));
-    co_return Reply{250, {2, 0, 0}, "Ok: queued as " + id};
+    return ok;
   }
 };
 

@@ -12,6 +12,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <memory>
 #include <type_traits>
 
 namespace truefrom::net {
@@ -32,6 +33,28 @@ inline auto on_workers(boost::asio::thread_pool& pool, F&& f) {
                             [handler = std::move(handler), result = std::move(result)]() mutable {
                               std::move(handler)(std::move(result));
                             });
+        });
+      },
+      boost::asio::use_awaitable, std::forward<F>(f));
+}
+
+// Like on_workers(), for work that finishes later, elsewhere: `f(complete)` runs on the
+// worker pool and calls `complete(result)` exactly once, from any thread (for example from
+// the spool's commit thread), which resumes the awaiting coroutine on its own executor. The
+// coroutine is not woken in between.
+template <class R, class F>
+inline auto on_workers_then(boost::asio::thread_pool& pool, F&& f) {
+  return boost::asio::async_initiate<const boost::asio::use_awaitable_t<>&, void(R)>(
+      [&pool](auto handler, auto fn) {
+        auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        boost::asio::post(pool, [shared, fn = std::move(fn), work]() mutable {
+          fn([shared, work](R result) {
+            auto ex = work.get_executor();
+            boost::asio::post(ex, [shared, result = std::move(result)]() mutable {
+              std::move(*shared)(std::move(result));
+            });
+          });
         });
       },
       boost::asio::use_awaitable, std::forward<F>(f));

@@ -53,20 +53,6 @@ std::string new_queue_id() {
   return std::string(t) + random_hex(5);
 }
 
-asio::awaitable<std::string> async_store(Spool& spool, const MessageInfo& info,
-                                         const std::vector<std::string_view>& parts) {
-  return asio::async_initiate<const asio::use_awaitable_t<>&, void(std::string)>(
-      [&spool, &info, &parts](auto handler) {
-        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        spool.store(info, parts, [shared, work](const std::string& error) mutable {
-          auto ex = work.get_executor();
-          asio::post(ex, [shared, error]() mutable { std::move (*shared)(error); });
-        });
-      },
-      asio::use_awaitable);
-}
-
 struct Scheduler::Io {
   explicit Io(asio::io_context& io) : strand(asio::make_strand(io)), tick(strand), control(io) {}
   asio::strand<asio::io_context::executor_type> strand;

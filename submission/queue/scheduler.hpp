@@ -40,11 +40,6 @@ struct QueueOptions {
   std::string hostname;                          ///< for the DSNs' Reporting-MTA and Message-ID
 };
 
-/// Awaits Spool::store() (the append and the group commit, on the spool's commit thread)
-/// and resumes on the caller's executor with an empty string or the error.
-boost::asio::awaitable<std::string> async_store(Spool& spool, const MessageInfo& info,
-                                                const std::vector<std::string_view>& parts);
-
 /// A new queue id: time-ordered (so `ls` and `queue list` show arrival order) and random.
 std::string new_queue_id();
 
