@@ -52,7 +52,7 @@ inline auto on_workers_then(boost::asio::thread_pool& pool, F&& f) {
           fn([shared, work](R result) {
             auto ex = work.get_executor();
             boost::asio::post(ex, [shared, result = std::move(result)]() mutable {
-              std::move(*shared)(std::move(result));
+              std::move (*shared)(std::move(result));
             });
           });
         });

@@ -75,8 +75,8 @@ void Server::forget(const std::shared_ptr<Connection>& c) {
   // hundred sessions. malloc_trim walks every arena (milliseconds for a large heap): on the
   // workers.
   const std::size_t now = connections_.size();
-  if (peak_since_trim_ >= now + kTrimAfterDrop && now <= peak_since_trim_ / 2 &&
-      context_.workers && !trimming_->exchange(true)) {
+  if (peak_since_trim_ >= now + kTrimAfterDrop && now <= peak_since_trim_ / 2 && context_.workers &&
+      !trimming_->exchange(true)) {
     peak_since_trim_ = now;
     asio::post(*context_.workers, [flag = trimming_] {
 #ifdef __GLIBC__

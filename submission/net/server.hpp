@@ -4,9 +4,9 @@
 // Thread-safety: construct, listen() and run() from one thread; stop() from any.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <atomic>
 #include <memory>
 #include <mutex>
 #include <set>

@@ -284,23 +284,24 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
       memory_ -= l.data.size();
     }
   }
-  if (!l.info) l = co_await net::on_workers(workers_, [spool, idp] {
-    Loaded r;
-    // A message still in a segment has no file to lock: the admin's commands leave it alone
-    // until this attempt moves it into active/ or delivers it.
-    if (!spool->in_segment(*idp)) {
-      r.lock = std::make_shared<MessageLock>(spool->path(*idp, Where::kActive));
-    }
-    if (!r.lock || r.lock->locked()) {
-      r.info = spool->read(*idp, Where::kActive, &r.data, r.error, &r.corrupt);
-      if (r.info) r.state = spool->load_state(*idp);
-    }
-    if (r.corrupt) {
-      std::string ignored;
-      spool->move(*idp, Where::kActive, Where::kHold, ignored);
-    }
-    return r;
-  });
+  if (!l.info)
+    l = co_await net::on_workers(workers_, [spool, idp] {
+      Loaded r;
+      // A message still in a segment has no file to lock: the admin's commands leave it alone
+      // until this attempt moves it into active/ or delivers it.
+      if (!spool->in_segment(*idp)) {
+        r.lock = std::make_shared<MessageLock>(spool->path(*idp, Where::kActive));
+      }
+      if (!r.lock || r.lock->locked()) {
+        r.info = spool->read(*idp, Where::kActive, &r.data, r.error, &r.corrupt);
+        if (r.info) r.state = spool->load_state(*idp);
+      }
+      if (r.corrupt) {
+        std::string ignored;
+        spool->move(*idp, Where::kActive, Where::kHold, ignored);
+      }
+      return r;
+    });
 
   if (!l.info) {
     std::lock_guard lock(mutex_);

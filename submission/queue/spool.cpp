@@ -426,7 +426,7 @@ std::size_t Spool::recover(std::vector<std::string>& warnings) const {
   std::sort(segments.begin(), segments.end());
   for (const auto& seg_path : segments) {
     const int fd = ::open(seg_path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;  // removed meanwhile
+    if (fd < 0) continue;                       // removed meanwhile
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {  // a running server's
       ::close(fd);
       continue;
@@ -453,8 +453,8 @@ std::size_t Spool::recover(std::vector<std::string>& warnings) const {
       std::size_t offset = 0;
       const auto info = decode_head(r.payload, offset, why);
       if (!info) {
-        warnings.push_back(seg_path.string() + ": the record at offset " + std::to_string(r.offset) +
-                           " is damaged: " + why);
+        warnings.push_back(seg_path.string() + ": the record at offset " +
+                           std::to_string(r.offset) + " is damaged: " + why);
         damaged = true;
         continue;
       }
@@ -466,13 +466,15 @@ std::size_t Spool::recover(std::vector<std::string>& warnings) const {
       if (write_message_file(dir_, info->id, r.payload, Where::kActive, why)) {
         ++here;
       } else {
-        warnings.push_back(why + "; " + seg_path.string() + " is kept and tried again at the next start");
+        warnings.push_back(why + "; " + seg_path.string() +
+                           " is kept and tried again at the next start");
         retry = true;
       }
     }
     // The moved files must be durable before the segment goes.
     if (here > 0 && !fsync_dir(dir_ / "active", why)) {
-      warnings.push_back(why + "; " + seg_path.string() + " is kept and tried again at the next start");
+      warnings.push_back(why + "; " + seg_path.string() +
+                         " is kept and tried again at the next start");
       retry = true;
     }
     moved += here;
@@ -500,10 +502,10 @@ std::size_t Spool::recover(std::vector<std::string>& warnings) const {
 std::shared_ptr<Spool::Segment> Spool::open_segment(std::string& error) {
   const auto dir = dir_ / "segments";
   if (next_segment_ == 0) {
-    next_segment_ = static_cast<std::uint64_t>(
-        std::chrono::duration_cast<std::chrono::microseconds>(
-            std::chrono::system_clock::now().time_since_epoch())
-            .count());
+    next_segment_ =
+        static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::system_clock::now().time_since_epoch())
+                                       .count());
   }
   auto seg = std::make_shared<Segment>();
   char name[17];
@@ -516,8 +518,7 @@ std::shared_ptr<Spool::Segment> Spool::open_segment(std::string& error) {
   if (ok) {
     std::vector<iovec> iov{{const_cast<char*>(kSegmentMagic.data()), kSegmentMagic.size()}};
     ok = pwrite_all(seg->fd, iov, 0, why) &&
-         ::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, seg->path.c_str(), RENAME_NOREPLACE) ==
-             0;
+         ::renameat2(AT_FDCWD, fresh.c_str(), AT_FDCWD, seg->path.c_str(), RENAME_NOREPLACE) == 0;
   }
   if (!ok) {
     if (why.empty()) why = errno_text(errno);
@@ -660,7 +661,7 @@ void Spool::commit_loop() {
       const auto due = [this] { return stopping_ || !pending_.empty(); };
       wake_.wait(lock, [&] { return due() || !done_.empty(); });
       if (!due()) wake_.wait_for(lock, kMarkDelay, due);  // marks only: gather some more
-      if (pending_.empty() && done_.empty()) return;  // stopping, nothing left
+      if (pending_.empty() && done_.empty()) return;      // stopping, nothing left
       batch.swap(pending_);
       done.swap(done_);
     }
@@ -737,8 +738,7 @@ bool Spool::spill(const std::string& id, Where to, std::string& error) {
     return false;
   }
   std::string record(loc->length, '\0');
-  if (!pread_all(loc->segment->fd, record.data(), record.size(),
-                 static_cast<off_t>(loc->offset))) {
+  if (!pread_all(loc->segment->fd, record.data(), record.size(), static_cast<off_t>(loc->offset))) {
     error = "cannot read " + loc->segment->path.string() + ": " + errno_text(errno);
     return false;
   }
