@@ -165,6 +165,11 @@ TEST(SpoolFormat, SegmentRecords) {
 
 std::size_t bytes_in(const fs::path& p) { return static_cast<std::size_t>(fs::file_size(p)); }
 
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
 std::vector<fs::path> segment_files(const fs::path& dir) {
   std::vector<fs::path> out;
   for (const auto& e : fs::directory_iterator(dir / "segments")) out.push_back(e.path());
@@ -242,11 +247,7 @@ TEST_F(SpoolTest, DeliveredRecordsAreMarkedAndTheSegmentReused) {
   const auto seg = segment_files(dir_).at(0);
   ASSERT_TRUE(spool.remove("0123456789ABCDEF11", Where::kActive, error)) << error;
   EXPECT_FALSE(spool.find("0123456789ABCDEF11"));
-  std::string file;
-  {
-    std::ifstream in(seg, std::ios::binary);
-    file.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string file = slurp(seg);
   std::size_t end = 0;
   const auto records = parse_segment(file, end);
   ASSERT_TRUE(records);
@@ -277,11 +278,7 @@ TEST_F(SpoolTest, RemoveLaterLeavesTheMarkToTheCommitThread) {
   // The commit thread marks it before it syncs the next batch.
   ASSERT_TRUE(put(spool, "0123456789ABCDEF14", "next\r\n"));
   EXPECT_FALSE(spool.find("0123456789ABCDEF13"));
-  std::string file;
-  {
-    std::ifstream in(segment_files(dir_).at(0), std::ios::binary);
-    file.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string file = slurp(segment_files(dir_).at(0));
   std::size_t end = 0;
   const auto records = parse_segment(file, end);
   ASSERT_TRUE(records);
@@ -526,11 +523,7 @@ TEST_F(SpoolTest, AFailedWriteLeavesNothingBehind) {
   EXPECT_EQ(bytes_in(seg), size);  // the partial record is cut off
   EXPECT_FALSE(spool.find("0123456789ABCDEF71"));
   ASSERT_TRUE(put(spool, "0123456789ABCDEF72", "after\r\n"));
-  std::string file;
-  {
-    std::ifstream in(seg, std::ios::binary);
-    file.assign(std::istreambuf_iterator<char>(in), {});
-  }
+  const std::string file = slurp(seg);
   std::size_t end = 0;
   const auto records = parse_segment(file, end);
   ASSERT_TRUE(records);
