@@ -85,7 +85,7 @@ void print_warnings(const std::vector<std::string>& warnings) {
   for (const auto& w : warnings) std::cerr << "truefrom: warning: " << w << "\n";
 }
 
-int list(Spool& spool) {
+int list(const Spool& spool) {
   std::size_t count = 0;
   const auto now = std::time(nullptr);
   for (const auto& m : spool.list_segments()) {

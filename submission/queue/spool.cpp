@@ -308,9 +308,11 @@ void mark_done(int fd, std::uint64_t offset) {
 }
 
 // The message's own file in `where`: written to tmp/, synced, renamed (never over an
-// existing file). The caller syncs the directory.
+// existing file). The caller syncs the directory. `owner`: the file gets that file's owner
+// (root's CLI recovering a service user's segment must leave files the server can read).
 bool write_message_file(const std::filesystem::path& dir, const std::string& id,
-                        std::string_view payload, Where where, std::string& error) {
+                        std::string_view payload, Where where, std::string& error,
+                        const struct stat* owner = nullptr) {
   const auto tmp = dir / "tmp" / id;
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) {
@@ -319,7 +321,12 @@ bool write_message_file(const std::filesystem::path& dir, const std::string& id,
   }
   std::vector<iovec> iov{{const_cast<char*>(payload.data()), payload.size()}};
   std::string why;
-  bool ok = pwrite_all(fd, iov, 0, why);
+  bool ok = true;
+  if (owner && ::fchown(fd, owner->st_uid, owner->st_gid) != 0) {
+    why = "cannot give it the owner of its segment: " + errno_text(errno);
+    ok = false;
+  }
+  ok = ok && pwrite_all(fd, iov, 0, why);
   if (ok && ::fdatasync(fd) != 0) {
     why = errno_text(errno);
     ok = false;
@@ -463,7 +470,7 @@ std::size_t Spool::recover(std::vector<std::string>& warnings) const {
           std::filesystem::exists(this->path(info->id, Where::kHold), ec)) {
         continue;
       }
-      if (write_message_file(dir_, info->id, r.payload, Where::kActive, why)) {
+      if (write_message_file(dir_, info->id, r.payload, Where::kActive, why, &st)) {
         ++here;
       } else {
         warnings.push_back(why + "; " + seg_path.string() +

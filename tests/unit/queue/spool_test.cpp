@@ -351,6 +351,27 @@ TEST_F(SpoolTest, RecoveryIgnoresATornTailAndSkipsWhatWasMovedAlready) {
   EXPECT_TRUE(fs::is_empty(dir_ / "segments"));
 }
 
+TEST_F(SpoolTest, RecoveredFilesBelongToTheSegmentsOwner) {
+  // root's `truefrom queue` recovering a service user's segment must leave files that
+  // user's server can read.
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to give files away";
+  fs::create_directories(dir_ / "segments");
+  MessageInfo a = sample("0123456789ABCDEF3A");
+  a.size = 1;
+  const std::string pa = encode_head(a) + "a";
+  const auto seg = dir_ / "segments" / "00000000000000A1";
+  std::ofstream(seg, std::ios::binary)
+      << kSegmentMagic << encode_record_header(pa.size(), true) << pa;
+  ASSERT_EQ(::chown(seg.c_str(), 65534, 65534), 0);
+  Spool spool(dir_);
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error)) << error;
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "active" / a.id).c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 65534u);
+  EXPECT_EQ(st.st_gid, 65534u);
+}
+
 TEST_F(SpoolTest, DamagedOrForeignSegmentsAreKeptForTheAdministrator) {
   fs::create_directories(dir_ / "segments");
   MessageInfo a = sample("0123456789ABCDEF40");
