@@ -91,6 +91,23 @@ class SubmissionTests(IntegrationTestCase):
         data = self.assertArrived(marker, ALICE, ["one@dest.test", "two@dest.test"], ALICE)
         self.assertTrue(data.endswith(msg), "message body changed on the way:\n%r" % data)
 
+    def test_one_session_ticket_per_handshake(self):
+        """TLS 1.3: one session ticket (enough for the client's next connection to resume),
+        not OpenSSL's default two, each of which costs the server an encryption."""
+        session = self.srv.state_dir / "tls-session.pem"
+
+        def s_client(*extra):
+            p = subprocess.run(["openssl", "s_client", "-connect",
+                                "127.0.0.1:%d" % self.srv.submission_port, "-starttls", "smtp",
+                                "-tls1_3", "-ign_eof"] + list(extra),
+                               input=b"QUIT\r\n", capture_output=True, timeout=30)
+            out = p.stdout.decode(errors="replace")
+            self.assertIn("221", out)
+            return out
+        out = s_client("-sess_out", str(session))
+        self.assertEqual(out.count("Post-Handshake New Session Ticket arrived"), 1, out[-3000:])
+        self.assertIn("Reused, TLSv1.3", s_client("-sess_in", str(session)))
+
     @unittest.skipIf(os.environ.get("TRUEFROM_SANITIZED") == "1",
                      "AddressSanitizer's allocator keeps freed memory in quarantine")
     def test_memory_goes_back_after_a_burst_of_sessions(self):
