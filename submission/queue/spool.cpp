@@ -544,15 +544,18 @@ std::shared_ptr<Spool::Segment> Spool::open_segment(std::string& error) {
 
 void Spool::release(const std::shared_ptr<Segment>& seg) {
   if (--seg->live > 0) return;
-  if (seg->retired) {
-    ::unlink(seg->path.c_str());  // not synced: if it comes back, every record in it is done
-  } else if (::ftruncate(seg->fd, static_cast<off_t>(kSegmentMagic.size())) == 0) {
+  if (!seg->retired && ::ftruncate(seg->fd, static_cast<off_t>(kSegmentMagic.size())) == 0) {
     seg->size = kSegmentMagic.size();  // the current segment, empty again: reused
-  } else {
-    seg->retired = true;
-    current_.reset();
-    ::unlink(seg->path.c_str());
+    return;
   }
+  // Retired (or it could not be emptied): removed. Its last done marks were never synced (no
+  // commit goes to a retired segment), so the removal must be, or a crash could bring the
+  // whole segment back for delivery. Once per segment: the directory sync costs little.
+  seg->retired = true;
+  if (current_ == seg) current_.reset();
+  ::unlink(seg->path.c_str());
+  std::string ignored;
+  fsync_dir(seg->path.parent_path(), ignored);
 }
 
 std::optional<Spool::Written> Spool::write(const MessageInfo& info,
