@@ -284,7 +284,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
       memory_ -= l.data.size();
     }
   }
-  if (!l.info)
+  if (!l.info) {
     l = co_await net::on_workers(workers_, [spool, idp] {
       Loaded r;
       // A message still in a segment has no file to lock: the admin's commands leave it alone
@@ -302,6 +302,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
       }
       return r;
     });
+  }
 
   if (!l.info) {
     std::lock_guard lock(mutex_);
