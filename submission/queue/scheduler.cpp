@@ -111,14 +111,14 @@ void Scheduler::enqueued(MessageInfo info, std::string data) {
   std::lock_guard lock(mutex_);
   const std::string id = info.id;
   // A scan may have picked the file up already: never replace an entry (its state).
-  const auto [it, fresh] = entries_.try_emplace(id, Entry{std::move(info), {}, false, {}, false});
+  const auto [it, fresh] =
+      entries_.try_emplace(id, Entry{std::move(info), {}, false, std::nullopt});
   if (!fresh) return;
   // Kept in memory only while the first attempts waiting do not hold too much (a slow relay
   // must not make the queue's memory grow with its backlog): else read back from the spool.
   if (data.size() == it->second.info.size && memory_ + data.size() <= kFirstAttemptMemory) {
     memory_ += data.size();
     it->second.data = std::move(data);
-    it->second.has_data = true;
   }
   ready_.insert(id);
   pump();
@@ -186,7 +186,7 @@ void Scheduler::scan(bool initial) {
     } else {
       waiting_.insert({state.next_attempt, id});
     }
-    entries_[id] = Entry{std::move(info), std::move(state), false, {}, false};
+    entries_[id] = Entry{std::move(info), std::move(state), false, std::nullopt};
   }
   if (initial && !entries_.empty()) {
     net::log_info("queue: " + std::to_string(entries_.size()) + " message(s) in " +
@@ -275,12 +275,11 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     // the message is in a segment, out of the admin's commands' reach.
     std::lock_guard lock(mutex_);
     auto it = entries_.find(id);
-    if (it != entries_.end() && it->second.has_data) {
+    if (it != entries_.end() && it->second.data) {
       l.info = it->second.info;
       l.state = it->second.state;
-      l.data = std::move(it->second.data);
-      it->second.data = {};
-      it->second.has_data = false;
+      l.data = std::move(*it->second.data);
+      it->second.data.reset();
       memory_ -= l.data.size();
     }
   }

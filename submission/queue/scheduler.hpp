@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -64,8 +65,7 @@ class Scheduler {
     MessageInfo info;
     DeliveryState state;
     bool running = false;
-    std::string data;  ///< for the first attempt, when given to enqueued()
-    bool has_data = false;
+    std::optional<std::string> data;  ///< for the first attempt, when given to enqueued()
   };
   struct Outcome;
 

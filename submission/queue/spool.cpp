@@ -94,32 +94,34 @@ bool fsync_dir(const std::filesystem::path& dir, std::string& error) {
   return ok;
 }
 
-bool read_file(const std::filesystem::path& path, std::string& out, std::string& error) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    error = path.string() + ": " + errno_text(errno);
-    return false;
-  }
+// Reads a whole open file; `error` says why not.
+bool read_fd(int fd, std::string& out, std::string& error) {
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
-    error = path.string() + ": " + errno_text(errno);
-    ::close(fd);
+    error = errno_text(errno);
     return false;
   }
   out.resize(static_cast<std::size_t>(st.st_size));
   std::size_t got = 0;
   while (got < out.size()) {
-    const ssize_t n = ::read(fd, out.data() + got, out.size() - got);
+    const ssize_t n = ::pread(fd, out.data() + got, out.size() - got, static_cast<off_t>(got));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      error = path.string() + ": " + (n < 0 ? errno_text(errno) : "shorter than expected");
-      ::close(fd);
+      error = n < 0 ? errno_text(errno) : "shorter than expected";
       return false;
     }
     got += static_cast<std::size_t>(n);
   }
-  ::close(fd);
   return true;
+}
+
+bool read_file(const std::filesystem::path& path, std::string& out, std::string& error) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  std::string why = fd < 0 ? errno_text(errno) : std::string{};
+  const bool ok = fd >= 0 && read_fd(fd, out, why);
+  if (fd >= 0) ::close(fd);
+  if (!ok) error = path.string() + ": " + why;
+  return ok;
 }
 
 const char* where_dir(Where w) { return w == Where::kActive ? "active" : "hold"; }
@@ -279,7 +281,6 @@ struct Spool::Segment {
   std::filesystem::path path;
   std::uint64_t size = 0;  // where the next record goes
   std::size_t live = 0;    // records written and not yet done
-  bool retired = false;    // takes no more records; removed when live reaches 0
   ~Segment() {
     if (fd >= 0) ::close(fd);
   }
@@ -299,12 +300,59 @@ bool segment_name(std::string_view name) {
          });
 }
 
+// The segment files in <dir>/segments, oldest first; with `unfinished`, also the ones whose
+// creation never ended (<name>.new).
+std::vector<std::filesystem::path> segment_paths(
+    const std::filesystem::path& dir, std::vector<std::filesystem::path>* unfinished = nullptr) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir / "segments", ec)) {
+    const std::string name = e.path().filename().string();
+    if (segment_name(name)) out.push_back(e.path());
+    if (unfinished && name.size() == 20 && segment_name(name.substr(0, 16)) &&
+        name.substr(16) == ".new") {
+      unfinished->push_back(e.path());
+    }
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 // Marks the record at `offset` done. Not synced here: the next commit's fdatasync of the
 // segment carries it (until then a crash can only deliver the message again).
 void mark_done(int fd, std::uint64_t offset) {
   const char d = 'D';
   while (::pwrite(fd, &d, 1, static_cast<off_t>(offset + 4)) < 0 && errno == EINTR) {
   }
+}
+
+// Writes `content` to a new file at `path` (mode 0600, replacing a leftover), synced when
+// `sync`, given `owner`'s owner when set. On failure the file is gone.
+bool write_fresh(const std::filesystem::path& path, std::string_view content, bool sync,
+                 const struct stat* owner, std::string& error) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    error = "cannot create " + path.string() + ": " + errno_text(errno);
+    return false;
+  }
+  std::vector<iovec> iov{{const_cast<char*>(content.data()), content.size()}};
+  std::string why;
+  bool ok = true;
+  if (owner && ::fchown(fd, owner->st_uid, owner->st_gid) != 0) {
+    why = "cannot give it the owner of its segment: " + errno_text(errno);
+    ok = false;
+  }
+  ok = ok && pwrite_all(fd, iov, 0, why);
+  if (ok && sync && ::fdatasync(fd) != 0) {
+    why = errno_text(errno);
+    ok = false;
+  }
+  ::close(fd);
+  if (!ok) {
+    error = "cannot write " + path.string() + ": " + why;
+    ::unlink(path.c_str());
+  }
+  return ok;
 }
 
 // The message's own file in `where`: written to tmp/, synced, renamed (never over an
@@ -314,29 +362,7 @@ bool write_message_file(const std::filesystem::path& dir, const std::string& id,
                         std::string_view payload, Where where, std::string& error,
                         const struct stat* owner = nullptr) {
   const auto tmp = dir / "tmp" / id;
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    error = "cannot create " + tmp.string() + ": " + errno_text(errno);
-    return false;
-  }
-  std::vector<iovec> iov{{const_cast<char*>(payload.data()), payload.size()}};
-  std::string why;
-  bool ok = true;
-  if (owner && ::fchown(fd, owner->st_uid, owner->st_gid) != 0) {
-    why = "cannot give it the owner of its segment: " + errno_text(errno);
-    ok = false;
-  }
-  ok = ok && pwrite_all(fd, iov, 0, why);
-  if (ok && ::fdatasync(fd) != 0) {
-    why = errno_text(errno);
-    ok = false;
-  }
-  ::close(fd);
-  if (!ok) {
-    error = "cannot write " + tmp.string() + ": " + why;
-    ::unlink(tmp.c_str());
-    return false;
-  }
+  if (!write_fresh(tmp, payload, true, owner, error)) return false;
   const auto dest = dir / where_dir(where) / id;
   if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dest.c_str(), RENAME_NOREPLACE) != 0) {
     error = "cannot move " + tmp.string() + " to " + dest.string() + ": " + errno_text(errno);
@@ -419,18 +445,14 @@ bool Spool::prepare(std::string& error, std::vector<std::string>* warnings) {
 std::size_t Spool::recover(std::vector<std::string>& warnings) const {
   std::size_t moved = 0;
   std::error_code ec;
-  std::vector<std::filesystem::path> segments;
-  for (const auto& e : std::filesystem::directory_iterator(dir_ / "segments", ec)) {
-    const std::string name = e.path().filename().string();
-    if (segment_name(name)) segments.push_back(e.path());
-    // a segment being created when its process died (a live one is locked)
-    if (name.size() == 20 && segment_name(name.substr(0, 16)) && name.substr(16) == ".new") {
-      const int fd = ::open(e.path().c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(e.path().c_str());
-      if (fd >= 0) ::close(fd);
-    }
+  std::vector<std::filesystem::path> unfinished;
+  const auto segments = segment_paths(dir_, &unfinished);
+  // A segment being created when its process died (a live one is locked).
+  for (const auto& p : unfinished) {
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0 && ::flock(fd, LOCK_EX | LOCK_NB) == 0) ::unlink(p.c_str());
+    if (fd >= 0) ::close(fd);
   }
-  std::sort(segments.begin(), segments.end());
   for (const auto& seg_path : segments) {
     const int fd = ::open(seg_path.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;                       // removed meanwhile
@@ -440,13 +462,9 @@ std::size_t Spool::recover(std::vector<std::string>& warnings) const {
     }
     std::string file, why;
     struct stat st {};
-    bool ok = ::fstat(fd, &st) == 0;
-    if (ok) {
-      file.resize(static_cast<std::size_t>(st.st_size));
-      ok = pread_all(fd, file.data(), file.size(), 0);
-    }
-    if (!ok) {
-      warnings.push_back("cannot read " + seg_path.string() + ": " + errno_text(errno) +
+    if (::fstat(fd, &st) != 0 || !read_fd(fd, file, why)) {
+      warnings.push_back("cannot read " + seg_path.string() + ": " +
+                         (why.empty() ? errno_text(errno) : why) +
                          "; its messages are moved at the next start");
       ::close(fd);
       continue;
@@ -542,20 +560,24 @@ std::shared_ptr<Spool::Segment> Spool::open_segment(std::string& error) {
   return seg;
 }
 
-void Spool::release(const std::shared_ptr<Segment>& seg) {
-  if (--seg->live > 0) return;
-  if (!seg->retired && ::ftruncate(seg->fd, static_cast<off_t>(kSegmentMagic.size())) == 0) {
-    seg->size = kSegmentMagic.size();  // the current segment, empty again: reused
-    return;
-  }
-  // Retired (or it could not be emptied): removed. Its last done marks were never synced (no
-  // commit goes to a retired segment), so the removal must be, or a crash could bring the
-  // whole segment back for delivery. Once per segment: the directory sync costs little.
-  seg->retired = true;
+void Spool::retire(const std::shared_ptr<Segment>& seg) {
   if (current_ == seg) current_.reset();
+  if (seg->live > 0) return;  // release() removes it when its last record is done
+  // Its last done marks were never synced (no commit goes to a retired segment), so the
+  // removal must be, or a crash could bring the whole segment back for delivery. Once per
+  // segment: the directory sync costs little.
   ::unlink(seg->path.c_str());
   std::string ignored;
   fsync_dir(seg->path.parent_path(), ignored);
+}
+
+void Spool::release(const std::shared_ptr<Segment>& seg) {
+  if (--seg->live > 0) return;
+  if (current_ == seg && ::ftruncate(seg->fd, static_cast<off_t>(kSegmentMagic.size())) == 0) {
+    seg->size = kSegmentMagic.size();  // the current segment, empty again: reused
+    return;
+  }
+  retire(seg);  // rotated, or it could not be emptied
 }
 
 std::optional<Spool::Written> Spool::write(const MessageInfo& info,
@@ -603,20 +625,13 @@ std::optional<Spool::Written> Spool::write(const MessageInfo& info,
     error = "cannot write " + seg->path.string() + ": " + why;
     // Appends are serialized so that only the unacknowledged tail can be torn: cut the
     // partial record off, or append nothing more to this segment.
-    if (::ftruncate(seg->fd, static_cast<off_t>(offset)) != 0) {
-      seg->retired = true;
-      current_.reset();
-      if (seg->live == 0) ::unlink(seg->path.c_str());
-    }
+    if (::ftruncate(seg->fd, static_cast<off_t>(offset)) != 0) retire(seg);
     return std::nullopt;
   }
   seg->size += length;
   ++seg->live;
   index_[info.id] = Location{seg, offset, length, false};
-  if (seg->size >= kSegmentLimit) {
-    seg->retired = true;
-    current_.reset();
-  }
+  if (seg->size >= kSegmentLimit) retire(seg);
   return Written{seg, offset, length, info.id};
 }
 
@@ -711,10 +726,7 @@ void Spool::commit_loop() {
         // sync the segment's pages are in doubt: it takes no more records.
         mark_done(w.segment->fd, w.offset);
         index_.erase(w.id);
-        if (!w.segment->retired) {
-          w.segment->retired = true;
-          if (current_ == w.segment) current_.reset();
-        }
+        retire(w.segment);
         release(w.segment);
       }
     }
@@ -765,19 +777,14 @@ bool Spool::spill(const std::string& id, Where to, std::string& error) {
 
 std::vector<Spool::SegmentMessage> Spool::list_segments(bool with_data) const {
   std::vector<SegmentMessage> out;
-  std::error_code ec;
-  std::vector<std::filesystem::path> segments;
-  for (const auto& e : std::filesystem::directory_iterator(dir_ / "segments", ec)) {
-    if (segment_name(e.path().filename().string())) segments.push_back(e.path());
-  }
-  std::sort(segments.begin(), segments.end());
-  for (const auto& p : segments) {
+  for (const auto& p : segment_paths(dir_)) {
     const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;
     const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0;
-    ::close(fd);
     std::string file, error;
-    if (!read_file(p, file, error)) continue;
+    const bool read = read_fd(fd, file, error);
+    ::close(fd);
+    if (!read) continue;
     std::size_t end = 0;
     const auto records = parse_segment(file, end);
     if (!records) continue;
@@ -854,18 +861,9 @@ DeliveryState Spool::load_state(const std::string& id) const {
 bool Spool::save_state(const std::string& id, const DeliveryState& state, std::string& error) {
   const auto final_path = dir_ / "state" / id;
   const auto tmp = dir_ / "state" / (id + ".new");
-  const std::string text = encode_state(state);
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    error = "cannot write " + tmp.string() + ": " + errno_text(errno);
-    return false;
-  }
-  std::vector<iovec> iov{{const_cast<char*>(text.data()), text.size()}};
-  std::string why;
-  const bool ok = pwrite_all(fd, iov, 0, why);
-  ::close(fd);
-  if (!ok || ::rename(tmp.c_str(), final_path.c_str()) != 0) {
-    error = "cannot write " + final_path.string() + ": " + (ok ? errno_text(errno) : why);
+  if (!write_fresh(tmp, encode_state(state), false, nullptr, error)) return false;
+  if (::rename(tmp.c_str(), final_path.c_str()) != 0) {
+    error = "cannot write " + final_path.string() + ": " + errno_text(errno);
     ::unlink(tmp.c_str());
     return false;
   }

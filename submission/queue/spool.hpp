@@ -176,13 +176,17 @@ class Spool {
   };
   void commit_loop();
   std::shared_ptr<Segment> open_segment(std::string& error);  // call with segments_mutex_
-  void release(const std::shared_ptr<Segment>& segment);      // call with segments_mutex_
+  // These two with segments_mutex_ held. retire(): no more records go to the segment; it is
+  // removed once none is live. release(): one of its records is done.
+  void retire(const std::shared_ptr<Segment>& segment);
+  void release(const std::shared_ptr<Segment>& segment);
   void forget(const std::string& id);  // marks the record done and drops it from the index
   bool spill(const std::string& id, Where to, std::string& error);
   std::optional<Location> locate(const std::string& id) const;
 
   std::filesystem::path dir_;
   mutable std::mutex segments_mutex_;  // current_, index_, every Segment's size and live
+  // The segment taking new records; every other one is retired.
   std::shared_ptr<Segment> current_;
   std::unordered_map<std::string, Location> index_;
   std::uint64_t next_segment_ = 0;
