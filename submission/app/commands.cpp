@@ -79,6 +79,9 @@ std::unique_ptr<boost::asio::ssl::context> make_tls_context(const Config& c, std
   // One TLS 1.3 session ticket per handshake (OpenSSL sends two): enough for a mail client's
   // next connection to resume, and each ticket costs an encryption and a record.
   SSL_CTX_set_num_tickets(ctx->native_handle(), 1);
+  // Read what the socket has (up to a record buffer) in one read(): a record's header and body
+  // are otherwise two system calls. TlsSocket::read_some() asks OpenSSL before it waits.
+  SSL_CTX_set_read_ahead(ctx->native_handle(), 1);
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(c.certificate.string(), ec);
   if (ec) {

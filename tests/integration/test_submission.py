@@ -4,9 +4,11 @@ One cluster, one sink and one server for the whole class (see harness.py).  Ever
 sends a message puts a unique marker in it and looks for that marker at the sink, so the tests
 do not depend on each other or on their order.
 """
+import base64
 import os
 import re
 import smtplib
+import socket
 import ssl
 import subprocess
 import unittest
@@ -489,6 +491,64 @@ class SubmissionTests(IntegrationTestCase):
         finally:
             c.close()
         self.assertArrived(marker, ALICE, ["a@dest.test", "b@dest.test"], ALICE)
+
+    def test_many_tls_records_in_one_segment(self):
+        # Every command and every piece of the message in a TLS record of its own, all of
+        # them written to the socket at once: the server reads ahead (several records per
+        # read), so it must answer from what it already holds instead of waiting for the
+        # socket to become readable again.
+        marker = unique("records")
+        sock = socket.create_connection(("127.0.0.1", self.srv.submissions_port), timeout=15)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = client_tls_context().wrap_bio(incoming, outgoing)
+        replies = b""
+
+        def pump():
+            data = outgoing.read()
+            if data:
+                sock.sendall(data)
+
+        def receive_replies(count):             # `count` replies (their last lines)
+            nonlocal replies
+            while len(re.findall(rb"(?m)^\d{3} [^\r\n]*\r\n", replies)) < count:
+                try:
+                    replies += tls.read(65536)
+                    continue
+                except ssl.SSLWantReadError:
+                    pass
+                chunk = sock.recv(65536)
+                self.assertTrue(chunk, "server closed; replies so far: %r" % replies)
+                incoming.write(chunk)
+            got, replies = replies, b""
+            return got.decode().split("\r\n")[:-1]
+
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    pump()
+                    incoming.write(sock.recv(65536))
+            pump()
+            self.assertTrue(receive_replies(1)[-1].startswith("220 "))
+            token = base64.b64encode(("\0%s\0%s" % (ALICE, ALICE_PW)).encode()).decode()
+            for line in ["EHLO client.example.test", "AUTH PLAIN " + token,
+                         "MAIL FROM:<%s>" % ALICE, "RCPT TO:<rcpt@dest.test>", "DATA"]:
+                tls.write((line + "\r\n").encode())
+            pump()                                   # five records, one write
+            lines = receive_replies(5)
+            codes = [l[:4] for l in lines if l[3:4] == " "]     # the replies' last lines
+            self.assertEqual(codes, ["250 ", "235 ", "250 ", "250 ", "354 "], lines)
+            message = make_message(ALICE, "rcpt@dest.test", marker) + b".\r\nNOOP\r\n"
+            for i in range(0, len(message), 7):      # a record per 7 octets
+                tls.write(message[i:i + 7])
+            pump()
+            lines = receive_replies(2)
+            self.assertEqual([l[:4] for l in lines], ["250 ", "250 "], lines)
+        finally:
+            sock.close()
+        self.assertArrived(marker, ALICE, ["rcpt@dest.test"], ALICE)
 
 
 if __name__ == "__main__":
