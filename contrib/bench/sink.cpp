@@ -1,7 +1,7 @@
 // truefrom-benchsink: a plain-SMTP relay sink fast enough not to be the bottleneck of a
 // benchmark. It accepts every message (RFC 5321 server side, pipelining-safe per RFC 2920:
-// every complete line in a read is answered, in order, with one write), counts messages and
-// octets, and optionally stores each message in a file. One thread, one coroutine per
+// every complete line in a read is answered, in order, with one write; DATA or RFC 3030
+// BDAT), counts messages and octets, and optionally stores each message in a file. One thread, one coroutine per
 // connection; hundreds of concurrent connections are fine.
 // Thread-safety: single-threaded by design.
 #include <utility>  // before Boost.Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
@@ -15,6 +15,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <cstdio>
@@ -26,6 +27,7 @@
 
 #include "contrib/bench/json_object.hpp"
 #include "contrib/bench/process_info.hpp"
+#include "contrib/bench/sink_protocol.hpp"
 
 namespace {
 
@@ -33,6 +35,7 @@ namespace asio = boost::asio;
 using asio::ip::tcp;
 using boost::system::error_code;
 using truefrom::bench::JsonObject;
+using truefrom::bench::SinkProtocol;
 
 constexpr const char* kUsage = R"(usage: truefrom-benchsink [OPTIONS]
 A fast SMTP relay sink for benchmarks: accepts every message over plain SMTP, counts them,
@@ -45,19 +48,15 @@ optionally stores them. Prints "truefrom-benchsink listening on HOST:PORT" when 
                       every 100 ms while it changes, and at exit
   --store DIR         write each message to DIR/NNNNNNNNNN.eml (slower: a file per message)
   --hostname NAME     name in the greeting and EHLO reply (default benchsink.invalid)
+  --no-chunking       do not offer CHUNKING (clients then send every message with DATA)
   --help              this text
 
-EHLO advertises PIPELINING, 8BITMIME, SMTPUTF8, SIZE and ENHANCEDSTATUSCODES; there is no
-STARTTLS and no AUTH: point the server's relay at it without TLS.
+EHLO advertises PIPELINING, CHUNKING (BDAT), 8BITMIME, SMTPUTF8, SIZE and
+ENHANCEDSTATUSCODES; there is no STARTTLS and no AUTH: point the server's relay at it
+without TLS.
 )";
 
-// A command line longer than this without CRLF ends the session (RFC 5321 4.5.3.1.4 allows
-// 512 octets; this is generous for extensions).
-constexpr std::size_t kMaxCommandLine = 64 * 1024;
-// A message text line longer than this is passed on in pieces instead of buffered whole.
-constexpr std::size_t kMaxPendingDataLine = 64 * 1024;
 constexpr std::size_t kReadChunk = 16 * 1024;
-constexpr std::size_t kAdvertisedSize = 1024ull * 1024 * 1024;
 constexpr auto kCountFileInterval = std::chrono::milliseconds(100);
 
 struct SinkOptions {
@@ -66,151 +65,9 @@ struct SinkOptions {
   std::optional<std::filesystem::path> count_file;
   std::optional<std::filesystem::path> store_dir;
   std::string hostname = "benchsink.invalid";
+  bool chunking = true;
 };
 
-// The SMTP server side of one connection, without sockets: bytes in, replies out.
-class SinkProtocol {
- public:
-  SinkProtocol(const std::string& hostname, bool keep_messages)
-      : hostname_(hostname), keep_messages_(keep_messages) {}
-
-  std::string greeting() const { return "220 " + hostname_ + " ESMTP truefrom-benchsink\r\n"; }
-
-  /// Handles every complete line of `in`, appending replies to `out`. Returns how many
-  /// octets were used; the rest is an incomplete line to be given again with more bytes.
-  std::size_t consume(std::string_view in, std::string& out) {
-    std::size_t pos = 0;
-    while (pos < in.size() && !quit_) {
-      const std::size_t eol = in.find("\r\n", pos);
-      if (in_data_) {
-        if (eol == std::string_view::npos) {
-          // Keep the last octet: it may be the CR of a CRLF.
-          if (in.size() - pos > kMaxPendingDataLine) {
-            const std::size_t take = in.size() - pos - 1;
-            add_text(in.substr(pos, take), false);
-            pos += take;
-            line_start_ = false;
-          }
-          break;
-        }
-        const std::string_view line = in.substr(pos, eol - pos);
-        pos = eol + 2;
-        if (line_start_ && line == ".") {  // RFC 5321 4.1.1.4
-          end_of_message(out);
-          continue;
-        }
-        // RFC 5321 4.5.2: a leading "." of a line was doubled by the client.
-        add_text(line_start_ && !line.empty() && line[0] == '.' ? line.substr(1) : line, true);
-        line_start_ = true;
-        continue;
-      }
-      if (eol == std::string_view::npos) {
-        if (in.size() - pos > kMaxCommandLine) {
-          out += "500 5.5.2 Line too long\r\n";
-          quit_ = true;
-        }
-        break;
-      }
-      command(in.substr(pos, eol - pos), out);
-      pos = eol + 2;
-    }
-    return pos;
-  }
-
-  bool quit() const { return quit_; }
-  std::uint64_t take_completed() { return std::exchange(completed_, 0); }
-  std::uint64_t take_octets() { return std::exchange(octets_, 0); }
-  std::vector<std::string>& kept() { return kept_; }
-
- private:
-  static bool is_verb(std::string_view line, std::string_view verb) {
-    if (line.size() < verb.size()) return false;
-    if (line.size() > verb.size() && line[verb.size()] != ' ') return false;
-    for (std::size_t i = 0; i < verb.size(); ++i) {
-      const char c = line[i];
-      if ((c >= 'a' && c <= 'z' ? static_cast<char>(c - 32) : c) != verb[i]) return false;
-    }
-    return true;
-  }
-
-  void command(std::string_view line, std::string& out) {
-    if (is_verb(line, "EHLO")) {
-      reset();
-      out += "250-" + hostname_ + "\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n" +
-             "250-ENHANCEDSTATUSCODES\r\n250 SIZE " + std::to_string(kAdvertisedSize) + "\r\n";
-    } else if (is_verb(line, "HELO")) {
-      reset();
-      out += "250 " + hostname_ + "\r\n";
-    } else if (is_verb(line, "MAIL")) {
-      if (has_sender_) {
-        out += "503 5.5.1 Nested MAIL command\r\n";
-      } else {
-        has_sender_ = true;
-        out += "250 2.1.0 Ok\r\n";
-      }
-    } else if (is_verb(line, "RCPT")) {
-      if (!has_sender_) {
-        out += "503 5.5.1 Need MAIL before RCPT\r\n";
-      } else {
-        ++recipients_;
-        out += "250 2.1.5 Ok\r\n";
-      }
-    } else if (is_verb(line, "DATA")) {
-      if (recipients_ == 0) {  // RFC 2920 3.1: a pipelined DATA after failed RCPTs
-        out += "503 5.5.1 No valid recipients\r\n";
-      } else {
-        in_data_ = true;
-        line_start_ = true;
-        out += "354 End data with <CR><LF>.<CR><LF>\r\n";
-      }
-    } else if (is_verb(line, "RSET")) {
-      reset();
-      out += "250 2.0.0 Ok\r\n";
-    } else if (is_verb(line, "NOOP")) {
-      out += "250 2.0.0 Ok\r\n";
-    } else if (is_verb(line, "QUIT")) {
-      out += "221 2.0.0 Bye\r\n";
-      quit_ = true;
-    } else if (is_verb(line, "VRFY")) {
-      out += "252 2.5.0 Cannot verify, send some mail\r\n";
-    } else {
-      out += "502 5.5.1 Command not implemented\r\n";
-    }
-  }
-
-  void add_text(std::string_view text, bool line_end) {
-    octets_ += text.size() + (line_end ? 2 : 0);
-    if (!keep_messages_) return;
-    message_.append(text);
-    if (line_end) message_ += "\r\n";
-  }
-
-  void end_of_message(std::string& out) {
-    ++completed_;
-    if (keep_messages_) kept_.push_back(std::move(message_));
-    message_.clear();
-    reset();
-    out += "250 2.0.0 Ok: received\r\n";
-  }
-
-  void reset() {
-    in_data_ = false;
-    has_sender_ = false;
-    recipients_ = 0;
-  }
-
-  const std::string& hostname_;
-  bool keep_messages_;
-  bool in_data_ = false;
-  bool line_start_ = true;
-  bool has_sender_ = false;
-  bool quit_ = false;
-  std::uint64_t recipients_ = 0;
-  std::uint64_t completed_ = 0;
-  std::uint64_t octets_ = 0;
-  std::string message_;
-  std::vector<std::string> kept_;
-};
 
 class Sink {
  public:
@@ -273,7 +130,7 @@ class Sink {
   }
 
   asio::awaitable<void> serve(tcp::socket socket) {
-    SinkProtocol protocol(options_.hostname, options_.store_dir.has_value());
+    SinkProtocol protocol(options_.hostname, options_.store_dir.has_value(), options_.chunking);
     std::string in;
     std::string out = protocol.greeting();
     std::vector<char> chunk(kReadChunk);
@@ -373,6 +230,10 @@ std::optional<SinkOptions> parse_options(int argc, char** argv, int& status) {
       std::fputs(kUsage, stdout);
       status = 0;
       return std::nullopt;
+    }
+    if (arg == "--no-chunking") {
+      o.chunking = false;
+      continue;
     }
     if (arg != "--host" && arg != "--port" && arg != "--count-file" && arg != "--store" &&
         arg != "--hostname") {

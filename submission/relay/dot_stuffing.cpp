@@ -33,4 +33,21 @@ void dot_stuff(const std::vector<std::string_view>& parts, std::vector<std::stri
   out.push_back(last == '\n' ? kEnd.substr(2) : kEnd);
 }
 
+std::size_t chunk(const std::vector<std::string_view>& parts, std::vector<std::string_view>& out) {
+  static constexpr std::string_view kCrlf = "\r\n";
+  std::size_t size = 0;
+  char last = '\n';
+  for (const auto part : parts) {
+    if (part.empty()) continue;
+    out.push_back(part);
+    size += part.size();
+    last = part.back();
+  }
+  if (last != '\n') {  // as dot_stuff() ends it
+    out.push_back(kCrlf);
+    size += kCrlf.size();
+  }
+  return size;
+}
+
 }  // namespace truefrom::relay

@@ -55,8 +55,8 @@ bool is_ip_literal(const std::string& host) {
 }
 
 struct Extensions {
-  bool starttls = false, pipelining = false, eight_bit = false, smtputf8 = false,
-       auth_plain = false;
+  bool starttls = false, pipelining = false, chunking = false, eight_bit = false,
+       smtputf8 = false, auth_plain = false;
 };
 
 Extensions parse_extensions(const Reply& ehlo) {
@@ -71,6 +71,7 @@ Extensions parse_extensions(const Reply& ehlo) {
     const std::string word = line.substr(0, line.find(' '));
     if (word == "STARTTLS") e.starttls = true;
     if (word == "PIPELINING") e.pipelining = true;
+    if (word == "CHUNKING") e.chunking = true;
     if (word == "8BITMIME") e.eight_bit = true;
     if (word == "SMTPUTF8") e.smtputf8 = true;
     if (word == "AUTH" && (" " + line + " ").find(" PLAIN ") != std::string::npos) {
@@ -353,66 +354,85 @@ struct RelayClient::Impl {
       }
       mail += " SMTPUTF8";
     }
-    std::vector<std::string> lines;
-    lines.push_back(mail + "\r\n");
-    for (const auto& rcpt : env.recipients) lines.push_back("RCPT TO:<" + rcpt + ">\r\n");
-    Reply mail_reply;
+    // With PIPELINING the whole transaction goes in one write (RFC 2920): MAIL, every RCPT,
+    // then "BDAT <size> LAST" and the message when the relay offers CHUNKING (RFC 3030: one
+    // round trip), else DATA (two). Not when all-or-nothing has several recipients: the
+    // message must not go to some of them when another is refused.
+    const bool group = c.ext.pipelining && (!all_or_nothing || env.recipients.size() == 1);
+    const bool bdat = group && c.ext.chunking;
+    std::string commands = mail + "\r\n";
+    for (const auto& rcpt : env.recipients) commands += "RCPT TO:<" + rcpt + ">\r\n";
+    std::vector<std::string_view> pieces;
+    if (bdat) {
+      const std::size_t size = chunk(message, pieces);
+      commands += "BDAT " + std::to_string(size) + " LAST\r\n";
+      // RFC 5321 4.5.3.2.5/6: data blocks and the final reply may take minutes.
+      c.arm(co_await asio::this_coro::executor, std::max(o_timeout, kDataTimeout), self);
+    } else if (group) {
+      commands += "DATA\r\n";
+    }
     c.dirty = true;
-    if (c.ext.pipelining) {  // RFC 2920: MAIL and every RCPT in one write
-      std::string all;
-      for (const auto& l : lines) all += l;
-      co_await c.write(asio::buffer(all));
-      mail_reply = co_await c.read_reply();
-      if (mail_reply.code == 421) {  // a reused connection the relay is closing
-        c.closing = true;
-        throw RelayFailure("the relay closed the connection: " + mail_reply.summary());
-      }
-      answered = true;
-      for (std::size_t i = 0; i < env.recipients.size(); ++i) {
-        a.recipients.push_back(co_await c.read_reply());
-      }
+    if (c.ext.pipelining) {
+      std::vector<asio::const_buffer> out;
+      out.reserve(pieces.size() + 1);
+      out.emplace_back(commands.data(), commands.size());
+      for (const auto p : pieces) out.emplace_back(p.data(), p.size());
+      co_await c.write(out);
     } else {
-      co_await c.write(asio::buffer(lines[0]));
-      mail_reply = co_await c.read_reply();
-      if (mail_reply.code == 421) {
-        c.closing = true;
-        throw RelayFailure("the relay closed the connection: " + mail_reply.summary());
-      }
-      answered = true;
-      if (mail_reply.code == 250) {
-        for (std::size_t i = 0; i < env.recipients.size(); ++i) {
-          co_await c.write(asio::buffer(lines[i + 1]));
-          a.recipients.push_back(co_await c.read_reply());
-        }
-      }
+      co_await c.write(asio::buffer(commands.data(), commands.find('\n') + 1));
     }
-    if (mail_reply.code != 250) {
-      a.recipients.clear();
-      a.reply = refusal(mail_reply, "MAIL FROM");
-      co_return a;
+    const Reply mail_reply = co_await c.read_reply();
+    if (mail_reply.code == 421) {  // a reused connection the relay is closing
+      c.closing = true;
+      throw RelayFailure("the relay closed the connection: " + mail_reply.summary());
     }
+    answered = true;
     std::size_t accepted = 0;
-    for (const auto& r : a.recipients) {
-      accepted += r.positive() ? 1 : 0;
-      if (r.code == 421) c.closing = true;
+    for (std::size_t i = 0; i < env.recipients.size(); ++i) {
+      if (!c.ext.pipelining) {
+        if (mail_reply.code != 250) break;
+        co_await c.write(asio::buffer("RCPT TO:<" + env.recipients[i] + ">\r\n"));
+      }
+      a.recipients.push_back(co_await c.read_reply());
+      accepted += a.recipients.back().positive() ? 1 : 0;
+      if (a.recipients.back().code == 421) c.closing = true;
     }
-    // Passthrough: the first refusal answers the client. Queue: DATA goes to the accepted
-    // recipients; the refused ones are reported per recipient.
+    // The reply to the pipelined BDAT or DATA: the message's, or (with no transaction or no
+    // recipient) a refusal that says nothing more than the earlier ones.
+    Reply last;
+    if (group) last = co_await c.read_reply();
+    if (last.code == 421) c.closing = true;
+    if (mail_reply.code != 250 || accepted == 0) {
+      // A relay that takes the data of a transaction it refused is broken: drop it.
+      if (last.code == 354 || last.code == 250) c.closing = true;
+      if (mail_reply.code != 250) {
+        a.recipients.clear();
+        a.reply = refusal(mail_reply, "MAIL FROM");
+        co_return a;
+      }
+    }
+    // Passthrough: the first refusal answers the client. Queue: the message goes to the
+    // accepted recipients; the refused ones are reported per recipient.
     for (std::size_t i = 0; i < a.recipients.size(); ++i) {
       if (!a.recipients[i].positive() && (all_or_nothing || accepted == 0)) {
+        if (last.code == 354) c.closing = true;  // the relay waits for data we do not send
         a.reply = refusal(a.recipients[i], "RCPT TO:<" + env.recipients[i] + ">");
         co_return a;
       }
     }
-    const Reply data = co_await c.command("DATA");
+    if (bdat) {
+      if (last.code == 250) c.dirty = false;
+      a.reply = last.code == 250 ? last : refusal(last, "the message");
+      co_return a;
+    }
+    Reply data = last;  // (no co_await inside ?: with GCC 12)
+    if (!group) data = co_await c.command("DATA");
     if (data.code != 354) {
       if (data.code == 421) c.closing = true;
       a.reply = refusal(data, "DATA");
       co_return a;
     }
-    // RFC 5321 4.5.3.2.5/6: data blocks and the final reply may take minutes.
     c.arm(co_await asio::this_coro::executor, std::max(o_timeout, kDataTimeout), self);
-    std::vector<std::string_view> pieces;
     dot_stuff(message, pieces);
     std::vector<asio::const_buffer> out;
     out.reserve(pieces.size());

@@ -1,5 +1,6 @@
 // The SMTP client that hands messages to the outbound relays (the smarthosts): RFC 5321
-// client side with PIPELINING (RFC 2920), STARTTLS (RFC 3207) with certificate
+// client side with PIPELINING (RFC 2920: a transaction in one write) and CHUNKING (RFC 3030:
+// BDAT, the message in that same write), STARTTLS (RFC 3207) with certificate
 // verification (a CA file or the system's, with the relay's name; or a pinned SHA-256
 // certificate fingerprint), AUTH PLAIN (RFC 4954) when configured, several relays tried in
 // order of preference, and a pool of connections kept open and reused across messages.

@@ -1,15 +1,17 @@
-"""Passthrough relay ([relay] mode = "passthrough"): the client hears the relay's verdict.
-
-One cluster shared by three servers, each with its own relay:
-  srv_451   -> a sink that answers every DATA with "451 4.3.2 sink says later"
-  srv_554   -> a sink that answers every DATA with "554 5.7.1 sink refuses this"
+"""The relay client. RelayReplyTests: passthrough ([relay] mode = "passthrough"), the client
+hears the relay's verdict; one cluster shared by three servers, each with its own relay:
+  srv_451   -> a sink (PIPELINING, CHUNKING) that answers every message with
+               "451 4.3.2 sink says later"
+  srv_554   -> a sink (PIPELINING) that answers every DATA with "554 5.7.1 sink refuses this"
   srv_down  -> a port where nobody listens (451 4.4.1 expected)
+RelayFramingTests: the same messages through relays that offer neither PIPELINING nor
+CHUNKING, only PIPELINING, or both (one write per transaction, BDAT).
 """
 import smtplib
 import unittest
 
 from harness import (ClosedPort, IntegrationTestCase, PostgresCluster, Sink, Truefrom,
-                     client_tls_context, make_message, unique)
+                     client_tls_context, eventually, make_message, unique)
 
 ALICE, ALICE_PW = "alice@example.test", "alice-pass"
 
@@ -24,8 +26,10 @@ class RelayReplyTests(IntegrationTestCase):
     @classmethod
     def start_fixtures(cls):
         cls.pg = cls.use(PostgresCluster()).start()
-        cls.sink_451 = cls.use(Sink("--data-reply", "451 4.3.2 sink says later")).start()
-        cls.sink_554 = cls.use(Sink("--data-reply", "554 5.7.1 sink refuses this")).start()
+        cls.sink_451 = cls.use(Sink("--data-reply", "451 4.3.2 sink says later",
+                                    "--pipelining", "--chunking")).start()
+        cls.sink_554 = cls.use(Sink("--data-reply", "554 5.7.1 sink refuses this",
+                                    "--pipelining")).start()
         cls.dead = cls.use(ClosedPortFixture())
         cls.srv_451 = cls.use(Truefrom(cls.pg, cls.sink_451.port, name="relay451",
                                        relay_mode="passthrough"))
@@ -83,6 +87,103 @@ class RelayReplyTests(IntegrationTestCase):
         step, r = self.send(self.srv_down)     # at whichever step the server contacts the relay
         self.assertReply(r, 451, "4.4.1")
         self.assertTrue(self.srv_down.alive(), "server died when the relay was unreachable")
+
+
+REFUSED = "refused@dest.test"
+FRAMINGS = {                     # sink options -> how the message reaches it
+    "sequential": ((), "DATA"),
+    "pipelining": (("--pipelining",), "DATA"),
+    "chunking": (("--pipelining", "--chunking"), "BDAT"),
+}
+# Dots at line starts (stuffed for DATA, sent as they are with BDAT), a lone dot line, a
+# long line, 8-bit text.
+BODY = (b".leading dot\r\n..two dots\r\n.\r\nafter a lone dot\r\n" + b"x" * 990 +
+        b"\r\n\xc3\xa9t\xc3\xa9\r\n")
+
+
+class RelayFramingTests(IntegrationTestCase):
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.sinks, cls.passthrough, cls.queue = {}, {}, {}
+        for name, (options, _) in FRAMINGS.items():
+            cls.sinks[name] = cls.use(Sink("--rcpt-reply", REFUSED + "=550 5.1.1 no such user",
+                                           *options)).start()
+            cls.passthrough[name] = cls.use(Truefrom(cls.pg, cls.sinks[name].port,
+                                                     name="pass-" + name,
+                                                     relay_mode="passthrough"))
+            cls.queue[name] = cls.use(Truefrom(cls.pg, cls.sinks[name].port, name="queue-" + name))
+        servers = list(cls.passthrough.values()) + list(cls.queue.values())
+        for srv in servers:
+            srv.migrate()
+        servers[0].add_account(ALICE, ALICE_PW)
+        servers[0].add_sender(ALICE, ALICE)
+        for srv in servers:
+            srv.start()
+
+    def submit(self, c, rcpts, marker):
+        """One transaction on session `c`; the reply to the end of the data."""
+        self.assertReply(c.cmd("MAIL FROM:<%s>" % ALICE), 250, "2.1.0")
+        for rcpt in rcpts:
+            self.assertReply(c.cmd("RCPT TO:<%s>" % rcpt), 250, "2.1.5")
+        return c.send_data(make_message(ALICE, rcpts, marker, BODY))
+
+    def assertStored(self, sink, marker, rcpts, via):
+        meta, data = sink.wait_for_marker(marker)
+        self.assertEqual((meta["rcpt_tos"], meta["via"]), (rcpts, via))
+        self.assertTrue(data.endswith(BODY), data[-300:])
+
+    def test_message_arrives_as_submitted(self):
+        for name, (_, via) in FRAMINGS.items():
+            for srv in (self.passthrough[name], self.queue[name]):
+                with self.subTest(framing=name, mode=srv.relay_mode):
+                    marker = unique("framing")
+                    c = srv.session(ALICE, ALICE_PW)
+                    try:
+                        self.assertEqual(self.submit(c, ["a@dest.test"], marker).code, 250)
+                    finally:
+                        c.close()
+                    self.assertStored(self.sinks[name], marker, ["a@dest.test"], via)
+
+    def test_passthrough_refused_recipient_sends_nothing(self):
+        # One recipient refused by the relay, alone or beside an accepted one: passthrough
+        # is all-or-nothing, so the client hears the refusal and nothing is delivered; the
+        # relay connection stays usable for the next message.
+        for name, (_, via) in FRAMINGS.items():
+            for rcpts in ([REFUSED], ["ok@dest.test", REFUSED]):
+                with self.subTest(framing=name, recipients=rcpts):
+                    marker, after = unique("refused"), unique("after")
+                    c = self.passthrough[name].session(ALICE, ALICE_PW)
+                    try:
+                        r = self.submit(c, rcpts, marker)
+                        self.assertReply(r, 550, "5.1.1")
+                        self.assertIn("RCPT TO:<%s>" % REFUSED, r.text)
+                        self.assertEqual(self.submit(c, ["ok@dest.test"], after).code, 250)
+                    finally:
+                        c.close()
+                    self.assertStored(self.sinks[name], after, ["ok@dest.test"], via)
+                    self.assertEqual(self.sinks[name].find(marker), [])
+
+    def test_queue_delivers_to_the_recipients_the_relay_accepts(self):
+        for name, (_, via) in FRAMINGS.items():
+            with self.subTest(framing=name):
+                marker = unique("partial")
+                c = self.queue[name].session(ALICE, ALICE_PW)
+                try:
+                    self.assertEqual(self.submit(c, ["ok@dest.test", REFUSED], marker).code, 250)
+                finally:
+                    c.close()
+                sink = self.sinks[name]
+                # the message, and the report of the refused recipient to the sender
+                eventually(lambda: self.assertEqual(len(sink.find(marker)), 2), timeout=10)
+                by_rcpt = {tuple(m["rcpt_tos"]): (m, d) for m, d in sink.find(marker)}
+                meta, data = by_rcpt[("ok@dest.test",)]
+                self.assertEqual(meta["via"], via)
+                self.assertTrue(data.endswith(BODY), data[-300:])
+                meta, report = by_rcpt[(ALICE,)]
+                self.assertEqual(meta["mail_from"], "<>")       # aiosmtpd keeps the brackets
+                self.assertIn(REFUSED.encode(), report)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,39 @@ class SinkTests(unittest.TestCase):
         self.assertEqual(refused, {"bob@dest.test": (550, b"5.1.1 no such user")})
         self.assertEqual(sink.wait_for(1)[0][0]["rcpt_tos"], ["carol@dest.test"])
 
+    def test_chunking_takes_bdat(self):
+        sink = self.start("--pipelining", "--chunking",
+                          "--rcpt-reply", "bob@dest.test=550 5.1.1 no such user")
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as s:
+            s.ehlo()
+            self.assertTrue(s.has_extn("pipelining") and s.has_extn("chunking"))
+            self.assertEqual(s.docmd("MAIL FROM:<a@src.test>")[0], 250)
+            self.assertEqual(s.docmd("RCPT TO:<c@dest.test>")[0], 250)
+            # BDAT octets are taken as they are: no dot-unstuffing, no end marker
+            s.send(b"BDAT 8\r\n.x\r\n.\r\nM")
+            self.assertEqual(s.getreply()[0], 250)
+            s.send(b"BDAT 4 LAST\r\nAIL\n")
+            self.assertEqual(s.getreply()[0], 250)
+            # every recipient refused: the chunk is read and refused, the session goes on
+            self.assertEqual(s.docmd("MAIL FROM:<a@src.test>")[0], 250)
+            self.assertEqual(s.docmd("RCPT TO:<bob@dest.test>")[0], 550)
+            s.send(b"BDAT 6 LAST\r\nNOOP\r\n")
+            self.assertEqual(s.getreply()[0], 554)
+            self.assertEqual(s.docmd("NOOP")[0], 250)
+        meta, data = sink.wait_for(1)[0]
+        self.assertEqual(data, b".x\r\n.\r\nMAIL\n")
+        self.assertEqual((meta["via"], meta["rcpt_tos"]), ("BDAT", ["c@dest.test"]))
+        self.assertEqual(len(sink.messages()), 1)
+
+    def test_no_chunking_unless_asked(self):
+        sink = self.start()
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=10) as s:
+            s.ehlo()
+            self.assertFalse(s.has_extn("chunking") or s.has_extn("pipelining"))
+            s.sendmail("a@src.test", ["b@dest.test"], b"Subject: x\r\n\r\n.dot\r\n")
+        meta, data = sink.wait_for(1)[0]
+        self.assertEqual((meta["via"], data), ("DATA", b"Subject: x\r\n\r\n.dot\r\n"))
+
     def test_count_file_and_clean_sigterm(self):
         sink = Sink()
         count_file = sink.tmp / "count"
