@@ -281,6 +281,7 @@ struct Spool::Segment {
   std::filesystem::path path;
   std::uint64_t size = 0;  // where the next record goes
   std::size_t live = 0;    // records written and not yet done
+  bool appending = false;  // a record is being written at `size`: not emptied, not removed
   ~Segment() {
     if (fd >= 0) ::close(fd);
   }
@@ -562,7 +563,8 @@ std::shared_ptr<Spool::Segment> Spool::open_segment(std::string& error) {
 
 void Spool::retire(const std::shared_ptr<Segment>& seg) {
   if (current_ == seg) current_.reset();
-  if (seg->live > 0) return;  // release() removes it when its last record is done
+  // release() removes it when its last record is done; write() when its append fails.
+  if (seg->live > 0 || seg->appending) return;
   // Its last done marks were never synced (no commit goes to a retired segment), so the
   // removal must be, or a crash could bring the whole segment back for delivery. Once per
   // segment: the directory sync costs little.
@@ -573,9 +575,12 @@ void Spool::retire(const std::shared_ptr<Segment>& seg) {
 
 void Spool::release(const std::shared_ptr<Segment>& seg) {
   if (--seg->live > 0) return;
-  if (current_ == seg && ::ftruncate(seg->fd, static_cast<off_t>(kSegmentMagic.size())) == 0) {
-    seg->size = kSegmentMagic.size();  // the current segment, empty again: reused
-    return;
+  if (current_ == seg) {
+    if (seg->appending) return;  // emptied another time
+    if (::ftruncate(seg->fd, static_cast<off_t>(kSegmentMagic.size())) == 0) {
+      seg->size = kSegmentMagic.size();  // the current segment, empty again: reused
+      return;
+    }
   }
   retire(seg);  // rotated, or it could not be emptied
 }
@@ -611,21 +616,33 @@ std::optional<Spool::Written> Spool::write(const MessageInfo& info,
   }
   const std::uint64_t length = record.size() + head.size() + sized.size;
 
-  std::lock_guard lock(segments_mutex_);
-  if (index_.count(info.id)) {
-    error = "the queue id " + info.id + " is in use";
-    return std::nullopt;
+  // Appends are serialized so that only the unacknowledged tail can be torn. The index is
+  // not locked during the write itself: lookups (the I/O thread's remove_later) never
+  // wait for one.
+  std::lock_guard append(append_mutex_);
+  std::shared_ptr<Segment> seg;
+  std::uint64_t offset = 0;
+  {
+    std::lock_guard lock(segments_mutex_);
+    if (index_.count(info.id)) {
+      error = "the queue id " + info.id + " is in use";
+      return std::nullopt;
+    }
+    if (!current_) current_ = open_segment(error);
+    if (!current_) return std::nullopt;
+    seg = current_;
+    offset = seg->size;
+    seg->appending = true;
   }
-  if (!current_) current_ = open_segment(error);
-  if (!current_) return std::nullopt;
-  const auto seg = current_;
-  const auto offset = seg->size;
   std::string why;
-  if (!pwrite_all(seg->fd, iov, static_cast<off_t>(offset), why)) {
+  const bool written = pwrite_all(seg->fd, iov, static_cast<off_t>(offset), why);
+  std::lock_guard lock(segments_mutex_);
+  seg->appending = false;
+  if (!written) {
     error = "cannot write " + seg->path.string() + ": " + why;
-    // Appends are serialized so that only the unacknowledged tail can be torn: cut the
-    // partial record off, or append nothing more to this segment.
-    if (::ftruncate(seg->fd, static_cast<off_t>(offset)) != 0) retire(seg);
+    // Cut the partial record off, or append nothing more to this segment (removed at once
+    // when it holds no live record and was retired meanwhile).
+    if (::ftruncate(seg->fd, static_cast<off_t>(offset)) != 0 || current_ != seg) retire(seg);
     return std::nullopt;
   }
   seg->size += length;

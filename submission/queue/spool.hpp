@@ -185,7 +185,8 @@ class Spool {
   std::optional<Location> locate(const std::string& id) const;
 
   std::filesystem::path dir_;
-  mutable std::mutex segments_mutex_;  // current_, index_, every Segment's size and live
+  std::mutex append_mutex_;            // one append at a time (taken before segments_mutex_)
+  mutable std::mutex segments_mutex_;  // current_, index_, every Segment's size, live, appending
   // The segment taking new records; every other one is retired.
   std::shared_ptr<Segment> current_;
   std::unordered_map<std::string, Location> index_;

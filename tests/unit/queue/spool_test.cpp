@@ -445,6 +445,81 @@ TEST_F(SpoolTest, ConcurrentCommitsAllLand) {
   }
 }
 
+// Appends racing with deliveries that empty the segment (and so would reuse it): no record
+// is cut off or overwritten, what stays live is recovered whole.
+TEST_F(SpoolTest, AppendsRacingWithRemovalsKeepEveryRecord) {
+  constexpr int kThreads = 2, kEach = 300;
+  auto id_of = [](int t, int i) {
+    char id[32];
+    std::snprintf(id, sizeof id, "R%02dM%04dXXXXXXXX", t, i);
+    return std::string(id);
+  };
+  auto data_of = [](const std::string& id) {
+    // Large enough that a removal often lands while an append is being written.
+    return "Subject: s\r\n\r\n" + std::string(100000 + static_cast<std::size_t>(id[5] - '0'), 'x') +
+           " " + id + "\r\n";
+  };
+  {
+    Spool spool(dir_);
+    std::string error;
+    ASSERT_TRUE(spool.prepare(error));
+    std::mutex m;
+    std::vector<std::string> delivered;
+    std::atomic<int> writers{kThreads}, failures{0};
+    std::thread remover([&] {
+      for (;;) {
+        std::vector<std::string> batch;
+        {
+          std::lock_guard lock(m);
+          batch.swap(delivered);
+        }
+        for (const auto& id : batch) {
+          std::string e;
+          if (!spool.remove(id, Where::kActive, e)) ++failures;
+        }
+        if (batch.empty() && writers == 0) return;
+        if (batch.empty()) std::this_thread::yield();
+      }
+    });
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kEach; ++i) {
+          const std::string id = id_of(t, i);
+          std::string e, back;
+          auto w = spool.write(sample(id), {data_of(id)}, e);
+          if (!w || !spool.commit_and_wait(std::move(*w), e) ||
+              !spool.read(id, Where::kActive, &back, e) || back != data_of(id)) {
+            ++failures;
+            continue;
+          }
+          if (i + 1 < kEach) {  // each writer's last message stays queued
+            std::lock_guard lock(m);
+            delivered.push_back(id);
+          }
+        }
+        --writers;
+      });
+    }
+    for (auto& th : threads) th.join();
+    remover.join();
+    EXPECT_EQ(failures, 0);
+  }  // the server stops: its segments are recovered by the next one
+  Spool again(dir_);
+  std::string error;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(again.prepare(error, &warnings)) << error;
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+  std::vector<std::string> expected;
+  for (int t = 0; t < kThreads; ++t) expected.push_back(id_of(t, kEach - 1));
+  EXPECT_EQ(again.list(Where::kActive), expected);
+  for (const auto& id : expected) {
+    std::string data;
+    ASSERT_TRUE(again.read(id, Where::kActive, &data, error)) << error;
+    EXPECT_EQ(data, data_of(id));
+  }
+}
+
 TEST_F(SpoolTest, StoreAppendsAndCommitsOnTheCommitThread) {
   Spool spool(dir_);
   std::string error;
