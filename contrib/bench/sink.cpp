@@ -1,11 +1,12 @@
 // truefrom-benchsink: a plain-SMTP relay sink fast enough not to be the bottleneck of a
-// benchmark. It accepts every message (RFC 5321 server side, pipelining-safe per RFC 2920:
-// every complete line in a read is answered, in order, with one write; DATA or RFC 3030
-// BDAT), counts messages and octets, and optionally stores each message in a file. One thread, one coroutine per
-// connection; hundreds of concurrent connections are fine.
+// benchmark. It accepts every message (contrib/bench/sink_protocol.hpp: DATA or BDAT, every
+// complete line in a read answered, in order, with one write), counts messages and octets,
+// and optionally stores each message in a file. One thread, one coroutine per connection;
+// hundreds of concurrent connections are fine.
 // Thread-safety: single-threaded by design.
 #include <utility>  // before Boost.Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
 
+#include <algorithm>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -15,7 +16,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <algorithm>
 #include <charconv>
 #include <csignal>
 #include <cstdio>
@@ -67,7 +67,6 @@ struct SinkOptions {
   std::string hostname = "benchsink.invalid";
   bool chunking = true;
 };
-
 
 class Sink {
  public:

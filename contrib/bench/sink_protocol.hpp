@@ -99,9 +99,10 @@ class SinkProtocol {
   void command(std::string_view line, std::string& out) {
     if (is_verb(line, "EHLO")) {
       reset();
-      out += "250-" + hostname_ + "\r\n250-PIPELINING\r\n" +
-             (chunking_ ? "250-CHUNKING\r\n" : "") + "250-8BITMIME\r\n250-SMTPUTF8\r\n" +
-             "250-ENHANCEDSTATUSCODES\r\n250 SIZE " + std::to_string(kAdvertisedSize) + "\r\n";
+      out += "250-" + hostname_ + "\r\n250-PIPELINING\r\n";
+      if (chunking_) out += "250-CHUNKING\r\n";
+      out += "250-8BITMIME\r\n250-SMTPUTF8\r\n250-ENHANCEDSTATUSCODES\r\n250 SIZE " +
+             std::to_string(kAdvertisedSize) + "\r\n";
     } else if (is_verb(line, "HELO")) {
       reset();
       out += "250 " + hostname_ + "\r\n";

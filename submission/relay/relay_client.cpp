@@ -55,8 +55,8 @@ bool is_ip_literal(const std::string& host) {
 }
 
 struct Extensions {
-  bool starttls = false, pipelining = false, chunking = false, eight_bit = false,
-       smtputf8 = false, auth_plain = false;
+  bool starttls = false, pipelining = false, chunking = false, eight_bit = false, smtputf8 = false,
+       auth_plain = false;
 };
 
 Extensions parse_extensions(const Reply& ehlo) {

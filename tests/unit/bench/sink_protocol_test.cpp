@@ -61,7 +61,8 @@ TEST(SinkProtocol, BdatChunksWhateverTheReads) {
 
 TEST(SinkProtocol, BdatWithoutRecipientsIsReadAndRefused) {
   SinkProtocol p(kHost, true, true);
-  const std::string out = feed(p, "EHLO c\r\nMAIL FROM:<a@x>\r\nBDAT 6 LAST\r\nNOOP\r\nNOOP\r\n", 5);
+  const std::string out =
+      feed(p, "EHLO c\r\nMAIL FROM:<a@x>\r\nBDAT 6 LAST\r\nNOOP\r\nNOOP\r\n", 5);
   EXPECT_NE(out.find("554 5.5.1 No valid recipients\r\n250 2.0.0 Ok\r\n"), std::string::npos);
   EXPECT_EQ(out.find("250 2.0.0 Ok\r\n250 2.0.0 Ok"), std::string::npos);  // one NOOP only
   EXPECT_TRUE(p.kept().empty());
