@@ -281,7 +281,6 @@ struct Spool::Segment {
   std::filesystem::path path;
   std::uint64_t size = 0;  // where the next record goes
   std::size_t live = 0;    // records written and not yet done
-  bool appending = false;  // a record is being written at `size`: not emptied, not removed
   ~Segment() {
     if (fd >= 0) ::close(fd);
   }
@@ -407,6 +406,7 @@ Spool::~Spool() {
     if (p.written) forget(p.written->id);
     p.done("the queue is shutting down");
   }
+  tidy();
 }
 
 bool Spool::exists() const {
@@ -563,26 +563,50 @@ std::shared_ptr<Spool::Segment> Spool::open_segment(std::string& error) {
 
 void Spool::retire(const std::shared_ptr<Segment>& seg) {
   if (current_ == seg) current_.reset();
-  // release() removes it when its last record is done; write() when its append fails.
-  if (seg->live > 0 || seg->appending) return;
-  // Its last done marks were never synced (no commit goes to a retired segment), so the
-  // removal must be, or a crash could bring the whole segment back for delivery. Once per
-  // segment: the directory sync costs little.
-  ::unlink(seg->path.c_str());
-  std::string ignored;
-  fsync_dir(seg->path.parent_path(), ignored);
+  // release() retires it again when its last record is done.
+  if (seg->live == 0) doomed_.push_back(seg);
 }
 
 void Spool::release(const std::shared_ptr<Segment>& seg) {
   if (--seg->live > 0) return;
-  if (current_ == seg) {
-    if (seg->appending) return;  // emptied another time
-    if (::ftruncate(seg->fd, static_cast<off_t>(kSegmentMagic.size())) == 0) {
-      seg->size = kSegmentMagic.size();  // the current segment, empty again: reused
-      return;
+  // All done: the current segment is emptied for reuse, a retired one removed (by tidy()).
+  if (current_ != seg) retire(seg);
+}
+
+void Spool::tidy() {
+  std::lock_guard append(append_mutex_);  // no record is being added meanwhile
+  std::shared_ptr<Segment> reuse;
+  {
+    std::lock_guard lock(segments_mutex_);
+    if (current_ && current_->live == 0 && current_->size > kSegmentMagic.size()) reuse = current_;
+  }
+  if (reuse) {  // only done records in it, and nothing reads those
+    const bool emptied = ::ftruncate(reuse->fd, static_cast<off_t>(kSegmentMagic.size())) == 0;
+    std::lock_guard lock(segments_mutex_);
+    if (emptied) {
+      reuse->size = kSegmentMagic.size();
+    } else {
+      retire(reuse);  // the next append opens a new segment
     }
   }
-  retire(seg);  // rotated, or it could not be emptied
+  std::vector<std::shared_ptr<Segment>> doomed;
+  {
+    std::lock_guard lock(segments_mutex_);
+    for (auto& seg : doomed_) {
+      // An append that began before the segment was retired may have added a record since:
+      // then release() retires it again when that one is done.
+      if (seg->live == 0 && seg != current_) doomed.push_back(std::move(seg));
+    }
+    doomed_.clear();
+  }
+  for (const auto& seg : doomed) {
+    // Its last done marks were never synced (no commit goes to a retired segment), so the
+    // removal must be, or a crash could bring the whole segment back for delivery. Once per
+    // segment: the directory sync costs little.
+    ::unlink(seg->path.c_str());
+    std::string ignored;
+    fsync_dir(seg->path.parent_path(), ignored);
+  }
 }
 
 std::optional<Spool::Written> Spool::write(const MessageInfo& info,
@@ -616,6 +640,15 @@ std::optional<Spool::Written> Spool::write(const MessageInfo& info,
   }
   const std::uint64_t length = record.size() + head.size() + sized.size;
 
+  std::optional<Written> out = append(info.id, iov, length, error);
+  // A failed append may have retired an empty segment. After a success the commit that
+  // follows tidies.
+  if (!out) tidy();
+  return out;
+}
+
+std::optional<Spool::Written> Spool::append(const std::string& id, std::vector<iovec>& iov,
+                                            std::uint64_t length, std::string& error) {
   // Appends are serialized so that only the unacknowledged tail can be torn. The index is
   // not locked during the write itself: lookups (the I/O thread's remove_later) never
   // wait for one.
@@ -624,32 +657,30 @@ std::optional<Spool::Written> Spool::write(const MessageInfo& info,
   std::uint64_t offset = 0;
   {
     std::lock_guard lock(segments_mutex_);
-    if (index_.count(info.id)) {
-      error = "the queue id " + info.id + " is in use";
+    if (index_.count(id)) {
+      error = "the queue id " + id + " is in use";
       return std::nullopt;
     }
     if (!current_) current_ = open_segment(error);
     if (!current_) return std::nullopt;
     seg = current_;
     offset = seg->size;
-    seg->appending = true;
   }
   std::string why;
   const bool written = pwrite_all(seg->fd, iov, static_cast<off_t>(offset), why);
   std::lock_guard lock(segments_mutex_);
-  seg->appending = false;
   if (!written) {
     error = "cannot write " + seg->path.string() + ": " + why;
-    // Cut the partial record off, or append nothing more to this segment (removed at once
-    // when it holds no live record and was retired meanwhile).
+    // Cut the partial record off, or append nothing more to this segment (removed when it
+    // holds no live record and was retired meanwhile).
     if (::ftruncate(seg->fd, static_cast<off_t>(offset)) != 0 || current_ != seg) retire(seg);
     return std::nullopt;
   }
   seg->size += length;
   ++seg->live;
-  index_[info.id] = Location{seg, offset, length, false};
+  index_[id] = Location{seg, offset, length, false};
   if (seg->size >= kSegmentLimit) retire(seg);
-  return Written{seg, offset, length, info.id};
+  return Written{seg, offset, length, id};
 }
 
 void Spool::commit(Written written, CommitDone done) {
@@ -708,7 +739,7 @@ void Spool::commit_loop() {
       done.swap(done_);
     }
     // Done marks first: the sync below carries them to the disk too.
-    for (const auto& id : done) forget(id);
+    for (const auto& id : done) drop(id);  // tidied below
     std::vector<std::pair<const Segment*, std::string>> synced;
     std::vector<std::string> errors(batch.size());
     for (auto& p : batch) {  // store()'s messages: appended here, then synced with the rest
@@ -747,6 +778,7 @@ void Spool::commit_loop() {
         release(w.segment);
       }
     }
+    tidy();
     for (std::size_t i = 0; i < batch.size(); ++i) batch[i].done(errors[i]);
   }
 }
@@ -760,7 +792,7 @@ std::optional<Spool::Location> Spool::locate(const std::string& id) const {
 
 bool Spool::in_segment(const std::string& id) const { return locate(id).has_value(); }
 
-void Spool::forget(const std::string& id) {
+void Spool::drop(const std::string& id) {
   std::lock_guard lock(segments_mutex_);
   const auto it = index_.find(id);
   if (it == index_.end()) return;
@@ -768,6 +800,11 @@ void Spool::forget(const std::string& id) {
   index_.erase(it);
   mark_done(loc.segment->fd, loc.offset);
   release(loc.segment);
+}
+
+void Spool::forget(const std::string& id) {
+  drop(id);
+  tidy();
 }
 
 bool Spool::spill(const std::string& id, Where to, std::string& error) {

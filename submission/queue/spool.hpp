@@ -26,6 +26,7 @@
 // MessageLock). Standard library and POSIX only.
 #pragma once
 
+#include <sys/uio.h>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -177,19 +178,26 @@ class Spool {
   void commit_loop();
   std::shared_ptr<Segment> open_segment(std::string& error);  // call with segments_mutex_
   // These two with segments_mutex_ held. retire(): no more records go to the segment; it is
-  // removed once none is live. release(): one of its records is done.
+  // removed once none is live. release(): one of its records is done. What they decide on
+  // the files (a segment removed, the current one emptied for reuse) tidy() does, without
+  // segments_mutex_: no file system work is done under it.
   void retire(const std::shared_ptr<Segment>& segment);
   void release(const std::shared_ptr<Segment>& segment);
-  void forget(const std::string& id);  // marks the record done and drops it from the index
+  void tidy();
+  std::optional<Written> append(const std::string& id, std::vector<iovec>& iov,
+                                std::uint64_t length, std::string& error);
+  void drop(const std::string& id);    // marks the record done and drops it from the index
+  void forget(const std::string& id);  // drop(), then tidy()
   bool spill(const std::string& id, Where to, std::string& error);
   std::optional<Location> locate(const std::string& id) const;
 
   std::filesystem::path dir_;
   std::mutex append_mutex_;            // one append at a time (taken before segments_mutex_)
-  mutable std::mutex segments_mutex_;  // current_, index_, every Segment's size, live, appending
+  mutable std::mutex segments_mutex_;  // current_, index_, doomed_, every Segment's size, live
   // The segment taking new records; every other one is retired.
   std::shared_ptr<Segment> current_;
   std::unordered_map<std::string, Location> index_;
+  std::vector<std::shared_ptr<Segment>> doomed_;  // retired, none live: to be removed
   std::uint64_t next_segment_ = 0;
 
   std::mutex mutex_;
