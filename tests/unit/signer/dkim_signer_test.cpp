@@ -306,6 +306,46 @@ TEST(Canonicalization, RelaxedBodyAgreesWithThePlainModel) {
   }
 }
 
+// Mostly clean text (long runs of unchanged lines go to the hash whole) with a defect now and
+// then, at every position relative to the eight-octet steps: a tab, two spaces, a blank at a
+// line's start or end, a bare CR or LF, blank lines in the middle and at the end, a last line
+// without CRLF.
+TEST(Canonicalization, RelaxedBodyOfMostlyCleanLinesAgreesWithThePlainModel) {
+  std::mt19937 rng(7);
+  const std::vector<std::string> defects = {"\t", "  ",       " \r\n",       "\r\n ", "\n",
+                                            "\r", "\r\n\r\n", "\r\n \t\r\n", " \r",   "\n "};
+  for (int round = 0; round < 3000; ++round) {
+    std::string body;
+    const int words = static_cast<int>(rng() % 300);
+    for (int i = 0; i < words; ++i) {
+      body.append(1 + rng() % 9, static_cast<char>('a' + rng() % 26));
+      const unsigned r = rng() % 100;
+      if (r < 12) {
+        body += "\r\n";
+      } else if (r < 14) {
+        body += defects[rng() % defects.size()];
+      } else {
+        body += ' ';
+      }
+    }
+    switch (rng() % 4) {
+      case 0:
+        break;
+      case 1:
+        body += "\r\n";
+        break;
+      case 2:
+        body += " \r\n\r\n\t";
+        break;
+      default:
+        body += defects[rng() % defects.size()];
+        break;
+    }
+    ASSERT_EQ(canonical_body(body, Canonicalization::kRelaxed), relaxed_body_model(body))
+        << ::testing::PrintToString(body);
+  }
+}
+
 TEST(Canonicalization, Parses) {
   SignerOptions o;
   ASSERT_TRUE(parse_canonicalization("simple/relaxed", o));
