@@ -654,18 +654,21 @@ std::optional<Spool::Written> Spool::append(const std::string& id, std::vector<i
   // wait for one.
   std::lock_guard append(append_mutex_);
   std::shared_ptr<Segment> seg;
-  std::uint64_t offset = 0;
   {
     std::lock_guard lock(segments_mutex_);
     if (index_.count(id)) {
       error = "the queue id " + id + " is in use";
       return std::nullopt;
     }
-    if (!current_) current_ = open_segment(error);
-    if (!current_) return std::nullopt;
     seg = current_;
-    offset = seg->size;
   }
+  if (!seg) {  // only appends set current_, and this is the only one running
+    seg = open_segment(error);
+    if (!seg) return std::nullopt;
+    std::lock_guard lock(segments_mutex_);
+    current_ = seg;
+  }
+  const std::uint64_t offset = seg->size;  // changed only under append_mutex_
   std::string why;
   const bool written = pwrite_all(seg->fd, iov, static_cast<off_t>(offset), why);
   std::lock_guard lock(segments_mutex_);
@@ -674,6 +677,14 @@ std::optional<Spool::Written> Spool::append(const std::string& id, std::vector<i
     // Cut the partial record off, or append nothing more to this segment (removed when it
     // holds no live record and was retired meanwhile).
     if (::ftruncate(seg->fd, static_cast<off_t>(offset)) != 0 || current_ != seg) retire(seg);
+    return std::nullopt;
+  }
+  if (current_ != seg) {
+    // A failed sync retired the segment during the write (nothing else retires the current
+    // one while an append runs): its pages are in doubt, so the record does not count as
+    // stored and the client will submit again. The segment goes once its last record is done.
+    mark_done(seg->fd, offset);
+    error = "cannot write " + seg->path.string() + ": a sync of it failed meanwhile";
     return std::nullopt;
   }
   seg->size += length;

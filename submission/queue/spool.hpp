@@ -176,7 +176,7 @@ class Spool {
     bool committed = false;
   };
   void commit_loop();
-  std::shared_ptr<Segment> open_segment(std::string& error);  // call with segments_mutex_
+  std::shared_ptr<Segment> open_segment(std::string& error);  // call with append_mutex_
   // These two with segments_mutex_ held. retire(): no more records go to the segment; it is
   // removed once none is live. release(): one of its records is done. What they decide on
   // the files (a segment removed, the current one emptied for reuse) tidy() does, without
