@@ -33,7 +33,7 @@ def load_table(rows, speed, with_reference, server_cpu, dkim_pending):
            "| p99 session ms (tf / ref) | loadgen CPU share (tf / ref) |",
            "|---|---:|---:|---:|---:|---:|---:|"]
     notes = []
-    for key, sc, tf, ref in rows:
+    for key, sc, tf, ref, _ in rows:
         tf_rate = median(r["messages_per_s"] for r in tf)
         ref_rate = median(r["messages_per_s"] for r in ref) if ref else None
         ratio = "%.2f×" % (tf_rate / ref_rate) if tf_rate and ref_rate else "–"
@@ -57,14 +57,20 @@ def load_table(rows, speed, with_reference, server_cpu, dkim_pending):
     out.append("| scenario | crypto budget ms/msg | truefrom process CPU ms/msg | CPU %d ms/msg "
                "(tf / ref) | truefrom ÷ budget | truefrom context switches/msg |" % server_cpu)
     out.append("|---|---:|---:|---:|---:|---:|")
-    for key, sc, tf, ref in rows:
-        budget = crypto_budget_ms(speed, sc["per_conn"], sc["dkim"], sc["size"])
+    for key, sc, tf, ref, sc_speed in rows:
+        budget = crypto_budget_ms(sc_speed, sc["per_conn"], sc["dkim"], sc["size"])
         proc = median(r["server_ms_per_msg"] for r in tf)
         switches = median(r.get("server_switches_per_msg") for r in tf)
         out.append("| %s | %.3f | %s | %s / %s | %s | %s |" % (
             key, budget, fmt(proc, 3), fmt(median(r["cpu0_ms_per_msg"] for r in tf), 3),
             fmt(median(r["cpu0_ms_per_msg"] for r in ref), 3) if ref else "–",
             "%.2f" % (proc / budget) if proc else "–", fmt(switches, 1)))
+    notes.append("each scenario's crypto budget comes from openssl speed run just before it "
+                 "(the VM's speed drifts): RSA-2048 sign " + ", ".join(
+                     "%s %.3f ms" % (r[0], r[4]["rsa2048_sign_ms"]) for r in rows) +
+                 "; AES-256-GCM + SHA-256 " + ", ".join(
+                     "%s %.3f ns/octet" % (r[0], r[4]["aes256gcm_ns_per_byte"] +
+                                           r[4]["sha256_ns_per_byte"]) for r in rows))
     if not with_reference:
         notes.append("reference stack not run (--no-reference)")
     return out, notes
@@ -101,8 +107,8 @@ def profile_lines(profiles):
 def print_report(speed, args, rows, idle, profiles, started, machine, dkim_pending,
                  queue_pending):
     """Prints the whole report on stdout. rows: [(key, scenario, truefrom runs, reference
-    runs)]; idle: idle-test reports; profiles: from --profile; the *_pending flags mark what
-    truefrom does not do yet."""
+    runs, openssl speed measured just before them)]; idle: idle-test reports; profiles: from
+    --profile; the *_pending flags mark what truefrom does not do yet."""
     lines = ["## contrib/bench/compare, %s" % time.strftime("%Y-%m-%d %H:%M UTC",
                                                           time.gmtime(started)), ""]
     lines.append("Machine: %s. Servers, their databases and sinks on CPU %s, load generator "
