@@ -327,12 +327,15 @@ struct RelayClient::Impl {
   }
 
   // One transaction on a set-up connection. `answered` tells whether the relay replied to
-  // anything of it (a reused connection that fails before that is tried again on a fresh one).
+  // anything of it, `message_sent` whether the message went out before any reply (BDAT):
+  // a reused connection that fails before a reply is tried again on a fresh one, unless
+  // the relay may have the message and did not answer in time.
   asio::awaitable<Attempt> transact(const std::shared_ptr<Conn>& self,
                                     std::chrono::seconds o_timeout, const Envelope& env,
                                     const std::vector<std::string_view>& message,
-                                    bool all_or_nothing, bool& answered) {
+                                    bool all_or_nothing, bool& answered, bool& message_sent) {
     Conn& c = *self;
+    const asio::any_io_executor ex = co_await asio::this_coro::executor;
     Attempt a;
     a.relay = c.relay;
     if (c.dirty) {
@@ -366,8 +369,8 @@ struct RelayClient::Impl {
     if (bdat) {
       const std::size_t size = chunk(message, pieces);
       commands += "BDAT " + std::to_string(size) + " LAST\r\n";
-      // RFC 5321 4.5.3.2.5/6: data blocks and the final reply may take minutes.
-      c.arm(co_await asio::this_coro::executor, std::max(o_timeout, kDataTimeout), self);
+      // RFC 5321 4.5.3.2.5/6: sending the data may take minutes.
+      c.arm(ex, std::max(o_timeout, kDataTimeout), self);
     } else if (group) {
       commands += "DATA\r\n";
     }
@@ -380,6 +383,13 @@ struct RelayClient::Impl {
       co_await c.write(out);
     } else {
       co_await c.write(asio::buffer(commands.data(), commands.find('\n') + 1));
+    }
+    if (bdat) {
+      // The relay may have the message now: never sent again as if it had not (even when
+      // its replies do not come), and what remains in flight is at most a socket buffer,
+      // so the replies to MAIL and RCPT are due within the command timeout again.
+      message_sent = true;
+      c.arm(ex, o_timeout, self);
     }
     const Reply mail_reply = co_await c.read_reply();
     if (mail_reply.code == 421) {  // a reused connection the relay is closing
@@ -400,6 +410,8 @@ struct RelayClient::Impl {
     // The reply to the pipelined BDAT or DATA: the message's, or (with no transaction or no
     // recipient) a refusal that says nothing more than the earlier ones.
     Reply last;
+    // RFC 5321 4.5.3.2.6: the reply to the end of the data may take minutes.
+    if (bdat) c.arm(ex, std::max(o_timeout, kDataTimeout), self);
     if (group) last = co_await c.read_reply();
     if (last.code == 421) c.closing = true;
     if (mail_reply.code != 250 || accepted == 0) {
@@ -432,7 +444,7 @@ struct RelayClient::Impl {
       a.reply = refusal(data, "DATA");
       co_return a;
     }
-    c.arm(co_await asio::this_coro::executor, std::max(o_timeout, kDataTimeout), self);
+    c.arm(ex, std::max(o_timeout, kDataTimeout), self);
     dot_stuff(message, pieces);
     std::vector<asio::const_buffer> out;
     out.reserve(pieces.size());
@@ -501,11 +513,12 @@ asio::awaitable<Attempt> RelayClient::send(const Envelope& envelope,
     }
     c->arm(ex, options_.timeout, c);
     bool answered = false;
+    bool message_sent = false;
     std::string error;
     Attempt a;
     try {
-      a = co_await impl_->transact(c, options_.timeout, envelope, message, all_or_nothing,
-                                   answered);
+      a = co_await impl_->transact(c, options_.timeout, envelope, message, all_or_nothing, answered,
+                                   message_sent);
     } catch (const std::exception& e) {
       error = c->expired ? "timed out" : e.what();
     }
@@ -515,8 +528,10 @@ asio::awaitable<Attempt> RelayClient::send(const Envelope& envelope,
     }
     const std::string relay = c->relay;
     c->close();
-    // An idle connection the relay closed meanwhile: once more on a fresh one.
-    if (reused && !answered && round == 0) continue;
+    // An idle connection the relay closed meanwhile: once more on a fresh one. (Silence
+    // after the message went out is no sign of that: a relay slow to answer may have it.)
+    const bool silent_after_message = message_sent && c->expired;
+    if (reused && !answered && !silent_after_message && round == 0) continue;
     a = Attempt{};
     a.relay = relay;
     a.reply = Reply{451, {4, 4, 1}, "Relay " + relay + " failed (" + error + "), try again later"};

@@ -6,8 +6,12 @@ hears the relay's verdict; one cluster shared by three servers, each with its ow
   srv_down  -> a port where nobody listens (451 4.4.1 expected)
 RelayFramingTests: the same messages through relays that offer neither PIPELINING nor
 CHUNKING, only PIPELINING, or both (one write per transaction, BDAT).
+PooledConnectionTests: a reused relay connection that turns out to be closed is replaced by
+a fresh one; one that goes silent after the message went out (BDAT) is not.
 """
 import smtplib
+import socket
+import threading
 import unittest
 
 from harness import (ClosedPort, IntegrationTestCase, PostgresCluster, Sink, Truefrom,
@@ -184,6 +188,145 @@ class RelayFramingTests(IntegrationTestCase):
                 meta, report = by_rcpt[(ALICE,)]
                 self.assertEqual(meta["mail_from"], "<>")       # aiosmtpd keeps the brackets
                 self.assertIn(REFUSED.encode(), report)
+
+
+class ScriptedRelay:
+    """A relay offering PIPELINING and CHUNKING whose n-th transaction (counted over all
+    connections, from 0) does what `script[n]` says: "ok" (replies, keeps the connection),
+    "ok-close" (replies, then closes the connection: a pooled connection gone stale) or
+    "silent" (reads the whole transaction, message included, and never answers).
+    `transactions` lists (connection number, action, message) in order."""
+
+    def __init__(self, script):
+        self.script = script
+        self.transactions = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with self.lock:
+                number = self.connections
+                self.connections += 1
+            threading.Thread(target=self._serve, args=(conn, number), daemon=True).start()
+
+    def _serve(self, conn, number):
+        buf = b""
+
+        def read(n=None):
+            nonlocal buf
+            while (b"\r\n" not in buf) if n is None else (len(buf) < n):
+                chunk = conn.recv(65536)
+                if not chunk:
+                    raise EOFError
+                buf += chunk
+            end = buf.index(b"\r\n") + 2 if n is None else n
+            out, buf = buf[:end], buf[end:]
+            return out
+
+        action = None
+        try:
+            conn.sendall(b"220 relay.test ESMTP\r\n")
+            while True:
+                line = read().decode().strip()
+                verb = line.split(" ")[0].upper()
+                if verb == "EHLO":
+                    conn.sendall(b"250-relay.test\r\n250-PIPELINING\r\n250 CHUNKING\r\n")
+                elif verb == "MAIL":
+                    with self.lock:
+                        action = self.script[len(self.transactions)]
+                        self.transactions.append([number, action, None])
+                        txn = self.transactions[-1]
+                    if action != "silent":
+                        conn.sendall(b"250 2.1.0 ok\r\n")
+                elif verb == "RCPT":
+                    if action != "silent":
+                        conn.sendall(b"250 2.1.5 ok\r\n")
+                elif verb == "BDAT":
+                    txn[2] = read(int(line.split(" ")[1]))
+                    if action == "silent":
+                        continue
+                    conn.sendall(b"250 2.0.0 stored\r\n")
+                    if action == "ok-close":
+                        break
+                elif verb == "QUIT":
+                    conn.sendall(b"221 bye\r\n")
+                    break
+                else:
+                    conn.sendall(b"250 ok\r\n")
+        except (EOFError, OSError):
+            pass
+        conn.close()
+
+    def close(self):
+        self.sock.close()
+
+    def log_sources(self):
+        return []
+
+
+class PooledConnectionTests(IntegrationTestCase):
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        # message 1 keeps the connection for the pool; message 2 meets the stale connection
+        # (closed by the relay) and goes out on a fresh one
+        cls.stale = cls.use(ScriptedRelay(["ok-close", "ok", "ok"]))
+        # message 2 goes out on the pooled connection and the relay never answers
+        cls.slow = cls.use(ScriptedRelay(["ok", "silent", "ok"]))
+        cls.srv_stale = cls.use(Truefrom(cls.pg, cls.stale.port, name="pool-stale",
+                                         relay_mode="passthrough"))
+        cls.srv_slow = cls.use(Truefrom(cls.pg, cls.slow.port, name="pool-slow",
+                                        relay_mode="passthrough"))
+        for srv in (cls.srv_stale, cls.srv_slow):
+            srv.relay_extra = "timeout = 2"
+            srv.write_config()
+            srv.migrate()
+        cls.srv_stale.add_account(ALICE, ALICE_PW)
+        cls.srv_stale.add_sender(ALICE, ALICE)
+        for srv in (cls.srv_stale, cls.srv_slow):
+            srv.start()
+
+    def submit(self, srv, marker):
+        c = srv.session(ALICE, ALICE_PW)
+        try:
+            self.assertReply(c.cmd("MAIL FROM:<%s>" % ALICE), 250, "2.1.0")
+            self.assertReply(c.cmd("RCPT TO:<a@dest.test>"), 250, "2.1.5")
+            return c.send_data(make_message(ALICE, ["a@dest.test"], marker))
+        finally:
+            c.close()
+
+    def test_a_stale_pooled_connection_is_replaced(self):
+        first, second = unique("pool-first"), unique("pool-second")
+        self.assertReply(self.submit(self.srv_stale, first), 250, "2.0.0")
+        # the relay has closed the connection truefrom keeps for the next message
+        eventually(lambda: self.assertEqual(len(self.stale.transactions), 1), timeout=5)
+        self.assertReply(self.submit(self.srv_stale, second), 250, "2.0.0")
+        got = [(n, marker in (m or b"").decode()) for n, _, m in self.stale.transactions
+               for marker in [second]]
+        self.assertEqual(got, [(0, False), (1, True)])
+
+    def test_silence_after_the_message_is_not_resent(self):
+        first, second = unique("pool-first"), unique("pool-second")
+        self.assertReply(self.submit(self.srv_slow, first), 250, "2.0.0")
+        # the message went out in one write with BDAT on the pooled connection, and the
+        # relay never answered: it may have it, so the client hears 451 and truefrom does
+        # not send it again on a fresh connection
+        r = self.submit(self.srv_slow, second)
+        self.assertReply(r, 451, "4.4.1", "timed out")
+        self.assertEqual(self.slow.connections, 1)
+        self.assertEqual([(n, a) for n, a, _ in self.slow.transactions], [(0, "ok"), (0, "silent")])
+        self.assertIn(second.encode(), self.slow.transactions[1][2])
 
 
 if __name__ == "__main__":
