@@ -281,6 +281,9 @@ struct Spool::Segment {
   std::filesystem::path path;
   std::uint64_t size = 0;  // where the next record goes
   std::size_t live = 0;    // records written and not yet done
+  // A sync of it failed (the commit thread's alone): Linux reports a lost write-back once,
+  // so a later sync's success says nothing of records written before; none counts.
+  bool sync_failed = false;
   ~Segment() {
     if (fd >= 0) ::close(fd);
   }
@@ -758,13 +761,16 @@ void Spool::commit_loop() {
     }
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (!batch[i].written) continue;  // the append failed: errors[i] says why
-      const Segment* seg = batch[i].written->segment.get();
+      Segment* seg = batch[i].written->segment.get();
       auto it = std::find_if(synced.begin(), synced.end(),
                              [seg](const auto& s) { return s.first == seg; });
       if (it == synced.end()) {
         std::string e;
-        if (::fdatasync(seg->fd) != 0) {
+        if (seg->sync_failed) {
+          e = "cannot sync " + seg->path.string() + ": an earlier sync of it failed";
+        } else if (::fdatasync(seg->fd) != 0) {
           e = "cannot sync " + seg->path.string() + ": " + errno_text(errno);
+          seg->sync_failed = true;
         }
         it = synced.insert(synced.end(), {seg, e});
       }

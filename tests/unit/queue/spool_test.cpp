@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +15,24 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
+
+// Failure injection: the spool's fdatasync() calls resolve to this definition (the test
+// executable's own symbol comes before libc's). While armed, the next calls fail with EIO,
+// as when the kernel lost a write-back: Linux reports that once per open file, and a later
+// fdatasync() of the same file succeeds without the lost pages.
+namespace {
+std::atomic<int> g_failing_syncs{0};
+}  // namespace
+
+extern "C" int fdatasync(int fd) {
+  for (int n = g_failing_syncs.load(); n > 0;) {
+    if (g_failing_syncs.compare_exchange_weak(n, n - 1)) {
+      errno = EIO;
+      return -1;
+    }
+  }
+  return static_cast<int>(::syscall(SYS_fdatasync, fd));
+}
 
 namespace truefrom::queue {
 namespace {
@@ -625,6 +644,35 @@ TEST_F(SpoolTest, AFailedWriteLeavesNothingBehind) {
   ASSERT_TRUE(records);
   ASSERT_EQ(records->size(), 2u);
   EXPECT_EQ(end, file.size());
+}
+
+TEST_F(SpoolTest, AFailedSyncFailsEveryRecordWrittenBeforeIt) {
+  Spool spool(dir_);
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error)) << error;
+  // Two messages appended to the same segment, committed one after the other: the first
+  // commit's sync fails. The kernel reports that once, so the second commit's sync would
+  // "succeed" without the pages the first lost: the second message must not count as
+  // stored either.
+  auto first = spool.write(sample("0123456789ABCDEF80"), {"first\r\n"}, error);
+  ASSERT_TRUE(first) << error;
+  auto second = spool.write(sample("0123456789ABCDEF81"), {"second\r\n"}, error);
+  ASSERT_TRUE(second) << error;
+  const auto failed_segment = segment_files(dir_).at(0);
+  g_failing_syncs = 1;
+  EXPECT_FALSE(spool.commit_and_wait(std::move(*first), error));
+  EXPECT_NE(error.find("Input/output error"), std::string::npos) << error;
+  EXPECT_EQ(g_failing_syncs.load(), 0);
+  EXPECT_FALSE(spool.commit_and_wait(std::move(*second), error));
+  EXPECT_NE(error.find("an earlier sync of it failed"), std::string::npos) << error;
+  EXPECT_FALSE(spool.find("0123456789ABCDEF80"));
+  EXPECT_FALSE(spool.find("0123456789ABCDEF81"));
+  // Its records all done, the segment in doubt is gone; the next message gets a new one.
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF82", "third\r\n"));
+  const auto segments = segment_files(dir_);
+  ASSERT_EQ(segments.size(), 1u);
+  EXPECT_NE(segments[0], failed_segment);
+  EXPECT_EQ(spool.find("0123456789ABCDEF82"), Where::kActive);
 }
 
 TEST_F(SpoolTest, AMessageThatCannotMoveOutStaysInItsSegment) {
