@@ -28,7 +28,7 @@ def fmt(v, digits=1):
     return ("%%.%df" % digits) % v
 
 
-def load_table(rows, speed, with_reference, server_cpu, dkim_pending):
+def load_table(rows, speed, with_reference, server_cpu):
     out = ["| scenario | truefrom msg/s | ref msg/s | ratio | p99 end-of-DATA ms (tf / ref) "
            "| p99 session ms (tf / ref) | loadgen CPU share (tf / ref) |",
            "|---|---:|---:|---:|---:|---:|---:|"]
@@ -37,10 +37,8 @@ def load_table(rows, speed, with_reference, server_cpu, dkim_pending):
         tf_rate = median(r["messages_per_s"] for r in tf)
         ref_rate = median(r["messages_per_s"] for r in ref) if ref else None
         ratio = "%.2f×" % (tf_rate / ref_rate) if tf_rate and ref_rate else "–"
-        mark = " (DKIM pending: for truefrom the same as b)" \
-            if dkim_pending and sc["dkim"] == "ed25519" else ""
-        out.append("| %s %s%s | %s | %s | %s | %s / %s | %s / %s | %s / %s |" % (
-            key, sc["title"], mark, fmt(tf_rate), fmt(ref_rate), ratio,
+        out.append("| %s %s | %s | %s | %s | %s / %s | %s / %s | %s / %s |" % (
+            key, sc["title"], fmt(tf_rate), fmt(ref_rate), ratio,
             fmt(median(r["data_end_ms"]["p99"] for r in tf)),
             fmt(median(r["data_end_ms"]["p99"] for r in ref)) if ref else "–",
             fmt(median(r["session_ms"]["p99"] for r in tf)),
@@ -90,9 +88,40 @@ def idle_table(results, requested):
     return out
 
 
-def profile_lines(profiles):
+def stage_crypto_ms(stage, speed, sc):
+    """What the cryptography of one stage alone costs per message (openssl speed), for the
+    stages that have any; None for the others."""
+    if stage == "TLS handshake":
+        return (speed["rsa2048_sign_ms"] + 2 * speed["x25519_ms"]) / sc["per_conn"]
+    if stage == "TLS records":
+        return sc["size"] * speed["aes256gcm_ns_per_byte"] / 1e6
+    if stage == "signing":
+        sig = speed["rsa2048_sign_ms"] if sc["dkim"] == "rsa" else speed["ed25519_sign_ms"]
+        return sig + sc["size"] * speed["sha256_ns_per_byte"] / 1e6
+    return None
+
+
+def stage_table(p, speed, sc):
+    out = ["Scenario %s by stage (call chains; a sample counts for the innermost stage it "
+           "is in; truefrom process CPU %s ms/msg in this run):" % (
+               p["scenario"], fmt(p.get("cpu_ms_per_msg"), 3)), "",
+           "| stage | share | ms/msg | of which kernel | its cryptography ms/msg |",
+           "|---|---:|---:|---:|---:|"]
+    for name, share, ms, kernel in p["stages"]:
+        crypto = stage_crypto_ms(name, speed, sc) if speed and sc else None
+        out.append("| %s | %.1f%% | %s | %.0f%% | %s |" % (
+            name, 100 * share, fmt(ms, 3), 100 * kernel, fmt(crypto, 3)))
+    out.append("")
+    return out
+
+
+def profile_lines(profiles, rows=()):
     out = []
+    by_key = {r[0]: (r[1], r[4]) for r in rows}
     for p in profiles:
+        if p.get("stages"):
+            sc, speed = by_key.get(p["scenario"], (None, None))
+            out += stage_table(p, speed, sc)
         out.append("Profile of the truefrom process, scenario %s (perf record -e cpu-clock, "
                    "one extra run), self time:" % p["scenario"])
         out.append("")
@@ -104,11 +133,10 @@ def profile_lines(profiles):
     return out
 
 
-def print_report(speed, args, rows, idle, profiles, started, machine, dkim_pending,
-                 queue_pending):
+def print_report(speed, args, rows, idle, profiles, started, machine):
     """Prints the whole report on stdout. rows: [(key, scenario, truefrom runs, reference
     runs, openssl speed measured just before them)]; idle: idle-test reports; profiles: from
-    --profile; the *_pending flags mark what truefrom does not do yet."""
+    --profile."""
     lines = ["## contrib/bench/compare, %s" % time.strftime("%Y-%m-%d %H:%M UTC",
                                                           time.gmtime(started)), ""]
     lines.append("Machine: %s. Servers, their databases and sinks on CPU %s, load generator "
@@ -117,24 +145,13 @@ def print_report(speed, args, rows, idle, profiles, started, machine, dkim_pendi
                      args.ref_sasl_used))
     lines.append("")
     if rows:
-        table, notes = load_table(rows, speed, not args.no_reference, args.server_cpu,
-                                  dkim_pending)
+        table, notes = load_table(rows, speed, not args.no_reference, args.server_cpu)
         lines += table
         lines.append("")
-        if dkim_pending:
-            lines.append("Not like for like yet: truefrom does not sign (DKIM pending, issue "
-                         "4), while the reference signs with OpenDKIM. The crypto budget "
-                         "includes the DKIM signature truefrom does not make yet.")
-        if queue_pending:
-            lines.append("Not like for like yet: truefrom relays in passthrough mode (250 only "
-                         "after the relay's 250; the durable queue is issue 6), while the "
-                         "reference queues with fsync. Both sign: truefrom with the scenario's "
-                         "key (Ed25519 in e), the reference with OpenDKIM's RSA-2048 key in "
-                         "every scenario.")
         for n in notes:
             lines.append("- " + n)
         lines.append("")
-    lines += profile_lines(profiles)
+    lines += profile_lines(profiles, rows)
     if idle:
         lines += idle_table(idle, args.idle_connections)
         lines.append("")
