@@ -33,6 +33,9 @@ RULES = [
         r"truefrom::auth::|truefrom::smtp::parse_header_section|truefrom::smtp::.*[Aa]ddress|"
         r"truefrom::smtp::.*Mailbox|truefrom::smtp::.*HeaderSection")),
     ("SMTP session", re.compile(r"truefrom::smtp::|truefrom::net::Connection")),
+    ("plain socket I/O, accept, close", re.compile(
+        r"reactive_socket_\w+_op|reactive_socket_service_base::close|socket_ops::")),
+    ("logging", re.compile(r"truefrom::net::log\b")),
     ("event loop and thread hand-offs", re.compile(
         r"boost::asio::|truefrom::net::|std::condition_variable|pthread_cond_|"
         r"__futex|futex_")),

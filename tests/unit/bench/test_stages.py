@@ -59,6 +59,16 @@ AUTH = sample(("[unknown]", "/usr/lib/x86_64-linux-gnu/libcrypt.so.1.1.0"),
                                                         "/usr/lib/x86_64-linux-gnu/libsasl2.so.2"))
 RELAY = sample(("tcp_sendmsg", KERNEL), ("__libc_sendmsg", LIBC),
                ("truefrom::relay::RelayClient::Impl::transact", BIN))
+# A plain send performed by Asio's reactor (greeting, replies before STARTTLS, the relay).
+PLAIN_SEND = sample(("tcp_sendmsg", KERNEL), ("__libc_send", LIBC),
+                    ("boost::asio::detail::reactive_socket_send_op_base<boost::asio::"
+                     "const_buffers_1>::do_perform(boost::asio::detail::reactor_op*)", BIN),
+                    ("boost::asio::detail::epoll_reactor::descriptor_state::do_complete", BIN),
+                    ("boost::asio::detail::scheduler::run", BIN))
+LOG = sample(("__GI___libc_write", LIBC), ("_IO_new_file_write", LIBC),
+             ("truefrom::net::log(truefrom::net::LogLevel, std::basic_string_view<char, "
+              "std::char_traits<char> >)", BIN),
+             ("truefrom::net::Connection::State::data_end", BIN))
 RECORDS = sample(("_copy_to_iter", KERNEL), ("read", LIBC), ("[unknown]", SSL),
                  ("SSL_read_ex", SSL), ("truefrom::net::TlsSocket::read_some", BIN))
 
@@ -81,6 +91,8 @@ class Classify(unittest.TestCase):
             (AUTH, "AUTH"),
             (RELAY, "delivery (scheduler, relay client)"),
             (RECORDS, "TLS records"),
+            (PLAIN_SEND, "plain socket I/O, accept, close"),
+            (LOG, "logging"),
         ]
         for text, want in cases:
             with self.subTest(want=want):
