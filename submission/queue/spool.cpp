@@ -279,8 +279,9 @@ std::optional<std::vector<SegmentRecord>> parse_segment(std::string_view file, s
 struct Spool::Segment {
   int fd = -1;
   std::filesystem::path path;
-  std::uint64_t size = 0;  // where the next record goes
-  std::size_t live = 0;    // records written and not yet done
+  std::uint64_t size = 0;       // where the next record goes
+  std::uint64_t allocated = 0;  // the file's size: zeros from `size` on (appending thread only)
+  std::size_t live = 0;         // records written and not yet done
   // A sync of it failed (the commit thread's alone): Linux reports a lost write-back once,
   // so a later sync's success says nothing of records written before; none counts.
   bool sync_failed = false;
@@ -291,9 +292,11 @@ struct Spool::Segment {
 
 namespace {
 
-// Rotation: a segment takes records until it is this large (or until all of its records
-// are done, when it is emptied and reused instead).
+// Rotation: a segment takes records until it is this large; it is removed once all of them
+// are done.
 constexpr std::uint64_t kSegmentLimit = 64 * 1024 * 1024;
+// Segments grow by written zeros this much at a time, ahead of their records.
+constexpr std::uint64_t kSegmentExtent = 1024 * 1024;
 // Done marks wait at most this long for a commit to travel with.
 constexpr std::chrono::milliseconds kMarkDelay{100};
 
@@ -319,6 +322,32 @@ std::vector<std::filesystem::path> segment_paths(
   }
   std::sort(out.begin(), out.end());
   return out;
+}
+
+// Makes the file at least `need` octets long by writing zeros past `allocated`, a whole
+// extent at a time. A record then lands on blocks the file already has, and the commit's
+// fdatasync writes it alone instead of also committing a new file size to the journal
+// (ext4, measured: about half the CPU time and two thirds of the time of a sync of a 5 KiB
+// append). Best effort: where the zeros do not fit (a full disk), what was written of them
+// is cut off again and the append extends the file itself.
+void extend_with_zeros(int fd, std::uint64_t& allocated, std::uint64_t need) {
+  if (need <= allocated) return;
+  const std::uint64_t target = (need + kSegmentExtent - 1) / kSegmentExtent * kSegmentExtent;
+  static const std::string zeros(64 * 1024, '\0');
+  std::vector<iovec> iov;
+  for (std::uint64_t at = allocated; at < target; at += zeros.size()) {
+    iov.push_back({const_cast<char*>(zeros.data()),
+                   static_cast<std::size_t>(std::min<std::uint64_t>(zeros.size(), target - at))});
+  }
+  std::string ignored;
+  if (pwrite_all(fd, iov, static_cast<off_t>(allocated), ignored)) {
+    // Written back from now on, so that the next commit's sync need not wait for them.
+    ::sync_file_range(fd, static_cast<off_t>(allocated), static_cast<off_t>(target - allocated),
+                      SYNC_FILE_RANGE_WRITE);
+    allocated = target;
+  } else if (::ftruncate(fd, static_cast<off_t>(allocated)) != 0) {
+    allocated = target;  // unknown: some zeros may stay, and only records are parsed anyway
+  }
 }
 
 // Marks the record at `offset` done. Not synced here: the next commit's fdatasync of the
@@ -560,7 +589,7 @@ std::shared_ptr<Spool::Segment> Spool::open_segment(std::string& error) {
     ::unlink(seg->path.c_str());
     return nullptr;
   }
-  seg->size = kSegmentMagic.size();
+  seg->size = seg->allocated = kSegmentMagic.size();
   return seg;
 }
 
@@ -572,26 +601,15 @@ void Spool::retire(const std::shared_ptr<Segment>& seg) {
 
 void Spool::release(const std::shared_ptr<Segment>& seg) {
   if (--seg->live > 0) return;
-  // All done: the current segment is emptied for reuse, a retired one removed (by tidy()).
+  // All done: a retired segment is removed (by tidy()); the current one takes more records.
   if (current_ != seg) retire(seg);
 }
 
 void Spool::tidy() {
+  // A current segment whose records are all done is not emptied for reuse: records are
+  // only ever added at its end, over zeros (extend_with_zeros), so no record of an earlier
+  // use can ever follow the last one.
   std::lock_guard append(append_mutex_);  // no record is being added meanwhile
-  std::shared_ptr<Segment> reuse;
-  {
-    std::lock_guard lock(segments_mutex_);
-    if (current_ && current_->live == 0 && current_->size > kSegmentMagic.size()) reuse = current_;
-  }
-  if (reuse) {  // only done records in it, and nothing reads those
-    const bool emptied = ::ftruncate(reuse->fd, static_cast<off_t>(kSegmentMagic.size())) == 0;
-    std::lock_guard lock(segments_mutex_);
-    if (emptied) {
-      reuse->size = kSegmentMagic.size();
-    } else {
-      retire(reuse);  // the next append opens a new segment
-    }
-  }
   std::vector<std::shared_ptr<Segment>> doomed;
   {
     std::lock_guard lock(segments_mutex_);
@@ -672,14 +690,18 @@ std::optional<Spool::Written> Spool::append(const std::string& id, std::vector<i
     current_ = seg;
   }
   const std::uint64_t offset = seg->size;  // changed only under append_mutex_
+  extend_with_zeros(seg->fd, seg->allocated, offset + length);
   std::string why;
   const bool written = pwrite_all(seg->fd, iov, static_cast<off_t>(offset), why);
+  if (written) seg->allocated = std::max(seg->allocated, offset + length);
+  const bool cut = !written && ::ftruncate(seg->fd, static_cast<off_t>(offset)) == 0;
+  if (cut) seg->allocated = offset;
   std::lock_guard lock(segments_mutex_);
   if (!written) {
     error = "cannot write " + seg->path.string() + ": " + why;
     // Cut the partial record off, or append nothing more to this segment (removed when it
     // holds no live record and was retired meanwhile).
-    if (::ftruncate(seg->fd, static_cast<off_t>(offset)) != 0 || current_ != seg) retire(seg);
+    if (!cut || current_ != seg) retire(seg);
     return std::nullopt;
   }
   if (current_ != seg) {

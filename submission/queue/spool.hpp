@@ -15,7 +15,9 @@
 // A record is marked done in place (one byte, synced by the next commit) when its message
 // is delivered; a message that must wait (a deferral, a hold) first moves into a file of its
 // own in active/ or hold/ with a state file: the slow path, which the admin's commands work
-// on. A segment whose records are all done is emptied (the current one) or removed. At
+// on. Records are only ever added at a segment's end, over zeros written ahead of them a
+// megabyte at a time (so that a commit's sync writes data, not a new file size); a segment
+// takes records until it reaches 64 MiB and is removed once all of them are done. At
 // start, prepare() moves the live records of the segments no running server holds (each
 // server holds an flock on its segments) into active/; the CLI does the same for a stopped
 // server. Delivery is at-least-once: a crash may deliver again a message whose done mark was
@@ -179,8 +181,8 @@ class Spool {
   std::shared_ptr<Segment> open_segment(std::string& error);  // call with append_mutex_
   // These two with segments_mutex_ held. retire(): no more records go to the segment; it is
   // removed once none is live. release(): one of its records is done. What they decide on
-  // the files (a segment removed, the current one emptied for reuse) tidy() does, without
-  // segments_mutex_: no file system work is done under it.
+  // the files (a segment removed) tidy() does, without segments_mutex_: no file system work
+  // is done under it.
   void retire(const std::shared_ptr<Segment>& segment);
   void release(const std::shared_ptr<Segment>& segment);
   void tidy();
