@@ -46,9 +46,48 @@ void DataReceiver::run(std::string_view in, std::size_t i, std::size_t j, std::s
   size_ += n;
 }
 
+// From in[i], inside a line or at the start of one that is not dot-stuffed: takes every
+// complete line that needs nothing of the loop in consume() (ends with CRLF, no bare CR or
+// LF, at most 998 octets, within the size limit, the next line not starting with a dot) and
+// appends them at once. Returns where it stopped (i when no line qualified); the state is
+// then a line start.
+std::size_t DataReceiver::whole_lines(std::string_view in, std::size_t i, std::string& out) {
+  const char* p = in.data();
+  const std::size_t n = in.size();
+  std::size_t pos = i;
+  std::size_t line = line_length_;
+  std::size_t taken = i;  // the end of the last line taken
+  while (pos < n) {
+    const void* lf = std::memchr(p + pos, '\n', n - pos);
+    if (!lf) break;  // the line goes on past the input
+    const std::size_t k = static_cast<std::size_t>(static_cast<const char*>(lf) - p);
+    // CRLF and no other CR in the line (a bare one is the loop's to mark).
+    if (k == pos || p[k - 1] != '\r' || std::memchr(p + pos, '\r', k - 1 - pos)) break;
+    line += k - 1 - pos;
+    if (line > kMaxLineWithoutCrlf || size_ + (k + 1 - i) > max_size_) break;
+    taken = pos = k + 1;
+    line = 0;
+    if (pos < n && p[pos] == '.') break;
+  }
+  if (taken == i) return i;
+  out.append(p + i, taken - i);
+  size_ += taken - i;
+  line_length_ = 0;
+  state_ = State::kLineStart;
+  return taken;
+}
+
 DataReceiver::Progress DataReceiver::consume(std::string_view in, std::string& out) {
   std::size_t i = 0;
   while (i < in.size()) {
+    if (defect_ == Defect::kNone &&
+        (state_ == State::kInLine || (state_ == State::kLineStart && in[i] != '.'))) {
+      const std::size_t j = whole_lines(in, i, out);
+      if (j > i) {
+        i = j;
+        continue;
+      }
+    }
     if (state_ == State::kInLine || (state_ == State::kLineStart && in[i] != '.')) {
       const char* p = in.data() + i;
       const std::size_t left = in.size() - i;

@@ -38,6 +38,7 @@ class DataReceiver {
 
  private:
   enum class State { kLineStart, kDot, kDotCr, kInLine, kCr };
+  std::size_t whole_lines(std::string_view in, std::size_t i, std::string& out);
   void emit(char c, std::string& out);
   void run(std::string_view in, std::size_t i, std::size_t j, std::string& out);
   void mark(Defect d);

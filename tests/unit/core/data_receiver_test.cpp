@@ -171,5 +171,53 @@ TEST(DataReceiver, AgreesWithTheOctetModel) {
   }
 }
 
+// Inputs made of lines, as messages are: mostly CRLF-ended lines, some dot-stuffed, some
+// near or past 998 octets, a few bare CRs or LFs, the end line in most; fed whole, octet by
+// octet (feed) and in random pieces, always in agreement with the model.
+TEST(DataReceiver, LinesAgreeWithTheOctetModel) {
+  std::mt19937 rng(11);
+  auto pick = [&rng](unsigned n) { return static_cast<unsigned>(rng() % n); };
+  for (int round = 0; round < 2000; ++round) {
+    std::string in;
+    const unsigned lines = pick(40);
+    for (unsigned l = 0; l < lines; ++l) {
+      if (pick(6) == 0) in += pick(2) ? "." : "..";
+      const std::size_t len = pick(20) == 0 ? 990 + pick(20) : pick(90);
+      for (std::size_t i = 0; i < len; ++i) {
+        const unsigned r = pick(400);
+        in += r == 0 ? '\r' : r == 1 ? '\n' : "ab .\t"[pick(5)];
+      }
+      const unsigned end = pick(30);
+      in += end == 0 ? "\n" : end == 1 ? "\r" : "\r\n";
+    }
+    if (pick(4) != 0) in += ".\r\n";
+    if (pick(3) == 0) in += "MAIL FROM:<next@example.com>\r\n";  // pipelined after the end
+    const std::size_t max_size = pick(3) == 0 ? pick(4000) : 1 << 20;
+    Model m{max_size};
+    const std::size_t end = m.feed(in);
+    const Result r = feed(in, max_size);
+    ASSERT_EQ(r.done, end != std::string_view::npos) << round;
+    if (r.done) EXPECT_EQ(r.consumed, end) << round;
+    EXPECT_EQ(r.content, m.out) << round;
+    EXPECT_EQ(r.defect, m.defect) << round;
+    // Random pieces.
+    DataReceiver pieces(max_size);
+    std::string out;
+    std::size_t pos = 0, consumed = 0;
+    bool done = false;
+    while (pos < in.size() && !done) {
+      const std::size_t take = std::min<std::size_t>(1 + pick(200), in.size() - pos);
+      const auto p = pieces.consume(std::string_view(in).substr(pos, take), out);
+      consumed += p.consumed;
+      done = p.done;
+      pos += take;
+    }
+    EXPECT_EQ(done, r.done) << round;
+    if (done) EXPECT_EQ(consumed, end) << round;
+    EXPECT_EQ(out, m.out) << round;
+    EXPECT_EQ(pieces.defect(), m.defect) << round;
+  }
+}
+
 }  // namespace
 }  // namespace truefrom::smtp
