@@ -33,6 +33,7 @@
 #include "submission/net/log.hpp"
 #include "submission/net/server.hpp"
 #include "submission/net/socketmap.hpp"
+#include "submission/net/tls_options.hpp"
 
 namespace truefrom::app {
 namespace {
@@ -71,17 +72,7 @@ bool valid_login(const std::string& login, std::string& error) {
 std::unique_ptr<boost::asio::ssl::context> make_tls_context(const Config& c, std::string& error) {
   namespace ssl = boost::asio::ssl;
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
-  ctx->set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 |
-                   ssl::context::no_sslv3 | ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 |
-                   ssl::context::single_dh_use | SSL_OP_NO_RENEGOTIATION);
-  // An idle TLS session gives its record buffers back (about 34 KiB per connection).
-  SSL_CTX_set_mode(ctx->native_handle(), SSL_MODE_RELEASE_BUFFERS);
-  // One TLS 1.3 session ticket per handshake (OpenSSL sends two): enough for a mail client's
-  // next connection to resume, and each ticket costs an encryption and a record.
-  SSL_CTX_set_num_tickets(ctx->native_handle(), 1);
-  // Read what the socket has (up to a record buffer) in one read(): a record's header and body
-  // are otherwise two system calls. TlsSocket::read_some() asks OpenSSL before it waits.
-  SSL_CTX_set_read_ahead(ctx->native_handle(), 1);
+  net::configure_server_tls(ctx->native_handle());
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(c.certificate.string(), ec);
   if (ec) {
