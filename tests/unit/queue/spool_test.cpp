@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 // Failure injection: the spool's fdatasync() calls resolve to this definition (the test
@@ -214,6 +215,29 @@ std::vector<fs::path> segment_files(const fs::path& dir) {
   return out;
 }
 
+// A file-size limit for this process while it lives (appends past it fail with EFBIG, as
+// on a full disk; SIGXFSZ ignored as the server does).
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t bytes) {
+    EXPECT_EQ(::getrlimit(RLIMIT_FSIZE, &old_), 0);
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    struct rlimit small = old_;
+    small.rlim_cur = bytes;
+    EXPECT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
+  }
+  ~FileSizeLimit() {
+    ::setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+  FileSizeLimit(const FileSizeLimit&) = delete;
+  FileSizeLimit& operator=(const FileSizeLimit&) = delete;
+
+ private:
+  struct rlimit old_ {};
+  void (*old_handler_)(int) = nullptr;
+};
+
 // Writes and commits one message; returns false (with the error in the test log) on failure.
 bool put(Spool& spool, const std::string& id, std::string_view data) {
   std::string error;
@@ -334,15 +358,11 @@ TEST_F(SpoolTest, ARecordIsStoredWhereTheZerosDoNotFit) {
   Spool spool(dir_);
   std::string error;
   ASSERT_TRUE(spool.prepare(error)) << error;
-  struct rlimit old {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
-  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit small = old;
-  small.rlim_cur = 64 * 1024;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
-  const bool stored = put(spool, "0123456789ABCDEF19", "small\r\n");
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  std::signal(SIGXFSZ, old_handler);
+  bool stored = false;
+  {
+    FileSizeLimit limit(64 * 1024);
+    stored = put(spool, "0123456789ABCDEF19", "small\r\n");
+  }
   ASSERT_TRUE(stored);
   const auto seg = segment_files(dir_).at(0);
   const std::string file = slurp(seg);
@@ -686,15 +706,11 @@ TEST_F(SpoolTest, AFailedWriteLeavesNothingBehind) {
   ASSERT_TRUE(put(spool, "0123456789ABCDEF70", "before\r\n"));
   const auto seg = segment_files(dir_).at(0);
   // A file-size limit makes the next append fail half-way, like a full disk.
-  struct rlimit old {};
-  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &old), 0);
-  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
-  struct rlimit small = old;
-  small.rlim_cur = 256 * 1024;
-  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &small), 0);
-  const auto w = spool.write(sample("0123456789ABCDEF71"), {std::string(512 * 1024, 'y')}, error);
-  ::setrlimit(RLIMIT_FSIZE, &old);
-  std::signal(SIGXFSZ, old_handler);
+  std::optional<Spool::Written> w;
+  {
+    FileSizeLimit limit(256 * 1024);
+    w = spool.write(sample("0123456789ABCDEF71"), {std::string(512 * 1024, 'y')}, error);
+  }
   ASSERT_FALSE(w);
   EXPECT_NE(error.find("File too large"), std::string::npos) << error;
   EXPECT_EQ(live_records(slurp(seg)), 1u);  // the partial record is cut off
