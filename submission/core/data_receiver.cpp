@@ -80,15 +80,15 @@ std::size_t DataReceiver::whole_lines(std::string_view in, std::size_t i, std::s
 DataReceiver::Progress DataReceiver::consume(std::string_view in, std::string& out) {
   std::size_t i = 0;
   while (i < in.size()) {
-    if (defect_ == Defect::kNone &&
-        (state_ == State::kInLine || (state_ == State::kLineStart && in[i] != '.'))) {
+    const bool ordinary = state_ == State::kInLine || (state_ == State::kLineStart && in[i] != '.');
+    if (ordinary && defect_ == Defect::kNone) {
       const std::size_t j = whole_lines(in, i, out);
       if (j > i) {
         i = j;
         continue;
       }
     }
-    if (state_ == State::kInLine || (state_ == State::kLineStart && in[i] != '.')) {
+    if (ordinary) {
       const char* p = in.data() + i;
       const std::size_t left = in.size() - i;
       const void* cr = std::memchr(p, '\r', left);
