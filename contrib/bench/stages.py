@@ -42,6 +42,10 @@ RULES = [
 ]
 OTHER = "other"
 STAGES = [name for name, _ in RULES] + [OTHER]
+# A helper in a file's anonymous namespace (after bare(): "truefrom::queue::::pwrite_all")
+# works for its caller: spool.cpp's and scheduler.cpp's helpers share a namespace, so the
+# frame decides nothing and the next one out does.
+_FILE_HELPER = re.compile(r"^truefrom::\w+::::")
 
 _FRAME = re.compile(r"^\s+[0-9a-f]+\s+(.*?)(?:\+0x[0-9a-f]+)?\s+\((.*)\)\s*$")
 
@@ -86,7 +90,10 @@ def bare(symbol):
 def classify(chain):
     """The stage of one sample's chain (leaf first)."""
     for symbol, dso in chain:
-        text = "%s (%s)" % (bare(symbol), dso)
+        name = bare(symbol)
+        if _FILE_HELPER.match(name):
+            continue
+        text = "%s (%s)" % (name, dso)
         for name, pattern in RULES:
             if pattern.search(text):
                 return name

@@ -459,15 +459,20 @@ struct Connection::State {
           out->signing.audit = "unsigned (DKIM off)";
         }
         if (!ip || out->signing.tempfail) {
+          if (ip) c->spool->withdraw();
           complete(std::move(*out));
           return;
         }
-        c->spool->store(*ip, {out->signing.fields, *fields, *body},
-                        [out, complete](const std::string& error) mutable {
-                          out->error = error;
-                          complete(std::move(*out));
-                        });
+        c->spool->store(
+            *ip, {out->signing.fields, *fields, *body},
+            [out, complete](const std::string& error) mutable {
+              out->error = error;
+              complete(std::move(*out));
+            },
+            true);
       };
+      // A commit in progress may wait for this message rather than sync without it.
+      if (ip) ctx.spool->announce();
       prep = co_await on_workers_then<Prepared>(*ctx.workers, std::move(job));
     }
     const Signing& signing = prep.signing;

@@ -425,7 +425,8 @@ std::optional<MessageInfo> decode_message(std::string_view content, const std::s
 
 }  // namespace
 
-Spool::Spool(std::filesystem::path dir) : dir_(std::move(dir)) {}
+Spool::Spool(std::filesystem::path dir, std::chrono::microseconds gather_delay)
+    : dir_(std::move(dir)), gather_delay_(gather_delay) {}
 
 Spool::~Spool() {
   {
@@ -732,9 +733,22 @@ void Spool::commit(Written written, CommitDone done) {
   done("the queue is shutting down");
 }
 
-void Spool::store(MessageInfo info, std::vector<std::string_view> parts, CommitDone done) {
+void Spool::announce() {
+  std::lock_guard lock(mutex_);
+  ++coming_;
+}
+
+void Spool::withdraw() {
+  std::lock_guard lock(mutex_);
+  if (coming_ > 0) --coming_;
+  wake_.notify_one();
+}
+
+void Spool::store(MessageInfo info, std::vector<std::string_view> parts, CommitDone done,
+                  bool announced) {
   {
     std::lock_guard lock(mutex_);
+    if (announced && coming_ > 0) --coming_;
     if (!stopping_) {
       pending_.push_back(Pending{std::nullopt, std::move(info), std::move(parts), std::move(done)});
       wake_.notify_one();
@@ -776,11 +790,29 @@ void Spool::commit_loop() {
     }
     // Done marks first: the sync below carries them to the disk too.
     for (const auto& id : done) drop(id);  // tidied below
-    std::vector<std::pair<const Segment*, std::string>> synced;
     std::vector<std::string> errors(batch.size());
     for (auto& p : batch) {  // store()'s messages: appended here, then synced with the rest
       if (!p.written) p.written = write(p.info, p.parts, errors[&p - batch.data()]);
     }
+    // Announced messages arriving within gather_delay_ join this batch: under load, one
+    // sync then covers several messages instead of each paying its own.
+    const auto gather_until = std::chrono::steady_clock::now() + gather_delay_;
+    while (!batch.empty()) {
+      std::vector<Pending> more;
+      {
+        std::unique_lock lock(mutex_);
+        const auto ready = [this] { return stopping_ || coming_ == 0 || !pending_.empty(); };
+        if (coming_ == 0 || stopping_) break;
+        if (!wake_.wait_until(lock, gather_until, ready) || pending_.empty()) break;
+        more.swap(pending_);
+      }
+      errors.resize(batch.size() + more.size());
+      for (auto& p : more) {
+        if (!p.written) p.written = write(p.info, p.parts, errors[batch.size()]);
+        batch.push_back(std::move(p));
+      }
+    }
+    std::vector<std::pair<const Segment*, std::string>> synced;
     for (std::size_t i = 0; i < batch.size(); ++i) {
       if (!batch[i].written) continue;  // the append failed: errors[i] says why
       Segment* seg = batch[i].written->segment.get();

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <sys/uio.h>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
@@ -107,7 +108,9 @@ class Spool {
   };
   using CommitDone = std::function<void(const std::string& error)>;
 
-  explicit Spool(std::filesystem::path dir);
+  /// A batch's sync waits at most `gather_delay` for announced messages (announce()).
+  static constexpr std::chrono::microseconds kGatherDelay{2000};
+  explicit Spool(std::filesystem::path dir, std::chrono::microseconds gather_delay = kGatherDelay);
   ~Spool();
   Spool(const Spool&) = delete;
   Spool& operator=(const Spool&) = delete;
@@ -134,8 +137,15 @@ class Spool {
   /// Blocking form of commit().
   bool commit_and_wait(Written written, std::string& error);
   /// write() and commit() in one, both on the commit thread (the caller's thread never
-  /// blocks). `parts` must stay valid until `done` has run.
-  void store(MessageInfo info, std::vector<std::string_view> parts, CommitDone done);
+  /// blocks). `parts` must stay valid until `done` has run. `announced`: this store() is
+  /// the one an announce() said was coming.
+  void store(MessageInfo info, std::vector<std::string_view> parts, CommitDone done,
+             bool announced = false);
+  /// Says that a store() is coming soon (a message past its end of DATA, being signed):
+  /// a commit in progress waits a little (at most the gather delay) for it, so that one
+  /// sync covers both. Each announce() is followed by one store(..., true) or withdraw().
+  void announce();
+  void withdraw();
 
   /// Ids of the message files in active/ or hold/, in arrival (name) order (not those in
   /// segments: see in_segment() and list_segments()).
@@ -194,6 +204,7 @@ class Spool {
   std::optional<Location> locate(const std::string& id) const;
 
   std::filesystem::path dir_;
+  std::chrono::microseconds gather_delay_;
   std::mutex append_mutex_;            // one append at a time (taken before segments_mutex_)
   mutable std::mutex segments_mutex_;  // current_, index_, doomed_, every Segment's size, live
   // The segment taking new records; every other one is retired.
@@ -212,6 +223,7 @@ class Spool {
   };
   std::vector<Pending> pending_;
   std::vector<std::string> done_;  // remove_later()'s ids
+  std::size_t coming_ = 0;         // announced, not stored or withdrawn yet
   bool stopping_ = false;
   std::thread committer_;
 };

@@ -69,6 +69,18 @@ LOG = sample(("__GI___libc_write", LIBC), ("_IO_new_file_write", LIBC),
              ("truefrom::net::log(truefrom::net::LogLevel, std::basic_string_view<char, "
               "std::char_traits<char> >)", BIN),
              ("truefrom::net::Connection::State::data_end", BIN))
+# A helper in spool.cpp's anonymous namespace writing a record is the spool's; the same kind
+# of helper under the scheduler is delivery's.
+PWRITE_ALL = ("truefrom::queue::(anonymous namespace)::pwrite_all(int, std::vector<iovec, "
+              "std::allocator<iovec> >&, long, std::__cxx11::basic_string<char>&)")
+SPOOL_WRITE = sample(("copy_folio_from_iter_atomic", KERNEL), ("ext4_buffered_write_iter", KERNEL),
+                     ("__libc_pwrite64", LIBC), (PWRITE_ALL, BIN),
+                     ("truefrom::queue::Spool::append", BIN),
+                     ("truefrom::queue::Spool::write", BIN),
+                     ("truefrom::queue::Spool::commit_loop", BIN), ("start_thread", LIBC))
+SCHEDULER_HELPER = sample(("__memmove_avx512_unaligned_erms", LIBC),
+                          ("truefrom::queue::(anonymous namespace)::describe(int)", BIN),
+                          ("truefrom::queue::Scheduler::deliver", BIN))
 RECORDS = sample(("_copy_to_iter", KERNEL), ("read", LIBC), ("[unknown]", SSL),
                  ("SSL_read_ex", SSL), ("truefrom::net::TlsSocket::read_some", BIN))
 
@@ -93,6 +105,8 @@ class Classify(unittest.TestCase):
             (RECORDS, "TLS records"),
             (PLAIN_SEND, "plain socket I/O, accept, close"),
             (LOG, "logging"),
+            (SPOOL_WRITE, "spool"),
+            (SCHEDULER_HELPER, "delivery (scheduler, relay client)"),
         ]
         for text, want in cases:
             with self.subTest(want=want):

@@ -21,11 +21,14 @@
 // executable's own symbol comes before libc's). While armed, the next calls fail with EIO,
 // as when the kernel lost a write-back: Linux reports that once per open file, and a later
 // fdatasync() of the same file succeeds without the lost pages.
+// Every call is counted in g_syncs.
 namespace {
 std::atomic<int> g_failing_syncs{0};
+std::atomic<int> g_syncs{0};
 }  // namespace
 
 extern "C" int fdatasync(int fd) {
+  ++g_syncs;
   for (int n = g_failing_syncs.load(); n > 0;) {
     if (g_failing_syncs.compare_exchange_weak(n, n - 1)) {
       errno = EIO;
@@ -664,6 +667,93 @@ TEST_F(SpoolTest, StoreAppendsAndCommitsOnTheCommitThread) {
     ASSERT_TRUE(spool.read(id, Where::kActive, &data, error)) << error;
     EXPECT_EQ(data, "Received: x\r\n" + bodies[i]);
   }
+}
+
+// One store()'s completion, waited for by the test.
+class Completion {
+ public:
+  Spool::CommitDone callback() {
+    return [this](const std::string& e) {
+      std::lock_guard lock(m_);
+      error_ = e;
+      done_ = true;
+      cv_.notify_all();
+    };
+  }
+  bool done() {
+    std::lock_guard lock(m_);
+    return done_;
+  }
+  // Whether it completed within `limit` (successfully: `error` says otherwise).
+  bool wait(std::chrono::milliseconds limit, std::string& error) {
+    std::unique_lock lock(m_);
+    if (!cv_.wait_for(lock, limit, [this] { return done_; })) return false;
+    error = error_;
+    return true;
+  }
+
+ private:
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::string error_;
+};
+
+TEST_F(SpoolTest, AnAnnouncedMessageJoinsTheSyncInProgress) {
+  Spool spool(dir_, std::chrono::seconds(30));
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error)) << error;
+  ASSERT_TRUE(put(spool, "0123456789ABCDEF8F", "the segment exists\r\n"));
+  Completion a, b;
+  spool.announce();
+  spool.announce();
+  const int syncs = g_syncs.load();
+  spool.store(sample("0123456789ABCDEF90"), {"first\r\n"}, a.callback(), true);
+  // The commit thread holds the first message's sync for the second one.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(a.done());
+  spool.store(sample("0123456789ABCDEF91"), {"second\r\n"}, b.callback(), true);
+  ASSERT_TRUE(a.wait(std::chrono::seconds(10), error));
+  EXPECT_EQ(error, "");
+  ASSERT_TRUE(b.wait(std::chrono::seconds(10), error));
+  EXPECT_EQ(error, "");
+  EXPECT_EQ(g_syncs.load() - syncs, 1);
+  EXPECT_EQ(spool.find("0123456789ABCDEF90"), Where::kActive);
+  EXPECT_EQ(spool.find("0123456789ABCDEF91"), Where::kActive);
+}
+
+TEST_F(SpoolTest, AWithdrawnAnnouncementEndsTheWait) {
+  Spool spool(dir_, std::chrono::seconds(30));
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error)) << error;
+  Completion a, plain;
+  spool.announce();
+  spool.announce();
+  spool.store(sample("0123456789ABCDEF92"), {"first\r\n"}, a.callback(), true);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(a.done());
+  spool.withdraw();  // the other message was not stored after all (signing failed)
+  ASSERT_TRUE(a.wait(std::chrono::seconds(10), error));
+  EXPECT_EQ(error, "");
+  // Nothing is announced any more: a message waits for no one.
+  spool.store(sample("0123456789ABCDEF93"), {"second\r\n"}, plain.callback());
+  ASSERT_TRUE(plain.wait(std::chrono::seconds(10), error));
+  EXPECT_EQ(error, "");
+}
+
+TEST_F(SpoolTest, TheWaitForAnnouncedMessagesIsBounded) {
+  Spool spool(dir_, std::chrono::milliseconds(200));
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error)) << error;
+  Completion a;
+  spool.announce();
+  spool.announce();  // never stored
+  const auto start = std::chrono::steady_clock::now();
+  spool.store(sample("0123456789ABCDEF94"), {"first\r\n"}, a.callback(), true);
+  ASSERT_TRUE(a.wait(std::chrono::seconds(10), error));
+  EXPECT_EQ(error, "");
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(200));
+  spool.withdraw();
 }
 
 TEST_F(SpoolTest, RotatesLargeSegmentsAndRemovesThemWhenDone) {
