@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -13,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 namespace truefrom::queue {
 namespace {
@@ -43,6 +45,15 @@ template <class T>
 bool parse_number(std::string_view text, T& out) {
   if (text.empty()) return false;
   const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
+  return ec == std::errc() && p == text.data() + text.size();
+}
+
+// Exactly 16 lowercase hex digits.
+bool parse_hex64(std::string_view text, std::uint64_t& out) {
+  if (text.size() != 16 || text.find_first_not_of("0123456789abcdef") != std::string_view::npos) {
+    return false;
+  }
+  const auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), out, 16);
   return ec == std::errc() && p == text.data() + text.size();
 }
 
@@ -248,29 +259,61 @@ std::optional<DeliveryState> decode_state(std::string_view text, std::string& er
   return s;
 }
 
-std::string encode_record_header(std::size_t payload_size, bool live) {
+std::uint64_t record_checksum(const std::vector<std::string_view>& parts) {
+  if (parts.size() == 1) return XXH3_64bits(parts[0].data(), parts[0].size());
+  const std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> state(XXH3_createState(),
+                                                                       &XXH3_freeState);
+  if (!state) throw std::bad_alloc();
+  XXH3_64bits_reset(state.get());
+  for (auto p : parts) XXH3_64bits_update(state.get(), p.data(), p.size());
+  return XXH3_64bits_digest(state.get());
+}
+
+std::string encode_record_header(std::size_t payload_size, bool live, std::uint64_t checksum) {
   char h[kRecordHeader + 1];
-  std::snprintf(h, sizeof h, "rec %c %012zu\n", live ? 'L' : 'D', payload_size);
+  std::snprintf(h, sizeof h, "rec %c %012zu %016llx\n", live ? 'L' : 'D', payload_size,
+                static_cast<unsigned long long>(checksum));
   return std::string(h, kRecordHeader);
+}
+
+std::string encode_record(std::string_view payload, bool live, bool v1) {
+  if (v1) {
+    char h[kRecordHeaderV1 + 1];
+    std::snprintf(h, sizeof h, "rec %c %012zu\n", live ? 'L' : 'D', payload.size());
+    return std::string(h, kRecordHeaderV1) + std::string(payload);
+  }
+  return encode_record_header(payload.size(), live, record_checksum({payload})) +
+         std::string(payload);
 }
 
 std::optional<std::vector<SegmentRecord>> parse_segment(std::string_view file, std::size_t& end) {
   end = 0;
-  if (file.substr(0, kSegmentMagic.size()) != kSegmentMagic) return std::nullopt;
+  const bool v1 = file.substr(0, kSegmentMagicV1.size()) == kSegmentMagicV1;
+  if (!v1 && file.substr(0, kSegmentMagic.size()) != kSegmentMagic) return std::nullopt;
+  const std::size_t header = v1 ? kRecordHeaderV1 : kRecordHeader;
+  static_assert(kSegmentMagicV1.size() == kSegmentMagic.size());
   std::vector<SegmentRecord> records;
   std::size_t pos = kSegmentMagic.size();
   for (;;) {
     end = pos;
-    if (file.size() - pos < kRecordHeader) break;
-    const std::string_view h = file.substr(pos, kRecordHeader);
+    if (file.size() - pos < header) break;
+    const std::string_view h = file.substr(pos, header);
     std::uint64_t n = 0;
     if (h.substr(0, 4) != "rec " || (h[4] != 'L' && h[4] != 'D') || h[5] != ' ' ||
-        h[kRecordHeader - 1] != '\n' || !parse_number(h.substr(6, 12), n) ||
-        n > file.size() - pos - kRecordHeader) {
+        h[header - 1] != '\n' || !parse_number(h.substr(6, 12), n) ||
+        n > file.size() - pos - header) {
       break;
     }
-    records.push_back({h[4] == 'L', pos, file.substr(pos + kRecordHeader, n)});
-    pos += kRecordHeader + n;
+    const std::string_view payload = file.substr(pos + header, n);
+    if (!v1) {
+      std::uint64_t sum = 0;
+      if (h[18] != ' ' || !parse_hex64(h.substr(19, 16), sum) ||
+          sum != XXH3_64bits(payload.data(), payload.size())) {
+        break;
+      }
+    }
+    records.push_back({h[4] == 'L', pos, header, payload});
+    pos += header + n;
   }
   return records;
 }
@@ -652,7 +695,10 @@ std::optional<Spool::Written> Spool::write(const MessageInfo& info,
   sized.size = 0;
   for (auto p : parts) sized.size += p.size();
   const std::string head = encode_head(sized);
-  const std::string record = encode_record_header(head.size() + sized.size, true);
+  std::vector<std::string_view> payload{head};
+  payload.insert(payload.end(), parts.begin(), parts.end());
+  const std::string record =
+      encode_record_header(head.size() + sized.size, true, record_checksum(payload));
   std::vector<iovec> iov;
   iov.reserve(parts.size() + 2);
   iov.push_back({const_cast<char*>(record.data()), record.size()});

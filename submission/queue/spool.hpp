@@ -80,19 +80,31 @@ std::optional<MessageInfo> decode_head(std::string_view file, std::size_t& data_
 std::string encode_state(const DeliveryState& state);
 
 /// A segment file starts with this line; then records, each a fixed-size header
-/// ("rec L 000000001234\n": L live or D done, the payload's length) and a payload (a head
-/// and the message, exactly what a message file in active/ holds).
-inline constexpr std::string_view kSegmentMagic = "truefrom-segment 1\n";
-inline constexpr std::size_t kRecordHeader = 19;
-std::string encode_record_header(std::size_t payload_size, bool live);
+/// ("rec L 000000001234 0123456789abcdef\n": L live or D done, the payload's length, the
+/// XXH3-64 of the payload in hex) and a payload (a head and the message, exactly what a
+/// message file in active/ holds). The checksum tells a record that reached the disk whole
+/// from one torn by a crash: segments grow by zeros written ahead of their records, so the
+/// pages of a record that a sync did not finish read as zeros, not as the file's end.
+inline constexpr std::string_view kSegmentMagic = "truefrom-segment 2\n";
+inline constexpr std::size_t kRecordHeader = 36;
+/// Version 1 (until 2026-12): 19-octet headers without a checksum. Still read (recovery
+/// after an upgrade), never written.
+inline constexpr std::string_view kSegmentMagicV1 = "truefrom-segment 1\n";
+inline constexpr std::size_t kRecordHeaderV1 = 19;
+/// The checksum of a payload given in parts.
+std::uint64_t record_checksum(const std::vector<std::string_view>& parts);
+std::string encode_record_header(std::size_t payload_size, bool live, std::uint64_t checksum);
+/// Header and payload (for tests and the fuzz target; `v1`: the version 1 form).
+std::string encode_record(std::string_view payload, bool live, bool v1 = false);
 struct SegmentRecord {
   bool live = false;
   std::size_t offset = 0;  ///< of the record header in the file
+  std::size_t header = kRecordHeader;  ///< kRecordHeaderV1 in a version 1 segment
   std::string_view payload;
 };
-/// Walks a segment file's records. Stops at the first record that is incomplete or
-/// malformed and sets `end` to its offset (a crash leaves an unacknowledged torn tail);
-/// returns nullopt when the file does not start with kSegmentMagic.
+/// Walks a segment file's records. Stops at the first record that is incomplete, malformed
+/// or not matching its checksum and sets `end` to its offset (a crash leaves an
+/// unacknowledged torn tail); returns nullopt when the file starts with neither magic line.
 std::optional<std::vector<SegmentRecord>> parse_segment(std::string_view file, std::size_t& end);
 std::optional<DeliveryState> decode_state(std::string_view text, std::string& error);
 

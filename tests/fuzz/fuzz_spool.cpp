@@ -28,11 +28,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::size_t end = 0;
   if (auto records = parse_segment(input, end)) {
     if (end > input.size()) __builtin_trap();
-    std::string again(kSegmentMagic);
+    std::string again(input.substr(0, kSegmentMagic.size()));
     for (const auto& r : *records) {
       if (r.offset != again.size()) __builtin_trap();
-      again += encode_record_header(r.payload.size(), r.live);
-      again += r.payload;
+      again += encode_record(r.payload, r.live, r.header == kRecordHeaderV1);
     }
     if (again != input.substr(0, end)) __builtin_trap();
   }

@@ -43,6 +43,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
+std::string upper(std::string s) {
+  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return s;
+}
+
 MessageInfo sample(const std::string& id) {
   MessageInfo m;
   m.id = id;
@@ -159,10 +164,13 @@ TEST(SpoolFormat, Ids) {
 }
 
 TEST(SpoolFormat, SegmentRecords) {
-  EXPECT_EQ(encode_record_header(1234, true), "rec L 000000001234\n");
-  EXPECT_EQ(encode_record_header(0, false).size(), kRecordHeader);
-  const std::string file = std::string(kSegmentMagic) + encode_record_header(3, true) + "abc" +
-                           encode_record_header(0, false) + encode_record_header(2, true) + "de";
+  EXPECT_EQ(encode_record_header(1234, true, 0x0123456789abcdefULL),
+            "rec L 000000001234 0123456789abcdef\n");
+  EXPECT_EQ(encode_record_header(0, false, 0).size(), kRecordHeader);
+  EXPECT_EQ(record_checksum({"ab", "c"}), record_checksum({"abc"}));
+  EXPECT_NE(record_checksum({"abc"}), record_checksum({"abd"}));
+  const std::string file = std::string(kSegmentMagic) + encode_record("abc", true) +
+                           encode_record("", false) + encode_record("de", true);
   std::size_t end = 0;
   auto records = parse_segment(file, end);
   ASSERT_TRUE(records);
@@ -170,20 +178,47 @@ TEST(SpoolFormat, SegmentRecords) {
   ASSERT_EQ(records->size(), 3u);
   EXPECT_EQ((*records)[0].payload, "abc");
   EXPECT_EQ((*records)[0].offset, kSegmentMagic.size());
+  EXPECT_EQ((*records)[0].header, kRecordHeader);
   EXPECT_FALSE((*records)[1].live);
   EXPECT_EQ((*records)[2].payload, "de");
-  // Whatever cannot be a whole record ends the walk there.
+  const std::string sum = encode_record("x", true).substr(19, 16);
+  // Whatever cannot be a whole record, or does not match its checksum, ends the walk there.
   for (const std::string& tail :
-       {std::string("rec L 0000000"), encode_record_header(9, true) + "short",
-        std::string("rec X 000000000001\nx"), std::string("rec L -00000000001\nx"),
-        std::string("rec L 00000000000a\nx"), std::string(19, '\0')}) {
+       {std::string("rec L 0000000"), encode_record("longer", true).substr(0, kRecordHeader + 3),
+        "rec X 000000000001 " + sum + "\nx", "rec L -00000000001 " + sum + "\nx",
+        "rec L 00000000000a " + sum + "\nx", std::string("rec L 000000000001\nx"),
+        "rec L 000000000001 " + sum + "\ny",                       // another payload
+        std::string("rec L 000000000001 0000000000000000\nx"),     // another checksum
+        "rec L 000000000001 " + std::string(15, '0') + "\n\nx",  // a short one
+        "rec L 000000000001 " + upper(sum) + "\nx",               // not as written
+        std::string(kRecordHeader + 1, '\0')}) {
     records = parse_segment(file + tail, end);
     ASSERT_TRUE(records) << tail;
     EXPECT_EQ(records->size(), 3u) << tail;
     EXPECT_EQ(end, file.size()) << tail;
   }
-  EXPECT_FALSE(parse_segment("truefrom-segment 2\n", end));
+  EXPECT_EQ(parse_segment(std::string(kSegmentMagic) + encode_record("x", true), end)->size(), 1u);
+  EXPECT_FALSE(parse_segment("truefrom-segment 3\n", end));
   EXPECT_FALSE(parse_segment("", end));
+}
+
+TEST(SpoolFormat, VersionOneSegmentsAreStillRead) {
+  // Written by a server before record checksums: recovery after an upgrade reads them.
+  EXPECT_EQ(encode_record("abc", true, true), "rec L 000000000003\nabc");
+  const std::string file = std::string(kSegmentMagicV1) + encode_record("abc", true, true) +
+                           encode_record("de", false, true);
+  std::size_t end = 0;
+  const auto records = parse_segment(file, end);
+  ASSERT_TRUE(records);
+  EXPECT_EQ(end, file.size());
+  ASSERT_EQ(records->size(), 2u);
+  EXPECT_EQ((*records)[0].payload, "abc");
+  EXPECT_EQ((*records)[0].header, kRecordHeaderV1);
+  EXPECT_FALSE((*records)[1].live);
+  EXPECT_EQ((*records)[1].payload, "de");
+  // A version 2 header in a version 1 file is no record.
+  EXPECT_EQ(parse_segment(std::string(kSegmentMagicV1) + encode_record("x", true), end)->size(),
+            0u);
 }
 
 std::size_t bytes_in(const fs::path& p) { return static_cast<std::size_t>(fs::file_size(p)); }
@@ -443,10 +478,11 @@ TEST_F(SpoolTest, RecoveryIgnoresATornTailAndSkipsWhatWasMovedAlready) {
   const std::string pa = encode_head(a) + "aaaa", pb = encode_head(b) + "bbbb";
   // b was moved into active/ before the crash, but its done mark never reached the disk
   std::ofstream(dir_ / "active" / b.id, std::ios::binary) << pb;
-  const std::string torn = encode_record_header(500, true) + "truefrom-queue 1\nid 01";
+  const std::string torn =
+      encode_record_header(500, true, record_checksum({"x"})) + "truefrom-queue 1\nid 01";
   std::ofstream(dir_ / "segments" / "00000000000000A0", std::ios::binary)
-      << kSegmentMagic << encode_record_header(pa.size(), true) << pa
-      << encode_record_header(pb.size(), true) << pb << torn;
+      << kSegmentMagic << encode_record(pa, true)
+      << encode_record(pb, true) << torn;
   Spool spool(dir_);
   std::string error;
   std::vector<std::string> warnings;
@@ -454,6 +490,36 @@ TEST_F(SpoolTest, RecoveryIgnoresATornTailAndSkipsWhatWasMovedAlready) {
   EXPECT_TRUE(warnings.empty()) << warnings.front();
   EXPECT_EQ(spool.list(Where::kActive), (std::vector<std::string>{a.id, b.id}));
   EXPECT_TRUE(fs::is_empty(dir_ / "segments"));
+}
+
+TEST_F(SpoolTest, RecoveryRefusesARecordWhosePagesDidNotAllReachTheDisk) {
+  // A crash during a commit's sync: the record's header made it to the disk, a page in the
+  // middle of it did not and reads as the zeros written ahead. The client never got 250:
+  // the record must not come back as a message (it would be delivered with zeros inside).
+  const std::string body(20000, 'm');
+  std::string torn_segment;
+  {
+    Spool spool(dir_);
+    std::string error;
+    ASSERT_TRUE(spool.prepare(error)) << error;
+    ASSERT_TRUE(put(spool, "0123456789ABCDEF32", "whole\r\n"));
+    ASSERT_TRUE(put(spool, "0123456789ABCDEF33", body));
+    torn_segment = segment_files(dir_).at(0).string();
+  }
+  {
+    std::string file = slurp(torn_segment);
+    const auto at = file.find(body);
+    ASSERT_NE(at, std::string::npos);
+    std::fstream f(torn_segment, std::ios::binary | std::ios::in | std::ios::out);
+    f.seekp(static_cast<std::streamoff>(at + 8192));
+    f.write(std::string(4096, '\0').data(), 4096);
+  }
+  Spool again(dir_);
+  std::string error;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(again.prepare(error, &warnings)) << error;
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+  EXPECT_EQ(again.list(Where::kActive), std::vector<std::string>{"0123456789ABCDEF32"});
 }
 
 TEST_F(SpoolTest, RecoveredFilesBelongToTheSegmentsOwner) {
@@ -466,7 +532,7 @@ TEST_F(SpoolTest, RecoveredFilesBelongToTheSegmentsOwner) {
   const std::string pa = encode_head(a) + "a";
   const auto seg = dir_ / "segments" / "00000000000000A1";
   std::ofstream(seg, std::ios::binary)
-      << kSegmentMagic << encode_record_header(pa.size(), true) << pa;
+      << kSegmentMagic << encode_record(pa, true);
   ASSERT_EQ(::chown(seg.c_str(), 65534, 65534), 0);
   Spool spool(dir_);
   std::string error;
@@ -483,10 +549,10 @@ TEST_F(SpoolTest, DamagedOrForeignSegmentsAreKeptForTheAdministrator) {
   a.size = 1;
   const std::string pa = encode_head(a) + "a", bad = "truefrom-queue 1\nid ???\n\n";
   std::ofstream(dir_ / "segments" / "00000000000000B0", std::ios::binary)
-      << kSegmentMagic << encode_record_header(bad.size(), true) << bad
-      << encode_record_header(pa.size(), true) << pa;
+      << kSegmentMagic << encode_record(bad, true)
+      << encode_record(pa, true);
   std::ofstream(dir_ / "segments" / "00000000000000B1", std::ios::binary)
-      << "truefrom-segment 2\nsomething newer\n";
+      << "truefrom-segment 3\nsomething newer\n";
   Spool spool(dir_);
   std::string error;
   std::vector<std::string> warnings;
