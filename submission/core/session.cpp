@@ -11,7 +11,6 @@ constexpr std::size_t kMaxCommandLine = 512;
 // RFC 4954 4: AUTH command and response lines may be up to 12288 octets.
 constexpr std::size_t kMaxAuthLine = 12288;
 // Content is handed to the transport in pieces of about this size.
-constexpr std::size_t kDataChunk = 64 * 1024;
 
 const Reply kReplyOk{250, {2, 0, 0}, "Ok"};
 
@@ -362,23 +361,17 @@ void Session::handle_data(std::string_view arg) {
   send(Reply::plain(354, "End data with <CR><LF>.<CR><LF>"));
   phase_ = Phase::kData;
   data_.reset();
-  data_chunk_.clear();
+  message_.clear();
   events_.emplace_back(event::DataStart{});
 }
 
 void Session::consume_data() {
   std::string_view avail(input_);
   avail.remove_prefix(input_pos_);
-  const auto progress = data_.consume(avail, data_chunk_);
+  const auto progress = data_.consume(avail, message_);
   input_pos_ += progress.consumed;
-  if (!progress.done) {
-    if (!data_chunk_.empty() && (data_chunk_.size() >= kDataChunk || input_pos_ == input_.size())) {
-      events_.emplace_back(event::DataChunk{std::exchange(data_chunk_, {})});
-    }
-    return;
-  }
+  if (!progress.done) return;
   phase_ = Phase::kCommand;
-  if (!data_chunk_.empty()) events_.emplace_back(event::DataChunk{std::exchange(data_chunk_, {})});
   switch (data_.defect()) {
     case DataReceiver::Defect::kNone:
       events_.emplace_back(event::DataEnd{});
@@ -401,6 +394,7 @@ void Session::consume_data() {
                      " octets"});
       break;
   }
+  message_.clear();
   reset_transaction();
   if (phase_ != Phase::kClosed) events_.emplace_back(event::DataAborted{});
 }

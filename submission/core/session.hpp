@@ -63,23 +63,20 @@ struct MailFrom {
 struct RcptTo {
   Mailbox recipient;
 };
-/// DATA was accepted with 354; content follows. No answer needed.
+/// DATA was accepted with 354; content follows (into Session::message()). No answer needed.
 struct DataStart {};
-/// Message content (dot-unstuffed, CRLF line ends). No answer needed.
-struct DataChunk {
-  std::string bytes;
-};
-/// The whole message was received intact: answer with accept() or reply().
+/// The whole message was received intact, in Session::message(): answer with accept() or
+/// reply().
 struct DataEnd {};
 /// The message was refused by the session itself (framing, line length, size); the reply is
-/// queued. Drop what was received. No answer needed.
+/// queued and what was received is dropped. No answer needed.
 struct DataAborted {};
 /// Write the pending output, then close the connection.
 struct Close {};
 }  // namespace event
 
 using Event = std::variant<event::NeedData, event::StartTls, event::AuthStart, event::AuthResponse,
-                           event::MailFrom, event::RcptTo, event::DataStart, event::DataChunk,
+                           event::MailFrom, event::RcptTo, event::DataStart,
                            event::DataEnd, event::DataAborted, event::Close>;
 
 class Session {
@@ -125,6 +122,11 @@ class Session {
   const std::optional<Mailbox>& mail_from() const { return mail_from_; }
   const std::vector<Mailbox>& recipients() const { return recipients_; }
   const MailArgument& mail_argument() const { return mail_argument_; }
+  /// The content of the current DATA (dot-unstuffed, CRLF line ends), whole at DataEnd and
+  /// kept until drop_message() or the next DATA. Received straight into this buffer (no
+  /// copy per read), which keeps its capacity for the connection's next message.
+  const std::string& message() const { return message_; }
+  void drop_message() { message_.clear(); }
 
  private:
   enum class Phase { kCommand, kAuthResponse, kData, kTlsPending, kClosed };
@@ -170,7 +172,7 @@ class Session {
   std::optional<Mailbox> pending_rcpt_;
 
   DataReceiver data_;
-  std::string data_chunk_;
+  std::string message_;
 };
 
 }  // namespace truefrom::smtp

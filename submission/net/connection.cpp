@@ -161,7 +161,6 @@ struct Connection::State {
   auth::IdentityCache::Entry txn_account;  // the account as it was at MAIL FROM
   std::string txn_srs_sender;  // the SRS address relayed instead of MAIL FROM (forwarded)
   std::string txn_srs_audit;   // which SRS rule decided, for the log
-  std::string message;
   // Not zero-filled: an idle connection keeps only the pages a read has touched resident.
   std::unique_ptr<char[]> read_buffer{new char[kReadBuffer]};
 
@@ -380,8 +379,9 @@ struct Connection::State {
   asio::awaitable<void> data_end() {
     const std::string id = queue::new_queue_id();
     const bool smtputf8 = session.mail_argument().smtputf8;
+    const std::string& message = session.message();
     if (!txn_account) {  // cannot happen: DATA follows an accepted MAIL FROM
-      message.clear();
+      session.drop_message();
       session.reply(Reply{451, {4, 3, 0}, "Sender check state lost, try again"});
       co_return;
     }
@@ -399,7 +399,7 @@ struct Connection::State {
       log_warning("policy: " + peer + " user " + login + " message from <" +
                   (session.mail_from() ? session.mail_from()->to_string() : std::string{}) +
                   "> refused: " + d.refusal->text);
-      message.clear();
+      session.drop_message();
       session.reply(*d.refusal);
       co_return;
     }
@@ -478,7 +478,7 @@ struct Connection::State {
     const Signing& signing = prep.signing;
     if (!signing.problem.empty()) log_error("dkim: message " + id + ": " + signing.problem);
     if (signing.tempfail) {
-      message.clear();
+      session.drop_message();
       session.reply(Reply{451,
                           {4, 3, 5},
                           "Cannot DKIM-sign for " + signing.domain +
@@ -502,7 +502,7 @@ struct Connection::State {
       const relay::Attempt attempt = co_await ctx.relay->send(env, parts, true);
       r = relay::RelayClient::client_reply(attempt, env);
     }
-    message.clear();
+    session.drop_message();
     if (r.positive()) {
       log_info(what + "; " + r.text);
       session.accept(ctx.scheduler ? r : Reply{250, {2, 0, 0}, "Ok: message " + id + " relayed"});
@@ -577,14 +577,8 @@ asio::awaitable<void> Connection::run() {
       co_await s.mail_from(m);
     } else if (std::holds_alternative<smtp::event::RcptTo>(ev)) {
       s.session.accept(Reply{250, {2, 1, 5}, "Recipient OK"});
-    } else if (std::holds_alternative<smtp::event::DataStart>(ev)) {
-      s.message.clear();
-    } else if (auto* c = std::get_if<smtp::event::DataChunk>(&ev)) {
-      s.message += c->bytes;
     } else if (std::holds_alternative<smtp::event::DataEnd>(ev)) {
       co_await s.data_end();
-    } else if (std::holds_alternative<smtp::event::DataAborted>(ev)) {
-      s.message.clear();
     } else if (std::holds_alternative<smtp::event::Close>(ev)) {
       co_await s.flush();
       break;

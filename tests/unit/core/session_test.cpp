@@ -31,7 +31,6 @@ SessionConfig test_config() {
 Transcript run(const std::vector<std::string_view>& chunks, SessionConfig config = test_config()) {
   Session s(config);
   Transcript t;
-  std::string message;
   std::string login_user;
   std::size_t next = 0;
   auto check_plain = [&](std::string_view resp) {
@@ -84,13 +83,12 @@ Transcript run(const std::vector<std::string_view>& chunks, SessionConfig config
     } else if (std::holds_alternative<event::RcptTo>(ev)) {
       s.accept(Reply{250, {2, 1, 5}, "Recipient OK"});
     } else if (std::holds_alternative<event::DataStart>(ev)) {
-      message.clear();
-    } else if (auto* c = std::get_if<event::DataChunk>(&ev)) {
-      message += c->bytes;
+      EXPECT_EQ(s.message(), "");  // nothing of an earlier message
     } else if (std::holds_alternative<event::DataEnd>(ev)) {
-      t.messages.push_back(message);
+      t.messages.push_back(s.message());
       s.accept(Reply{250, {2, 0, 0}, "queued"});
     } else if (std::holds_alternative<event::DataAborted>(ev)) {
+      EXPECT_EQ(s.message(), "");  // what was received is dropped
       ++t.aborted;
     } else if (std::holds_alternative<event::Close>(ev)) {
       t.closed = true;
