@@ -522,6 +522,28 @@ TEST_F(SpoolTest, RecoveryRefusesARecordWhosePagesDidNotAllReachTheDisk) {
   EXPECT_EQ(again.list(Where::kActive), std::vector<std::string>{"0123456789ABCDEF32"});
 }
 
+TEST_F(SpoolTest, RecoveryMovesTheRecordsOfAVersionOneSegment) {
+  // Left by a server from before record checksums, upgraded and restarted.
+  fs::create_directories(dir_ / "segments");
+  MessageInfo a = sample("0123456789ABCDEF34");
+  a.size = 6;
+  MessageInfo b = sample("0123456789ABCDEF35");
+  b.size = 6;
+  const std::string pa = encode_head(a) + "old a\n", pb = encode_head(b) + "old b\n";
+  std::ofstream(dir_ / "segments" / "00000000000000A2", std::ios::binary)
+      << kSegmentMagicV1 << encode_record(pa, true, true) << encode_record(pb, false, true);
+  Spool spool(dir_);
+  std::string error;
+  std::vector<std::string> warnings;
+  ASSERT_TRUE(spool.prepare(error, &warnings)) << error;
+  EXPECT_TRUE(warnings.empty()) << warnings.front();
+  EXPECT_EQ(spool.list(Where::kActive), std::vector<std::string>{a.id});  // b was delivered
+  std::string data;
+  ASSERT_TRUE(spool.read(a.id, Where::kActive, &data, error)) << error;
+  EXPECT_EQ(data, "old a\n");
+  EXPECT_TRUE(fs::is_empty(dir_ / "segments"));
+}
+
 TEST_F(SpoolTest, RecoveredFilesBelongToTheSegmentsOwner) {
   // root's `truefrom queue` recovering a service user's segment must leave files that
   // user's server can read.
