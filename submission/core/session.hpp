@@ -76,8 +76,8 @@ struct Close {};
 }  // namespace event
 
 using Event = std::variant<event::NeedData, event::StartTls, event::AuthStart, event::AuthResponse,
-                           event::MailFrom, event::RcptTo, event::DataStart,
-                           event::DataEnd, event::DataAborted, event::Close>;
+                           event::MailFrom, event::RcptTo, event::DataStart, event::DataEnd,
+                           event::DataAborted, event::Close>;
 
 class Session {
  public:

@@ -98,7 +98,7 @@ std::string encode_record_header(std::size_t payload_size, bool live, std::uint6
 std::string encode_record(std::string_view payload, bool live, bool v1 = false);
 struct SegmentRecord {
   bool live = false;
-  std::size_t offset = 0;  ///< of the record header in the file
+  std::size_t offset = 0;              ///< of the record header in the file
   std::size_t header = kRecordHeader;  ///< kRecordHeaderV1 in a version 1 segment
   std::string_view payload;
 };

@@ -60,6 +60,13 @@ MessageInfo sample(const std::string& id) {
   return m;
 }
 
+// What a segment record or a file in active/ holds: sample(id)'s head, then `data`.
+std::string payload_of(const std::string& id, std::string_view data) {
+  MessageInfo m = sample(id);
+  m.size = data.size();
+  return encode_head(m) + std::string(data);
+}
+
 class SpoolTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -187,10 +194,10 @@ TEST(SpoolFormat, SegmentRecords) {
        {std::string("rec L 0000000"), encode_record("longer", true).substr(0, kRecordHeader + 3),
         "rec X 000000000001 " + sum + "\nx", "rec L -00000000001 " + sum + "\nx",
         "rec L 00000000000a " + sum + "\nx", std::string("rec L 000000000001\nx"),
-        "rec L 000000000001 " + sum + "\ny",                       // another payload
-        std::string("rec L 000000000001 0000000000000000\nx"),     // another checksum
+        "rec L 000000000001 " + sum + "\ny",                     // another payload
+        std::string("rec L 000000000001 0000000000000000\nx"),   // another checksum
         "rec L 000000000001 " + std::string(15, '0') + "\n\nx",  // a short one
-        "rec L 000000000001 " + upper(sum) + "\nx",               // not as written
+        "rec L 000000000001 " + upper(sum) + "\nx",              // not as written
         std::string(kRecordHeader + 1, '\0')}) {
     records = parse_segment(file + tail, end);
     ASSERT_TRUE(records) << tail;
@@ -471,24 +478,20 @@ TEST_F(SpoolTest, RecoveryMovesLiveRecordsIntoActive) {
 TEST_F(SpoolTest, RecoveryIgnoresATornTailAndSkipsWhatWasMovedAlready) {
   fs::create_directories(dir_ / "segments");
   fs::create_directories(dir_ / "active");
-  MessageInfo a = sample("0123456789ABCDEF30");
-  a.size = 4;
-  MessageInfo b = sample("0123456789ABCDEF31");
-  b.size = 4;
-  const std::string pa = encode_head(a) + "aaaa", pb = encode_head(b) + "bbbb";
+  const std::string a_id = "0123456789ABCDEF30", b_id = "0123456789ABCDEF31";
+  const std::string pa = payload_of(a_id, "aaaa"), pb = payload_of(b_id, "bbbb");
   // b was moved into active/ before the crash, but its done mark never reached the disk
-  std::ofstream(dir_ / "active" / b.id, std::ios::binary) << pb;
+  std::ofstream(dir_ / "active" / b_id, std::ios::binary) << pb;
   const std::string torn =
       encode_record_header(500, true, record_checksum({"x"})) + "truefrom-queue 1\nid 01";
   std::ofstream(dir_ / "segments" / "00000000000000A0", std::ios::binary)
-      << kSegmentMagic << encode_record(pa, true)
-      << encode_record(pb, true) << torn;
+      << kSegmentMagic << encode_record(pa, true) << encode_record(pb, true) << torn;
   Spool spool(dir_);
   std::string error;
   std::vector<std::string> warnings;
   ASSERT_TRUE(spool.prepare(error, &warnings)) << error;
   EXPECT_TRUE(warnings.empty()) << warnings.front();
-  EXPECT_EQ(spool.list(Where::kActive), (std::vector<std::string>{a.id, b.id}));
+  EXPECT_EQ(spool.list(Where::kActive), (std::vector<std::string>{a_id, b_id}));
   EXPECT_TRUE(fs::is_empty(dir_ / "segments"));
 }
 
@@ -525,11 +528,9 @@ TEST_F(SpoolTest, RecoveryRefusesARecordWhosePagesDidNotAllReachTheDisk) {
 TEST_F(SpoolTest, RecoveryMovesTheRecordsOfAVersionOneSegment) {
   // Left by a server from before record checksums, upgraded and restarted.
   fs::create_directories(dir_ / "segments");
-  MessageInfo a = sample("0123456789ABCDEF34");
-  a.size = 6;
-  MessageInfo b = sample("0123456789ABCDEF35");
-  b.size = 6;
-  const std::string pa = encode_head(a) + "old a\n", pb = encode_head(b) + "old b\n";
+  const std::string a_id = "0123456789ABCDEF34";
+  const std::string pa = payload_of(a_id, "old a\n"),
+                    pb = payload_of("0123456789ABCDEF35", "old b\n");
   std::ofstream(dir_ / "segments" / "00000000000000A2", std::ios::binary)
       << kSegmentMagicV1 << encode_record(pa, true, true) << encode_record(pb, false, true);
   Spool spool(dir_);
@@ -537,9 +538,9 @@ TEST_F(SpoolTest, RecoveryMovesTheRecordsOfAVersionOneSegment) {
   std::vector<std::string> warnings;
   ASSERT_TRUE(spool.prepare(error, &warnings)) << error;
   EXPECT_TRUE(warnings.empty()) << warnings.front();
-  EXPECT_EQ(spool.list(Where::kActive), std::vector<std::string>{a.id});  // b was delivered
+  EXPECT_EQ(spool.list(Where::kActive), std::vector<std::string>{a_id});  // b was delivered
   std::string data;
-  ASSERT_TRUE(spool.read(a.id, Where::kActive, &data, error)) << error;
+  ASSERT_TRUE(spool.read(a_id, Where::kActive, &data, error)) << error;
   EXPECT_EQ(data, "old a\n");
   EXPECT_TRUE(fs::is_empty(dir_ / "segments"));
 }
@@ -549,30 +550,25 @@ TEST_F(SpoolTest, RecoveredFilesBelongToTheSegmentsOwner) {
   // user's server can read.
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to give files away";
   fs::create_directories(dir_ / "segments");
-  MessageInfo a = sample("0123456789ABCDEF3A");
-  a.size = 1;
-  const std::string pa = encode_head(a) + "a";
+  const std::string a_id = "0123456789ABCDEF3A", pa = payload_of(a_id, "a");
   const auto seg = dir_ / "segments" / "00000000000000A1";
-  std::ofstream(seg, std::ios::binary)
-      << kSegmentMagic << encode_record(pa, true);
+  std::ofstream(seg, std::ios::binary) << kSegmentMagic << encode_record(pa, true);
   ASSERT_EQ(::chown(seg.c_str(), 65534, 65534), 0);
   Spool spool(dir_);
   std::string error;
   ASSERT_TRUE(spool.prepare(error)) << error;
   struct stat st {};
-  ASSERT_EQ(::stat((dir_ / "active" / a.id).c_str(), &st), 0);
+  ASSERT_EQ(::stat((dir_ / "active" / a_id).c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, 65534u);
   EXPECT_EQ(st.st_gid, 65534u);
 }
 
 TEST_F(SpoolTest, DamagedOrForeignSegmentsAreKeptForTheAdministrator) {
   fs::create_directories(dir_ / "segments");
-  MessageInfo a = sample("0123456789ABCDEF40");
-  a.size = 1;
-  const std::string pa = encode_head(a) + "a", bad = "truefrom-queue 1\nid ???\n\n";
+  const std::string a_id = "0123456789ABCDEF40", pa = payload_of(a_id, "a");
+  const std::string bad = "truefrom-queue 1\nid ???\n\n";
   std::ofstream(dir_ / "segments" / "00000000000000B0", std::ios::binary)
-      << kSegmentMagic << encode_record(bad, true)
-      << encode_record(pa, true);
+      << kSegmentMagic << encode_record(bad, true) << encode_record(pa, true);
   std::ofstream(dir_ / "segments" / "00000000000000B1", std::ios::binary)
       << "truefrom-segment 3\nsomething newer\n";
   Spool spool(dir_);
@@ -584,7 +580,7 @@ TEST_F(SpoolTest, DamagedOrForeignSegmentsAreKeptForTheAdministrator) {
             std::string::npos)
       << warnings[0];
   EXPECT_NE(warnings[2].find("not a truefrom segment file"), std::string::npos) << warnings[2];
-  EXPECT_EQ(spool.list(Where::kActive), std::vector<std::string>{a.id});  // the good one moved
+  EXPECT_EQ(spool.list(Where::kActive), std::vector<std::string>{a_id});  // the good one moved
   EXPECT_TRUE(fs::exists(dir_ / "segments" / "00000000000000B0.damaged"));
   EXPECT_TRUE(fs::exists(dir_ / "segments" / "00000000000000B1.damaged"));
 }
