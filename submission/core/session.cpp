@@ -10,7 +10,6 @@ namespace {
 constexpr std::size_t kMaxCommandLine = 512;
 // RFC 4954 4: AUTH command and response lines may be up to 12288 octets.
 constexpr std::size_t kMaxAuthLine = 12288;
-// Content is handed to the transport in pieces of about this size.
 
 const Reply kReplyOk{250, {2, 0, 0}, "Ok"};
 
