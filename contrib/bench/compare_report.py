@@ -5,6 +5,8 @@ Kept apart from the script that starts and measures the stacks; standard library
 import statistics
 import time
 
+from stages import SYSCALLS
+
 
 def median(values):
     values = [v for v in values if v is not None]
@@ -120,6 +122,18 @@ def stage_table(p, speed, sc, handshake_ms=None):
     return out
 
 
+def syscall_lines(per_msg):
+    """One line: the truefrom process's system calls per message in the profile run."""
+    named = ", ".join("%s %.1f" % (name, per_msg[name]) for name in SYSCALLS
+                      if per_msg.get(name))
+    total = per_msg.get("all")
+    text = "System calls per message (perf stat, the same run): %s" % (
+        "%.1f in all" % total if total is not None else "")
+    if named:
+        text += ("; " if total is not None else "") + named
+    return [text + ".", ""]
+
+
 def profile_lines(profiles, rows=(), handshake_ms=None):
     out = []
     by_key = {r[0]: (r[1], r[4]) for r in rows}
@@ -127,6 +141,8 @@ def profile_lines(profiles, rows=(), handshake_ms=None):
         if p.get("stages"):
             sc, speed = by_key.get(p["scenario"], (None, None))
             out += stage_table(p, speed, sc, handshake_ms)
+        if p.get("syscalls_per_msg"):
+            out += syscall_lines(p["syscalls_per_msg"])
         out.append("Profile of the truefrom process, scenario %s (perf record -e cpu-clock, "
                    "one extra run), self time:" % p["scenario"])
         out.append("")

@@ -126,3 +126,33 @@ def rows(perf_script_text, cpu_ms_per_msg):
         out.append((name, share, share * cpu_ms_per_msg if cpu_ms_per_msg else None,
                     kernel / n))
     return out
+
+
+# System calls counted beside the profile (perf stat on syscall tracepoints): the ones a
+# message's path makes, in the order the report lists them.
+SYSCALLS = ("read", "write", "recvfrom", "sendmsg", "sendto", "pwritev", "pwrite64",
+            "fdatasync", "futex", "epoll_wait", "epoll_ctl")
+
+
+def perf_stat_events():
+    """The -e list for `perf stat`: every system call (raw_syscalls) and SYSCALLS one by
+    one."""
+    return ",".join(["raw_syscalls:sys_enter"] +
+                    ["syscalls:sys_enter_%s" % name for name in SYSCALLS])
+
+
+def syscall_counts(perf_stat_csv):
+    """{name: count} from `perf stat -x,` output ("all" for raw_syscalls); events perf
+    could not count are left out."""
+    counts = {}
+    for line in perf_stat_csv.splitlines():
+        fields = line.split(",")
+        if len(fields) < 3 or not fields[0].strip().isdigit():
+            continue
+        event = fields[2].strip()
+        if event == "raw_syscalls:sys_enter":
+            counts["all"] = int(fields[0])
+        elif event.startswith("syscalls:sys_enter_"):
+            counts[event[len("syscalls:sys_enter_"):]] = int(fields[0])
+    return counts
+

@@ -123,6 +123,32 @@ class Classify(unittest.TestCase):
                          ["TLS handshake", "signing"])
 
 
+class SyscallCounts(unittest.TestCase):
+    def test_perf_stat_csv(self):
+        # `perf stat -x, -o FILE -e ...` as perf 6.1 writes it; events it cannot count
+        # (no permission, unknown tracepoint) are left out.
+        text = ("# started on Thu Dec  3 06:48:00 2026\n\n"
+                "145,,raw_syscalls:sys_enter,1253290,100.00,,\n"
+                "7,,syscalls:sys_enter_read,1253290,100.00,,\n"
+                "0,,syscalls:sys_enter_fdatasync,1253290,100.00,,\n"
+                "<not counted>,,syscalls:sys_enter_futex,0,0.00,,\n"
+                "<not supported>,,syscalls:sys_enter_epoll_ctl,0,100.00,,\n")
+        self.assertEqual(stages.syscall_counts(text), {"all": 145, "read": 7, "fdatasync": 0})
+        self.assertEqual(stages.syscall_counts(""), {})
+
+    def test_report_line(self):
+        import compare_report
+        self.assertEqual(compare_report.syscall_lines({"all": 40.0, "futex": 4.0, "read": 12.25,
+                                                       "write": 0.0}),
+                         ["System calls per message (perf stat, the same run): 40.0 in all; "
+                          "read 12.2, futex 4.0.", ""])
+
+    def test_events_name_every_listed_call(self):
+        events = stages.perf_stat_events().split(",")
+        self.assertEqual(events[0], "raw_syscalls:sys_enter")
+        self.assertEqual([e.split("_", 2)[-1] for e in events[1:]], list(stages.SYSCALLS))
+
+
 class Rows(unittest.TestCase):
     def test_shares_kernel_and_milliseconds(self):
         text = HANDSHAKE * 3 + SPOOL_SYNC * 2 + SIGNING * 4 + LOST
