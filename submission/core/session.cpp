@@ -77,6 +77,7 @@ void Session::reset_transaction() {
   mail_from_.reset();
   mail_argument_ = {};
   recipients_.clear();
+  message_.clear();
 }
 
 void Session::compact_input() {
@@ -360,7 +361,6 @@ void Session::handle_data(std::string_view arg) {
   send(Reply::plain(354, "End data with <CR><LF>.<CR><LF>"));
   phase_ = Phase::kData;
   data_.reset();
-  message_.clear();
   events_.emplace_back(event::DataStart{});
 }
 
@@ -393,7 +393,6 @@ void Session::consume_data() {
                      " octets"});
       break;
   }
-  message_.clear();
   reset_transaction();
   if (phase_ != Phase::kClosed) events_.emplace_back(event::DataAborted{});
 }

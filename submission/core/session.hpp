@@ -123,10 +123,9 @@ class Session {
   const std::vector<Mailbox>& recipients() const { return recipients_; }
   const MailArgument& mail_argument() const { return mail_argument_; }
   /// The content of the current DATA (dot-unstuffed, CRLF line ends), whole at DataEnd and
-  /// kept until drop_message() or the next DATA. Received straight into this buffer (no
-  /// copy per read), which keeps its capacity for the connection's next message.
+  /// kept, like the envelope, until DataEnd is answered. Received straight into this buffer
+  /// (no copy per read), which keeps its capacity for the connection's next message.
   const std::string& message() const { return message_; }
-  void drop_message() { message_.clear(); }
 
  private:
   enum class Phase { kCommand, kAuthResponse, kData, kTlsPending, kClosed };

@@ -381,7 +381,6 @@ struct Connection::State {
     const bool smtputf8 = session.mail_argument().smtputf8;
     const std::string& message = session.message();
     if (!txn_account) {  // cannot happen: DATA follows an accepted MAIL FROM
-      session.drop_message();
       session.reply(Reply{451, {4, 3, 0}, "Sender check state lost, try again"});
       co_return;
     }
@@ -399,7 +398,6 @@ struct Connection::State {
       log_warning("policy: " + peer + " user " + login + " message from <" +
                   (session.mail_from() ? session.mail_from()->to_string() : std::string{}) +
                   "> refused: " + d.refusal->text);
-      session.drop_message();
       session.reply(*d.refusal);
       co_return;
     }
@@ -478,7 +476,6 @@ struct Connection::State {
     const Signing& signing = prep.signing;
     if (!signing.problem.empty()) log_error("dkim: message " + id + ": " + signing.problem);
     if (signing.tempfail) {
-      session.drop_message();
       session.reply(Reply{451,
                           {4, 3, 5},
                           "Cannot DKIM-sign for " + signing.domain +
@@ -502,7 +499,6 @@ struct Connection::State {
       const relay::Attempt attempt = co_await ctx.relay->send(env, parts, true);
       r = relay::RelayClient::client_reply(attempt, env);
     }
-    session.drop_message();
     if (r.positive()) {
       log_info(what + "; " + r.text);
       session.accept(ctx.scheduler ? r : Reply{250, {2, 0, 0}, "Ok: message " + id + " relayed"});

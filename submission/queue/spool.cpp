@@ -308,7 +308,7 @@ std::optional<std::vector<SegmentRecord>> parse_segment(std::string_view file, s
     if (!v1) {
       std::uint64_t sum = 0;
       if (h[18] != ' ' || !parse_hex64(h.substr(19, 16), sum) ||
-          sum != XXH3_64bits(payload.data(), payload.size())) {
+          sum != record_checksum({payload})) {
         break;
       }
     }
