@@ -31,6 +31,7 @@
 #include "submission/app/srs_rules.hpp"
 #include "submission/core/address.hpp"
 #include "submission/net/log.hpp"
+#include "submission/net/on_workers.hpp"
 #include "submission/net/server.hpp"
 #include "submission/net/socketmap.hpp"
 #include "submission/net/tls_options.hpp"
@@ -115,7 +116,11 @@ int cmd_serve(const Config& config) {
   if (!st) return fail(describe(st));
 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  boost::asio::thread_pool workers(config.worker_threads ? config.worker_threads : 2 * cores);
+  const unsigned worker_threads = config.worker_threads ? config.worker_threads : 2 * cores;
+  boost::asio::thread_pool workers(worker_threads);
+  if (auto e = net::mark_background_pool(workers, worker_threads); !e.empty()) {
+    net::log_info(e + "; the worker threads run as ordinary threads");
+  }
   net::ConnectionContext ctx;
   ctx.session.hostname = config.hostname;
   ctx.session.max_message_size = config.max_message_size;

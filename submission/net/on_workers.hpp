@@ -7,12 +7,17 @@
 
 #include <utility>  // before Boost.Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
 
+#include "submission/net/background_threads.hpp"
+
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <latch>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <type_traits>
 
 namespace truefrom::net {
@@ -58,6 +63,36 @@ inline auto on_workers_then(boost::asio::thread_pool& pool, F&& f) {
         });
       },
       boost::asio::use_awaitable, std::forward<F>(f));
+}
+
+// Marks every thread of `pool` (which must have exactly `threads` threads and nothing queued)
+// as background work (background_threads.hpp); blocks until all of them have run the change.
+// Returns "" or why the system refused.
+inline std::string mark_background_pool(boost::asio::thread_pool& pool, unsigned threads) {
+  // Every job waits until all have started, so each of the pool's threads runs exactly one.
+  // The jobs share the state: the last one may still be leaving a latch when wait() returns.
+  struct State {
+    explicit State(unsigned n) : started(n), finished(n) {}
+    std::latch started;
+    std::latch finished;
+    std::mutex m;
+    std::string error;
+  };
+  auto state = std::make_shared<State>(threads);
+  for (unsigned i = 0; i < threads; ++i) {
+    boost::asio::post(pool, [state] {
+      std::string e = mark_background_thread();
+      if (!e.empty()) {
+        std::lock_guard lock(state->m);
+        state->error = std::move(e);
+      }
+      state->started.arrive_and_wait();
+      state->finished.count_down();
+    });
+  }
+  state->finished.wait();
+  std::lock_guard lock(state->m);
+  return state->error;
 }
 
 }  // namespace truefrom::net

@@ -1,5 +1,7 @@
 #include "submission/queue/spool.hpp"
 
+#include "submission/net/background_threads.hpp"
+
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
 #include <sys/file.h>
@@ -515,7 +517,14 @@ bool Spool::prepare(std::string& error, std::vector<std::string>* warnings) {
   std::vector<std::string> notes;
   recover(notes);
   if (warnings) *warnings = std::move(notes);
-  if (!committer_.joinable()) committer_ = std::thread([this] { commit_loop(); });
+  if (!committer_.joinable()) {
+    committer_ = std::thread([this] {
+      // Background work like the worker pool's (see net/background_threads.hpp); where the
+      // system refuses, the serve command has said so for the workers already.
+      (void)net::mark_background_thread();
+      commit_loop();
+    });
+  }
   return true;
 }
 

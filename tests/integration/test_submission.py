@@ -135,6 +135,21 @@ class SubmissionTests(IntegrationTestCase):
                                            "peak %d KiB, before %d KiB" % (peak, before)),
                    timeout=10)
 
+    def test_background_threads_run_as_sched_batch(self):
+        """The worker pool and the spool's commit thread run as SCHED_BATCH, so that waking
+        them does not preempt the I/O thread; the I/O thread (the main one) does not."""
+        pid = self.srv.proc.pid
+
+        def policy(tid):   # field 41 of /proc/PID/task/TID/stat (proc(5)), after the comm
+            with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                return int(f.read().rsplit(")", 1)[1].split()[41 - 3])
+        policies = {tid: policy(tid) for tid in os.listdir("/proc/%d/task" % pid)}
+        sched_batch = 3
+        self.assertEqual(policies[str(pid)], 0, policies)
+        # [server] worker_threads unset: two per CPU; and the commit thread (queue mode).
+        self.assertEqual(sum(p == sched_batch for p in policies.values()),
+                         2 * os.cpu_count() + 1, policies)
+
     def test_alias_and_case_insensitive_local_part(self):
         for sender in [ALICE_ALIAS, "ALICE@Example.TEST"]:
             with self.subTest(sender=sender):

@@ -1,6 +1,9 @@
 #include "submission/queue/spool.hpp"
 
+#include "submission/net/background_threads.hpp"
+
 #include <gtest/gtest.h>
+
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -13,6 +16,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -601,6 +605,23 @@ TEST_F(SpoolTest, ARunningServersSegmentsAreNotRecoveredByOthers) {
   EXPECT_TRUE(seen[0].held_by_server);
   EXPECT_EQ(seen[0].data, "in flight\r\n");
   EXPECT_TRUE(server.in_segment("0123456789ABCDEF50"));
+}
+
+// The commit thread is background work (net/background_threads.hpp): woken by a store, it
+// does not preempt the thread that stored. Commit callbacks run on it.
+TEST_F(SpoolTest, TheCommitThreadRunsAsBackgroundWork) {
+  Spool spool(dir_);
+  std::string error;
+  ASSERT_TRUE(spool.prepare(error));
+  auto w = spool.write(sample("0123456789ABCDEF60"), {"Subject: s\r\n\r\nb\r\n"}, error);
+  ASSERT_TRUE(w) << error;
+  std::promise<bool> background;
+  spool.commit(std::move(*w), [&](const std::string& e) {
+    EXPECT_EQ(e, "");
+    background.set_value(net::is_background_thread());
+  });
+  EXPECT_TRUE(background.get_future().get());
+  EXPECT_FALSE(net::is_background_thread());
 }
 
 TEST_F(SpoolTest, ConcurrentCommitsAllLand) {

@@ -1,0 +1,29 @@
+#include "submission/net/background_threads.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <sched.h>
+
+namespace truefrom::net {
+
+std::string mark_background_thread() {
+#if defined(SCHED_BATCH)
+  // SCHED_BATCH keeps the nice value and needs no privilege (sched(7)).
+  sched_param param{};
+  param.sched_priority = 0;
+  if (::sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
+    return std::string("cannot run background threads as SCHED_BATCH: ") + std::strerror(errno);
+  }
+#endif
+  return {};
+}
+
+bool is_background_thread() {
+#if defined(SCHED_BATCH)
+  return ::sched_getscheduler(0) == SCHED_BATCH;
+#else
+  return false;
+#endif
+}
+
+}  // namespace truefrom::net
