@@ -569,5 +569,68 @@ class SubmissionTests(IntegrationTestCase):
         self.assertArrived(marker, ALICE, ["rcpt@dest.test"], ALICE)
 
 
+
+class CertificateChainTests(IntegrationTestCase):
+    """A certificate file with the server's certificate and its intermediate CA: truefrom
+    sends exactly that chain (OpenSSL's automatic chain building is off), so a client that
+    trusts only the root verifies it."""
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.sink = cls.use(Sink()).start()
+        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port, name="chain"))
+        d = cls.srv.tmp
+
+        def openssl(*args):
+            p = subprocess.run(["openssl"] + list(args), capture_output=True, text=True,
+                               timeout=60)
+            if p.returncode != 0:
+                raise RuntimeError("openssl %s failed:\n%s" % (args[0], p.stderr))
+        ca_ext = d / "ca.ext"
+        ca_ext.write_text("basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n")
+        leaf_ext = d / "leaf.ext"
+        leaf_ext.write_text("subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n" % HOSTNAME)
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+                "/CN=truefrom test root", "-keyout", str(d / "root.key"),
+                "-out", str(d / "root.pem"), "-addext", "basicConstraints=critical,CA:TRUE",
+                "-addext", "keyUsage=critical,keyCertSign")
+        for name, subject, issuer, ext in [("inter", "/CN=truefrom test intermediate", "root",
+                                            ca_ext),
+                                           ("leaf", "/CN=" + HOSTNAME, "inter", leaf_ext)]:
+            openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-subj", subject,
+                    "-keyout", str(d / (name + ".key")), "-out", str(d / (name + ".csr")))
+            openssl("x509", "-req", "-in", str(d / (name + ".csr")), "-days", "2",
+                    "-CA", str(d / (issuer + ".pem")), "-CAkey", str(d / (issuer + ".key")),
+                    "-CAcreateserial", "-extfile", str(ext), "-out", str(d / (name + ".pem")))
+        cls.srv.cert.write_text((d / "leaf.pem").read_text() + (d / "inter.pem").read_text())
+        cls.srv.key.write_text((d / "leaf.key").read_text())
+        os.chmod(cls.srv.key, 0o600)
+        cls.root = d / "root.pem"
+        cls.srv.migrate()
+        cls.srv.start()
+
+    def test_a_client_trusting_only_the_root_verifies_the_server(self):
+        ctx = ssl.create_default_context(cafile=str(self.root))
+        with smtplib.SMTP("127.0.0.1", self.srv.submission_port,
+                          local_hostname="client.example.test", timeout=15) as s:
+            s._host = HOSTNAME            # the name starttls() checks the certificate for
+            s.starttls(context=ctx)
+            self.assertEqual(s.ehlo()[0], 250)
+        raw = socket.create_connection(("127.0.0.1", self.srv.submissions_port), timeout=15)
+        with ctx.wrap_socket(raw, server_hostname=HOSTNAME) as tls:   # implicit TLS (465)
+            self.assertTrue(tls.recv(512).startswith(b"220 "))
+
+    def test_the_server_sends_the_files_chain_and_nothing_else(self):
+        p = subprocess.run(["openssl", "s_client", "-connect",
+                            "127.0.0.1:%d" % self.srv.submission_port, "-starttls", "smtp",
+                            "-showcerts", "-ign_eof"],
+                           input=b"QUIT\r\n", capture_output=True, timeout=30)
+        out = p.stdout.decode(errors="replace")
+        self.assertEqual(out.count("-----BEGIN CERTIFICATE-----"), 2, out[-3000:])
+        self.assertIn("CN = %s" % HOSTNAME, out)
+        self.assertIn("CN = truefrom test intermediate", out)
+
+
 if __name__ == "__main__":
     unittest.main()
