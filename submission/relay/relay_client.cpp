@@ -91,6 +91,16 @@ Reply refusal(const Reply& relay, std::string_view stage) {
   return r;
 }
 
+// async_write's own completion conditions hand the kernel at most 64 KiB per call: a 100 KiB
+// message would go out in two sendmsg() calls and wake the relay's reader twice. This one
+// lets one call take as much as the socket buffer does (plain connections; TLS writes go
+// out a record at a time anyway).
+struct WholeWrites {
+  std::size_t operator()(const boost::system::error_code& ec, std::size_t) const {
+    return ec ? 0 : std::size_t{64} << 20;
+  }
+};
+
 }  // namespace
 
 std::string RelayHost::to_string() const {
@@ -170,7 +180,7 @@ struct Conn {
     if (tls) {
       co_await asio::async_write(stream, data, asio::use_awaitable);
     } else {
-      co_await asio::async_write(stream.next_layer(), data, asio::use_awaitable);
+      co_await asio::async_write(stream.next_layer(), data, WholeWrites{}, asio::use_awaitable);
     }
   }
 
