@@ -90,8 +90,10 @@ void Server::forget(const std::shared_ptr<Connection>& c) {
 asio::awaitable<void> Server::accept_loop(Listener& listener) {
   for (;;) {
     boost::system::error_code ec;
+    // One strand per connection: its socket's and its coroutine's.
+    auto strand = asio::make_strand(io_);
     tcp::socket socket = co_await listener.acceptor.async_accept(
-        asio::make_strand(io_), asio::redirect_error(asio::use_awaitable, ec));
+        strand, asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
       if (ec == asio::error::operation_aborted || !listener.acceptor.is_open()) co_return;
       log_warning("accept on " + listener.name + ": " + ec.message());
@@ -117,9 +119,9 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
       connections_.insert(conn);
       peak_since_trim_ = std::max(peak_since_trim_, connections_.size());
     }
-    // The connection's socket is bound to a strand; its coroutine runs there.
+    // The connection's coroutine runs on the strand its socket is bound to.
     asio::co_spawn(
-        asio::make_strand(io_),
+        strand,
         [this, conn]() -> asio::awaitable<void> {
           co_await conn->run();
           forget(conn);
