@@ -1,16 +1,15 @@
 #include "submission/net/background_threads.hpp"
 
+#include <sched.h>
 #include <cerrno>
 #include <cstring>
-#include <sched.h>
 
 namespace truefrom::net {
 
 std::string mark_background_thread() {
 #if defined(SCHED_BATCH)
   // SCHED_BATCH keeps the nice value and needs no privilege (sched(7)).
-  sched_param param{};
-  param.sched_priority = 0;
+  const sched_param param{};  // priority 0, the only one SCHED_BATCH has
   if (::sched_setscheduler(0, SCHED_BATCH, &param) != 0) {
     return std::string("cannot run background threads as SCHED_BATCH: ") + std::strerror(errno);
   }
