@@ -22,6 +22,7 @@ user `postgres` through `runuser -u postgres --`.  Standard library only.
 import base64
 import json
 import os
+import random
 import re
 import select
 import shutil
@@ -60,11 +61,42 @@ def truefrom_bin():
     return path
 
 
+_handed_out_ports = set()
+
+
+def _ports_outside_the_ephemeral_range():
+    """Ports below the kernel's ephemeral range: the kernel never picks them for a bind to
+    port 0 or for the source of an outgoing connection, so a port this module names is not
+    taken by some other socket between naming it and the server binding it."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    if low - 10000 < 1024:
+        return None
+    return range(low - 10000, low)
+
+
 def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free now and that no earlier call returned.
+
+    Servers are configured before they start, so several ports are named at once: a port
+    must never be named twice, and it must not be one the kernel hands to other sockets
+    meanwhile (a port below the ephemeral range, where there is one)."""
+    candidates = _ports_outside_the_ephemeral_range()
+    rng = random.Random()
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", rng.choice(candidates) if candidates else 0))
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+        if port not in _handed_out_ports:
+            _handed_out_ports.add(port)
+            return port
+    raise RuntimeError("no free TCP port on 127.0.0.1 after 1000 tries")
 
 
 class ClosedPort:
@@ -437,8 +469,6 @@ class Truefrom:
         self.logfile = self.tmp / "truefrom.log"
         self.submission_port = free_port()
         self.submissions_port = free_port()
-        while self.submissions_port == self.submission_port:
-            self.submissions_port = free_port()
         self.relay_host = relay_host
         self.relay_port = relay_port
         self.relay_starttls = relay_starttls
