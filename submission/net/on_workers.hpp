@@ -69,12 +69,12 @@ inline auto on_workers_then(boost::asio::thread_pool& pool, F&& f) {
 // as background work (background_threads.hpp); blocks until all of them have run the change.
 // Returns "" or why the system refused.
 inline std::string mark_background_pool(boost::asio::thread_pool& pool, unsigned threads) {
-  // Every job waits until all have started, so each of the pool's threads runs exactly one.
-  // The jobs share the state: the last one may still be leaving a latch when wait() returns.
+  // Every job waits until all have marked their thread, so each of the pool's threads runs
+  // exactly one. The jobs share the state: the last one may still be leaving the latch when
+  // wait() returns here.
   struct State {
-    explicit State(unsigned n) : started(n), finished(n) {}
-    std::latch started;
-    std::latch finished;
+    explicit State(unsigned n) : marked(n) {}
+    std::latch marked;
     std::mutex m;
     std::string error;
   };
@@ -86,11 +86,10 @@ inline std::string mark_background_pool(boost::asio::thread_pool& pool, unsigned
         std::lock_guard lock(state->m);
         state->error = std::move(e);
       }
-      state->started.arrive_and_wait();
-      state->finished.count_down();
+      state->marked.arrive_and_wait();
     });
   }
-  state->finished.wait();
+  state->marked.wait();
   std::lock_guard lock(state->m);
   return state->error;
 }
