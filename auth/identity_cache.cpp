@@ -1,6 +1,6 @@
 #include "auth/identity_cache.hpp"
 
-#include "submission/core/address.hpp"
+#include "auth/identity_syntax.hpp"
 
 namespace truefrom::auth {
 
@@ -45,7 +45,7 @@ void IdentityCache::invalidate(const std::string& login_lower) {
 
 bool IdentityCache::lookup(const std::string& login, Entry& out) const {
   if (!fresh_) return false;
-  const std::string key = smtp::ascii_lower(login);
+  const std::string key = ascii_lower(login);
   std::lock_guard lock(mutex_);
   const auto it = entries_.find(key);
   if (it == entries_.end()) return false;
@@ -54,7 +54,7 @@ bool IdentityCache::lookup(const std::string& login, Entry& out) const {
 }
 
 StoreStatus IdentityCache::get(const std::string& login, Entry& out) {
-  const std::string key = smtp::ascii_lower(login);
+  const std::string key = ascii_lower(login);
   std::uint64_t epoch = 0;
   const bool was_fresh = fresh_;
   {

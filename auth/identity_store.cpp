@@ -4,7 +4,7 @@
 
 #include "auth/store_impl.hpp"
 
-#include "auth/sender_policy.hpp"
+#include "auth/identity_syntax.hpp"
 #include "schema/migrations.hpp"
 
 namespace truefrom::auth {

@@ -6,7 +6,7 @@
 
 #include <stdexcept>
 
-#include "submission/core/address.hpp"
+#include "auth/identity_syntax.hpp"
 
 namespace truefrom::auth {
 
@@ -21,7 +21,7 @@ std::string VerifiedPasswords::key(std::string_view login, std::string_view hash
                                    std::string_view password) const {
   // Lengths first, so that no two different triples give the same input.
   std::string input = std::to_string(login.size()) + ":" + std::to_string(hash.size()) + ":";
-  input += smtp::ascii_lower(login);
+  input += ascii_lower(login);
   input += hash;
   input += password;
   unsigned char mac[EVP_MAX_MD_SIZE];

@@ -16,12 +16,13 @@
 #include <optional>
 #include <thread>
 
+#include "auth/identity_syntax.hpp"
 #include "auth/credential_check.hpp"
 #include "auth/identity_cache.hpp"
 #include "auth/identity_store.hpp"
 #include "auth/password_hash.hpp"
 #include "auth/sasl_server.hpp"
-#include "auth/sender_policy.hpp"
+#include "submission/policy/sender_policy.hpp"
 #include "signer/srs/srs.hpp"
 #include "signer/srs/srs_rules.hpp"
 #include "submission/app/cli.hpp"
@@ -30,8 +31,8 @@
 #include "submission/app/embedded_postgres.hpp"
 #include "submission/app/srs_rules.hpp"
 #include "submission/core/address.hpp"
-#include "submission/net/log.hpp"
-#include "submission/net/on_workers.hpp"
+#include "submission/runtime/log.hpp"
+#include "submission/runtime/on_workers.hpp"
 #include "submission/net/server.hpp"
 #include "submission/net/socketmap.hpp"
 #include "submission/net/tls_options.hpp"
@@ -111,15 +112,15 @@ int cmd_serve(const Config& config) {
     int applied = 0;
     st = db.store().migrate(applied);
     if (st)
-      net::log_info("embedded database: applied " + std::to_string(applied) + " migration(s)");
+      runtime::log_info("embedded database: applied " + std::to_string(applied) + " migration(s)");
   }
   if (!st) return fail(describe(st));
 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const unsigned worker_threads = config.worker_threads ? config.worker_threads : 2 * cores;
   boost::asio::thread_pool workers(worker_threads);
-  if (auto e = net::mark_background_pool(workers, worker_threads); !e.empty()) {
-    net::log_info(e + "; the worker threads run as ordinary threads");
+  if (auto e = runtime::mark_background_pool(workers, worker_threads); !e.empty()) {
+    runtime::log_info(e + "; the worker threads run as ordinary threads");
   }
   net::ConnectionContext ctx;
   ctx.session.hostname = config.hostname;
@@ -130,21 +131,21 @@ int cmd_serve(const Config& config) {
   auth::IdentityCache identities(db.store());
   identities.start([](bool up, const std::string& detail) {
     if (up) {
-      net::log_info("identity cache: " + detail);
+      runtime::log_info("identity cache: " + detail);
     } else {
-      net::log_error("identity cache: " + detail +
+      runtime::log_error("identity cache: " + detail +
                      "; until it is back every check queries PostgreSQL and fails with 4xx "
                      "when PostgreSQL is down");
     }
   });
   ctx.check = auth::make_credential_check(identities);
   ctx.identities = &identities;
-  ctx.policy = auth::SenderPolicy(config.policy);
+  ctx.policy = policy::SenderPolicy(config.policy);
   signer::KeyManager dkim_keys(::geteuid(), [](bool ok, const std::string& line) {
-    ok ? net::log_info("dkim: " + line) : net::log_error("dkim: " + line);
+    ok ? runtime::log_info("dkim: " + line) : runtime::log_error("dkim: " + line);
   });
   DkimKeyWatcher dkim_watcher(db.store(), dkim_keys, [](bool ok, const std::string& line) {
-    ok ? net::log_info("dkim: " + line) : net::log_error("dkim: " + line);
+    ok ? runtime::log_info("dkim: " + line) : runtime::log_error("dkim: " + line);
   });
   if (auto dst = dkim_watcher.load(); !dst) return fail("cannot load DKIM keys: " + describe(dst));
   dkim_watcher.start();
@@ -162,7 +163,7 @@ int cmd_serve(const Config& config) {
     if (!srs) return fail(error);
     srs_watcher = std::make_unique<SrsRuleWatcher>(
         db.store(), srs_rules, [](bool ok, const std::string& line) {
-          ok ? net::log_info("srs: " + line) : net::log_error("srs: " + line);
+          ok ? runtime::log_info("srs: " + line) : runtime::log_error("srs: " + line);
         });
     if (auto sst = srs_watcher->load(); !sst)
       return fail("cannot load SRS rules: " + describe(sst));
@@ -185,7 +186,7 @@ int cmd_serve(const Config& config) {
   if (config.queue_mode) {
     std::vector<std::string> warnings;
     if (!spool.prepare(error, &warnings)) return fail(error);
-    for (const auto& w : warnings) net::log_error("queue: " + w);
+    for (const auto& w : warnings) runtime::log_error("queue: " + w);
     scheduler = std::make_unique<queue::Scheduler>(io, spool, *relay, workers, config.queue);
     if (!scheduler->start(error)) return fail(error);
     ctx.spool = &spool;
@@ -210,7 +211,7 @@ int cmd_serve(const Config& config) {
   }
   std::string relays;
   for (const auto& h : config.relay.hosts) relays += (relays.empty() ? "" : ", ") + h.to_string();
-  net::log_info(
+  runtime::log_info(
       "truefrom " + config.hostname + " ready; relay " + relays +
       (config.queue_mode ? "; queue " + config.queue_dir.string() : "; passthrough (no queue)"));
   server.run(config.io_threads ? config.io_threads : cores);
@@ -220,7 +221,7 @@ int cmd_serve(const Config& config) {
   workers.join();
   dkim_watcher.stop();
   identities.stop();
-  net::log_info("stopped");
+  runtime::log_info("stopped");
   return 0;
 }
 
@@ -420,13 +421,13 @@ int cmd_check(const Args& a, const Config& config) {
   std::optional<auth::AccountIdentities> account;
   if (auto st = store.find_for_auth(p[1], account); !st) return fail(describe(st));
   if (!account) return fail("no account " + p[1] + " (list them with: truefrom account list)");
-  const auth::SenderPolicy policy(config.policy);
+  const policy::SenderPolicy policy(config.policy);
   std::cout << "account " << account->account.login
             << (account->account.enabled ? "" : " (disabled)")
             << (account->account.forwarder ? " (forwarder)" : "") << ", "
             << account->identities.size() << " sender identities\n";
   const std::string shown = mail_from ? mail_from->to_string() : std::string{};
-  auth::Decision d = policy.check_envelope(*account, mail_from);
+  policy::Decision d = policy.check_envelope(*account, mail_from);
   std::string srs_line;
   if (!d.refusal && d.forwarded && mail_from) {
     if (!config.srs_enabled) {

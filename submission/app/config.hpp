@@ -9,7 +9,7 @@
 #include <optional>
 #include <string>
 
-#include "auth/sender_policy.hpp"
+#include "submission/policy/sender_policy.hpp"
 #include "signer/dkim/dkim_signer.hpp"
 #include "signer/srs/srs.hpp"
 #include "submission/queue/scheduler.hpp"
@@ -59,7 +59,7 @@ struct Config {
   std::filesystem::path state_dir = "/var/lib/truefrom";
 
   // [policy]
-  auth::PolicyOptions policy;
+  policy::PolicyOptions policy;
 
   // [dkim]
   std::filesystem::path dkim_key_dir;  ///< where keygen writes keys; default <state dir>/dkim

@@ -4,7 +4,8 @@
 #include <ctime>
 #include <iostream>
 
-#include "auth/sender_policy.hpp"
+#include "submission/policy/sender_policy.hpp"
+#include "auth/identity_syntax.hpp"
 #include "signer/srs/srs.hpp"
 #include "signer/srs/srs_rules.hpp"
 #include "submission/app/cli.hpp"

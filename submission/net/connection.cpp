@@ -12,13 +12,23 @@
 #include <ctime>
 #include <random>
 
-#include "auth/sender_policy.hpp"
+#include "auth/identity_syntax.hpp"
+#include "submission/policy/sender_policy.hpp"
 #include "submission/core/trace.hpp"
-#include "submission/net/log.hpp"
-#include "submission/net/on_workers.hpp"
+#include "submission/runtime/log.hpp"
+#include "submission/runtime/on_workers.hpp"
 #include "submission/net/tls_socket.hpp"
 
 namespace truefrom::net {
+
+using runtime::log_error;
+
+using runtime::log_info;
+using runtime::log_warning;
+
+using runtime::on_workers;
+using runtime::on_workers_then;
+
 namespace {
 
 namespace asio = boost::asio;
@@ -330,7 +340,7 @@ struct Connection::State {
     }
     const auto& sender = ev->argument.sender;
     const std::string shown = sender ? sender->to_string() : std::string{};
-    auth::Decision d = ctx.policy.check_envelope(*entry, sender);
+    policy::Decision d = ctx.policy.check_envelope(*entry, sender);
     if (d.refusal) {
       log_warning("policy: " + peer + " user " + login + " refused MAIL FROM <" + shown +
                   ">: " + d.refusal->text);
@@ -388,7 +398,7 @@ struct Connection::State {
     // must parse, forwarders' too (their headers are not bound, but they are signed).
     std::string why;
     const auto section = smtp::parse_header_section(message, &why);
-    auth::Decision d;
+    policy::Decision d;
     if (section) {
       d = ctx.policy.check_message(*txn_account, session.mail_from(), *section, smtputf8);
     } else {

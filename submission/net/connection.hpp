@@ -19,7 +19,7 @@
 
 #include "auth/identity_cache.hpp"
 #include "auth/sasl_server.hpp"
-#include "auth/sender_policy.hpp"
+#include "submission/policy/sender_policy.hpp"
 #include "signer/dkim/dkim_signer.hpp"
 #include "signer/dkim/key_ring.hpp"
 #include "signer/srs/srs.hpp"
@@ -39,7 +39,7 @@ struct ConnectionContext {
   auth::CredentialCheck check;
   /// Accounts and identities (for the binding checks); outlives all connections.
   auth::IdentityCache* identities = nullptr;
-  auth::SenderPolicy policy;
+  policy::SenderPolicy policy;
   /// DKIM: the active keys (kept current from the database) and the signer. Null: mail
   /// leaves unsigned.
   signer::KeyManager* dkim_keys = nullptr;

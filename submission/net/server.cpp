@@ -14,9 +14,13 @@
 #include <malloc.h>
 #endif
 
-#include "submission/net/log.hpp"
+#include "submission/runtime/log.hpp"
 
 namespace truefrom::net {
+
+using runtime::log_info;
+
+using runtime::log_warning;
 namespace {
 namespace asio = boost::asio;
 using asio::ip::tcp;

@@ -9,9 +9,13 @@
 #include <ctime>
 
 #include "submission/core/netstring.hpp"
-#include "submission/net/log.hpp"
+#include "submission/runtime/log.hpp"
 
 namespace truefrom::net {
+
+using runtime::log_info;
+
+using runtime::log_warning;
 namespace {
 
 namespace asio = boost::asio;

@@ -13,8 +13,8 @@
 #include <random>
 
 #include "submission/core/header_fields.hpp"
-#include "submission/net/log.hpp"
-#include "submission/net/on_workers.hpp"
+#include "submission/runtime/log.hpp"
+#include "submission/runtime/on_workers.hpp"
 #include "submission/queue/dsn.hpp"
 
 namespace truefrom::queue {
@@ -165,11 +165,11 @@ void Scheduler::scan(bool initial) {
     auto info = spool_.read(id, Where::kActive, nullptr, error, &corrupt);
     if (!info) {
       if (corrupt) {
-        net::log_error("queue: " + error + "; moved to hold/ for the administrator");
+        runtime::log_error("queue: " + error + "; moved to hold/ for the administrator");
         std::string ignored;
         spool_.move(id, Where::kActive, Where::kHold, ignored);
       } else if (spool_.find(id)) {
-        net::log_error("queue: " + error + "; tried again at the next scan or restart");
+        runtime::log_error("queue: " + error + "; tried again at the next scan or restart");
       }
       continue;
     }
@@ -189,7 +189,7 @@ void Scheduler::scan(bool initial) {
     entries_[id] = Entry{std::move(info), std::move(state), false, std::nullopt};
   }
   if (initial && !entries_.empty()) {
-    net::log_info("queue: " + std::to_string(entries_.size()) + " message(s) in " +
+    runtime::log_info("queue: " + std::to_string(entries_.size()) + " message(s) in " +
                   spool_.dir().string() + ", " + std::to_string(ready_.size()) + " due now");
   }
   pump();
@@ -244,7 +244,7 @@ asio::awaitable<void> Scheduler::control_loop() {
       flush();
     } else if (line == "scan\n") {
       Scheduler* self = this;
-      co_await net::on_workers(workers_, [self] {
+      co_await runtime::on_workers(workers_, [self] {
         self->scan(false);
         return 0;
       });
@@ -284,7 +284,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     }
   }
   if (!l.info) {
-    l = co_await net::on_workers(workers_, [spool, idp] {
+    l = co_await runtime::on_workers(workers_, [spool, idp] {
       Loaded r;
       // A message still in a segment has no file to lock: the admin's commands leave it alone
       // until this attempt moves it into active/ or delivers it.
@@ -309,11 +309,11 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     auto it = entries_.find(id);
     if ((l.lock && l.lock->missing()) || l.corrupt || it == entries_.end()) {
       // deleted or held by the admin meanwhile, or damaged (now in hold/)
-      if (l.corrupt) net::log_error("queue: " + l.error + "; moved to hold/ for the administrator");
+      if (l.corrupt) runtime::log_error("queue: " + l.error + "; moved to hold/ for the administrator");
       if (it != entries_.end()) entries_.erase(it);
     } else {
       // the CLI holds the lock, or a passing read error: look again shortly
-      if (!l.error.empty()) net::log_error("queue: " + l.error + "; trying again shortly");
+      if (!l.error.empty()) runtime::log_error("queue: " + l.error + "; trying again shortly");
       it->second.running = false;
       it->second.state.next_attempt = std::time(nullptr) + kBusyRetry;
       waiting_.insert({it->second.state.next_attempt, id});
@@ -387,7 +387,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     const std::string* text = &dsn.message;
     std::string error;
     std::string* ep = &error;
-    const bool ok = co_await net::on_workers(workers_, [spool, dp, text, ep] {
+    const bool ok = co_await runtime::on_workers(workers_, [spool, dp, text, ep] {
       auto w = spool->write(*dp, {*text}, *ep);
       return w && spool->commit_and_wait(std::move(*w), *ep);
     });
@@ -396,13 +396,13 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
       enqueued(dinfo);
     } else {
       reported = false;
-      net::log_error("queue: " + id + ": cannot queue the delivery status notification to <" +
+      runtime::log_error("queue: " + id + ": cannot queue the delivery status notification to <" +
                      info.mail_from + ">: " + error + "; the failed recipients are retried");
     }
   }
 
   for (const auto& r : out.delivered) {
-    net::log_info("queue: " + id + " to <" + r + ">: delivered via " + relay_name);
+    runtime::log_info("queue: " + id + " to <" + r + ">: delivered via " + relay_name);
     state.finished.push_back(r);
   }
   for (const auto& f : out.failed) {
@@ -410,7 +410,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
       out.deferred.emplace_back(f.address, f.reply);
       continue;
     }
-    net::log_warning(
+    runtime::log_warning(
         "queue: " + id + " to <" + f.address + ">: " +
         (f.expired ? "delivery time expired, last error " : "refused: ") + f.reply.summary() +
         (info.mail_from.empty() ? "; null sender, no report"
@@ -426,7 +426,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     state.next_attempt = now + delay.count();
     state.last_error = out.deferred.front().second.summary();
     for (const auto& [r, reply] : out.deferred) {
-      net::log_info("queue: " + id + " to <" + r + ">: deferred (" + reply.summary() +
+      runtime::log_info("queue: " + id + " to <" + r + ">: deferred (" + reply.summary() +
                     "), next attempt in " + std::to_string(delay.count()) + " s");
     }
   }
@@ -439,11 +439,11 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
   // (Never co_await inside a conditional expression: see NOTES.md.)
   bool saved = true;
   if (!done || !spool_.remove_later(id)) {
-    saved = co_await net::on_workers(workers_, [spool, idp, sp, done, ep] {
+    saved = co_await runtime::on_workers(workers_, [spool, idp, sp, done, ep] {
       return done ? spool->remove(*idp, Where::kActive, *ep) : spool->save_state(*idp, *sp, *ep);
     });
   }
-  if (!saved) net::log_error("queue: " + id + ": " + error);
+  if (!saved) runtime::log_error("queue: " + id + ": " + error);
   l.lock.reset();
 
   std::lock_guard lock(mutex_);

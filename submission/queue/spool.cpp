@@ -1,6 +1,6 @@
 #include "submission/queue/spool.hpp"
 
-#include "submission/net/background_threads.hpp"
+#include "submission/runtime/background_threads.hpp"
 
 #include <fcntl.h>
 #include <stdio.h>  // renameat2
@@ -521,7 +521,7 @@ bool Spool::prepare(std::string& error, std::vector<std::string>* warnings) {
     committer_ = std::thread([this] {
       // Background work like the worker pool's (see net/background_threads.hpp); where the
       // system refuses, the serve command has said so for the workers already.
-      (void)net::mark_background_thread();
+      (void)runtime::mark_background_thread();
       commit_loop();
     });
   }

@@ -1,6 +1,6 @@
 #include "submission/queue/spool.hpp"
 
-#include "submission/net/background_threads.hpp"
+#include "submission/runtime/background_threads.hpp"
 
 #include <gtest/gtest.h>
 
@@ -618,10 +618,10 @@ TEST_F(SpoolTest, TheCommitThreadRunsAsBackgroundWork) {
   std::promise<bool> background;
   spool.commit(std::move(*w), [&](const std::string& e) {
     EXPECT_EQ(e, "");
-    background.set_value(net::is_background_thread());
+    background.set_value(runtime::is_background_thread());
   });
   EXPECT_TRUE(background.get_future().get());
-  EXPECT_FALSE(net::is_background_thread());
+  EXPECT_FALSE(runtime::is_background_thread());
 }
 
 TEST_F(SpoolTest, ConcurrentCommitsAllLand) {

@@ -12,7 +12,7 @@
 
 #include <string>
 
-namespace truefrom::net {
+namespace truefrom::runtime {
 
 /// Marks the calling thread as background work. Returns "" or why the system refused
 /// (the thread then runs as before: the policy changes only the scheduling, never results).
@@ -21,4 +21,4 @@ std::string mark_background_thread();
 /// Whether the calling thread runs as background work.
 bool is_background_thread();
 
-}  // namespace truefrom::net
+}  // namespace truefrom::runtime

@@ -7,7 +7,7 @@
 
 #include <utility>  // before Boost.Asio: Boost 1.74 awaitable.hpp uses std::exchange without it
 
-#include "submission/net/background_threads.hpp"
+#include "submission/runtime/background_threads.hpp"
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -20,7 +20,7 @@
 #include <string>
 #include <type_traits>
 
-namespace truefrom::net {
+namespace truefrom::runtime {
 
 // Runs `f` on the worker pool and resumes the awaiting coroutine on its own executor.
 // Written as an initiation, not a coroutine: the callable is moved into plain handlers.
@@ -94,4 +94,4 @@ inline std::string mark_background_pool(boost::asio::thread_pool& pool, unsigned
   return state->error;
 }
 
-}  // namespace truefrom::net
+}  // namespace truefrom::runtime

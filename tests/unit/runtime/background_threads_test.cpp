@@ -1,7 +1,7 @@
 // The worker pool's and the commit thread's scheduling policy (net/background_threads.hpp,
 // mark_background_pool in net/on_workers.hpp).
-#include "submission/net/background_threads.hpp"
-#include "submission/net/on_workers.hpp"
+#include "submission/runtime/background_threads.hpp"
+#include "submission/runtime/on_workers.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,7 +13,7 @@
 #include <set>
 #include <thread>
 
-namespace truefrom::net {
+namespace truefrom::runtime {
 namespace {
 
 TEST(BackgroundThreads, EveryThreadOfThePoolIsMarkedAndNoOtherThread) {
@@ -57,4 +57,4 @@ TEST(BackgroundThreads, OnlyTheCallingThreadChanges) {
 }
 
 }  // namespace
-}  // namespace truefrom::net
+}  // namespace truefrom::runtime

@@ -8,10 +8,14 @@
 #include <iterator>
 #include <sstream>
 
-#include "auth/sender_policy.hpp"
+#include "submission/policy/sender_policy.hpp"
 
-namespace truefrom::auth {
+#include "auth/identity_syntax.hpp"
+
+namespace truefrom::policy {
 namespace {
+
+using namespace truefrom::auth;  // identities, domain syntax
 
 const char* const kCorpus = TRUEFROM_SOURCE_DIR "/tests/golden/header_binding.txt";
 
@@ -138,4 +142,4 @@ TEST(HeaderBinding, CorpusCoversEveryVerdictKind) {
 }
 
 }  // namespace
-}  // namespace truefrom::auth
+}  // namespace truefrom::policy

@@ -4,7 +4,7 @@
 
 #include <string_view>
 
-namespace truefrom::net {
+namespace truefrom::runtime {
 
 enum class LogLevel { kInfo, kWarning, kError };
 
@@ -13,4 +13,4 @@ inline void log_info(std::string_view text) { log(LogLevel::kInfo, text); }
 inline void log_warning(std::string_view text) { log(LogLevel::kWarning, text); }
 inline void log_error(std::string_view text) { log(LogLevel::kError, text); }
 
-}  // namespace truefrom::net
+}  // namespace truefrom::runtime

@@ -1,9 +1,13 @@
-#include "auth/sender_policy.hpp"
+#include "submission/policy/sender_policy.hpp"
+
+#include "auth/identity_syntax.hpp"
 
 #include <gtest/gtest.h>
 
-namespace truefrom::auth {
+namespace truefrom::policy {
 namespace {
+
+using namespace truefrom::auth;  // identities, domain syntax
 
 using K = SenderIdentity::Kind;
 using GK = Grant::Kind;
@@ -157,4 +161,4 @@ TEST(SenderPolicy, ParsesWhatAdminsType) {
 }
 
 }  // namespace
-}  // namespace truefrom::auth
+}  // namespace truefrom::policy

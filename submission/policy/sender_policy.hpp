@@ -10,6 +10,7 @@
 // senders and their headers are not bound. Every decision says which row allowed it.
 //
 // Pure apart from reading the message; thread-safe (const methods, no shared state).
+// Domains are compared in the form auth::normalize_domain gives (auth/identity_syntax.hpp).
 #pragma once
 
 #include <optional>
@@ -21,7 +22,10 @@
 #include "submission/core/header_fields.hpp"
 #include "submission/core/reply.hpp"
 
-namespace truefrom::auth {
+namespace truefrom::policy {
+
+using auth::AccountIdentities;
+using auth::SenderIdentity;
 
 struct PolicyOptions {
   /// Characters that start a subaddress ("alice+news"); empty disables subaddressing.
@@ -90,11 +94,4 @@ class SenderPolicy {
   PolicyOptions options_;
 };
 
-/// Lower-case A-label form of a domain (IDNA 2008 with UTS #46 mapping); nullopt when it is
-/// not a valid domain name. A trailing root dot is dropped.
-std::optional<std::string> normalize_domain(std::string_view domain);
-
-/// The organizational domain (public suffix list, RFC 7489 3.2) of a normalized domain.
-std::string organizational_domain(const std::string& domain);
-
-}  // namespace truefrom::auth
+}  // namespace truefrom::policy

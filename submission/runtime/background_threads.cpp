@@ -1,10 +1,10 @@
-#include "submission/net/background_threads.hpp"
+#include "submission/runtime/background_threads.hpp"
 
 #include <sched.h>
 #include <cerrno>
 #include <cstring>
 
-namespace truefrom::net {
+namespace truefrom::runtime {
 
 std::string mark_background_thread() {
 #if defined(SCHED_BATCH)
@@ -25,4 +25,4 @@ bool is_background_thread() {
 #endif
 }
 
-}  // namespace truefrom::net
+}  // namespace truefrom::runtime

@@ -1,10 +1,10 @@
-#include "submission/net/log.hpp"
+#include "submission/runtime/log.hpp"
 
 #include <cstdio>
 #include <mutex>
 #include <string>
 
-namespace truefrom::net {
+namespace truefrom::runtime {
 
 void log(LogLevel level, std::string_view text) {
   static std::mutex mutex;
@@ -21,4 +21,4 @@ void log(LogLevel level, std::string_view text) {
   std::fflush(stderr);
 }
 
-}  // namespace truefrom::net
+}  // namespace truefrom::runtime

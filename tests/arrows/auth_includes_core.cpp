@@ -1,0 +1,2 @@
+// Must not compile: auth uses nothing of submission/ (README.md "Layout").
+#include "submission/core/address.hpp"
