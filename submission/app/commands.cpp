@@ -150,10 +150,10 @@ int cmd_serve(const Config& config) {
   if (auto dst = dkim_watcher.load(); !dst) return fail("cannot load DKIM keys: " + describe(dst));
   dkim_watcher.start();
   const signer::DkimSigner dkim(config.dkim_signing);
-  ctx.dkim_keys = &dkim_keys;
-  ctx.dkim = &dkim;
-  ctx.dkim_fallback_domain = config.dkim_fallback_domain;
-  ctx.dkim_tempfail_on_key_error = config.dkim_tempfail_on_key_error;
+  ctx.dkim.keys = &dkim_keys;
+  ctx.dkim.signer = &dkim;
+  ctx.dkim.fallback_domain = config.dkim_fallback_domain;
+  ctx.dkim.tempfail_on_key_error = config.dkim_tempfail_on_key_error;
   // SRS: forwarder accounts' foreign envelope senders, by the rules in the database.
   std::optional<signer::srs::Srs> srs;
   signer::srs::SrsRuleHolder srs_rules;

@@ -13,8 +13,11 @@
 #include <random>
 
 #include "auth/identity_syntax.hpp"
+#include "submission/policy/message_preparer.hpp"
 #include "submission/policy/sender_policy.hpp"
+#include "submission/policy/temporary_failures.hpp"
 #include "submission/core/trace.hpp"
+#include "submission/runtime/fault_injection.hpp"
 #include "submission/runtime/log.hpp"
 #include "submission/runtime/on_workers.hpp"
 #include "submission/net/tls_socket.hpp"
@@ -52,87 +55,13 @@ std::string new_message_id() {
   return id;
 }
 
-// The message's own fields ("Name: value\r\n" each, folded with CRLF + WSP), one view each
-// without its final CRLF.
-void split_fields(std::string_view fields, std::vector<std::string_view>& out) {
-  std::size_t start = 0;
-  for (std::size_t pos = 0; (pos = fields.find("\r\n", pos)) != std::string_view::npos;) {
-    if (pos + 2 < fields.size() && (fields[pos + 2] == ' ' || fields[pos + 2] == '\t')) {
-      pos += 2;
-      continue;
-    }
-    out.push_back(fields.substr(start, pos - start));
-    pos += 2;
-    start = pos;
-  }
-}
-
-struct Signing {
-  std::string fields;   // the DKIM-Signature fields to prepend
-  std::string domain;   // the signing domain; empty when no key applies
-  std::string audit;    // for the log: "d=example.com s=a,b" or why unsigned
-  std::string problem;  // an unusable key or a failure, for the log
-  bool tempfail = false;
-};
-
 // What the work at the end of DATA gives back: the signature and, in queue mode, whether
 // the spool could store the message.
 struct Prepared {
   Signing signing;
-  std::string error;  // queue mode: why the spool could not store it
+  bool stored = false;  // queue mode: handed to the spool
+  std::string error;    // queue mode: why the spool could not store it
 };
-
-// DKIM-signs the message as it will be relayed: `added` (the fields truefrom puts on top)
-// followed by `message`. Runs on the worker pool.
-Signing sign_message(const ConnectionContext& ctx, const std::string& added,
-                     std::string_view message, const smtp::HeaderSection& section,
-                     const std::string& from_domain) {
-  Signing out;
-  const auto ring = ctx.dkim_keys->current();
-  const signer::Selection sel = ring->select(from_domain, ctx.dkim_fallback_domain);
-  if (sel.domain.empty()) {
-    out.audit =
-        "unsigned (no active key for " +
-        (from_domain.empty() ? std::string("an unverified From:") : from_domain) +
-        (ctx.dkim_fallback_domain.empty() ? "" : " nor fallback " + ctx.dkim_fallback_domain) + ")";
-    return out;
-  }
-  out.domain = sel.domain;
-  std::vector<const signer::SigningKey*> keys;
-  for (const auto* k : sel.keys) {
-    if (k->usable()) keys.push_back(k);
-  }
-  out.problem = sel.problems();
-  if (!out.problem.empty() && ctx.dkim_tempfail_on_key_error) {
-    out.tempfail = true;
-    out.audit = "not signed for " + sel.domain;
-    return out;
-  }
-  if (keys.empty()) {
-    out.audit = "unsigned (no usable key for " + sel.domain + ")";
-    return out;
-  }
-  signer::MessageView view;
-  view.headers.reserve(section.fields.size() + 8);
-  split_fields(added, view.headers);
-  for (const auto& f : section.fields) {
-    view.headers.push_back(message.substr(f.offset, f.raw_end - f.offset));
-  }
-  view.body = message.substr(section.body_offset(message.size()));
-  signer::SignResult r = ctx.dkim->sign(keys, view);
-  if (!r.error.empty()) {
-    out.problem = r.error;
-    out.tempfail = true;
-    out.audit = "not signed for " + sel.domain;
-    return out;
-  }
-  out.audit = "d=" + sel.domain + (sel.fallback ? " (fallback)" : "") + " s=";
-  for (std::size_t i = 0; i < keys.size(); ++i) {
-    out.audit += (i ? "," : "") + keys[i]->record.selector;
-    out.fields += r.fields[i];
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -292,8 +221,7 @@ struct Connection::State {
         break;
       case K::kUnavailable:
         log_error("auth: " + peer + " could not be checked: " + out.detail);
-        session.auth_failed(
-            Reply{454, {4, 7, 0}, "Temporary authentication failure, try again later"});
+        session.auth_failed(policy::temporary::auth_unavailable());
         break;
       case K::kProtocolError:
         log_warning("auth: " + peer + " sent a malformed exchange: " + out.detail);
@@ -301,6 +229,35 @@ struct Connection::State {
         break;
     }
     sasl.reset();
+  }
+
+  // The events that need a decision (AUTH, MAIL FROM, end of DATA).
+  asio::awaitable<void> decide(const smtp::Event& ev) {
+    if (runtime::fault_point("decide")) throw std::runtime_error("fault injected at decide");
+    if (auto* a = std::get_if<smtp::event::AuthStart>(&ev)) {
+      co_await auth_step(a, nullptr);
+    } else if (auto* r = std::get_if<smtp::event::AuthResponse>(&ev)) {
+      co_await auth_step(nullptr, r);
+    } else if (auto* m = std::get_if<smtp::event::MailFrom>(&ev)) {
+      co_await mail_from(m);
+    } else if (std::holds_alternative<smtp::event::DataEnd>(ev)) {
+      co_await data_end();
+    }
+  }
+
+  // A decision step threw: log it, and answer the pending command with a temporary failure
+  // unless the step had answered it already.
+  void internal_error(const smtp::Event& ev, const std::string& what) {
+    log_error("internal error: " + peer + (login.empty() ? "" : " user " + login) + ": " + what +
+              "; answered with a temporary failure");
+    if (!session.awaiting_decision()) return;
+    if (std::holds_alternative<smtp::event::AuthStart>(ev) ||
+        std::holds_alternative<smtp::event::AuthResponse>(ev)) {
+      sasl.reset();
+      session.auth_failed(policy::temporary::auth_unavailable());
+    } else {
+      session.reply(policy::temporary::internal_error());
+    }
   }
 
   struct Loaded {
@@ -327,8 +284,7 @@ struct Connection::State {
       if (!r.status) {
         log_error("policy: " + peer + " user " + login +
                   ": sender check unavailable: " + r.status.detail);
-        session.reply(
-            Reply{451, {4, 3, 0}, "Sender check temporarily unavailable, try again later"});
+        session.reply(policy::temporary::sender_check_unavailable());
         co_return;
       }
       entry = std::move(r.entry);
@@ -387,157 +343,128 @@ struct Connection::State {
   }
 
   asio::awaitable<void> data_end() {
-    const std::string id = queue::new_queue_id();
-    const bool smtputf8 = session.mail_argument().smtputf8;
     const std::string& message = session.message();
-    if (!txn_account) {  // cannot happen: DATA follows an accepted MAIL FROM
-      session.reply(Reply{451, {4, 3, 0}, "Sender check state lost, try again"});
+    policy::Transaction txn;
+    txn.login = login;
+    txn.peer = peer;
+    txn.peer_address = peer.substr(0, peer.rfind(':'));
+    txn.helo = session.helo_name();
+    txn.hostname = ctx.session.hostname;
+    txn.tls = tls_description();
+    txn.mail_from = session.mail_from();
+    txn.recipients = session.recipients();
+    txn.smtputf8 = session.mail_argument().smtputf8;
+    txn.eight_bit = session.mail_argument().body == smtp::BodyType::k8BitMime;
+    txn.srs_sender = txn_srs_sender;
+    txn.srs_audit = txn_srs_audit;
+    txn.queue_id = queue::new_queue_id();
+    txn.now = std::time(nullptr);
+    txn.message_id_token = new_message_id();
+    auto prepared = policy::prepare_message(ctx.policy, txn_account.get(), txn, message);
+    if (auto* refusal = std::get_if<policy::Refusal>(&prepared)) {
+      log_warning(refusal->log);
+      session.reply(refusal->reply);
       co_return;
     }
-    // Parsed once: for the binding checks, the fields added below and DKIM. Every message
-    // must parse, forwarders' too (their headers are not bound, but they are signed).
-    std::string why;
-    const auto section = smtp::parse_header_section(message, &why);
-    policy::Decision d;
-    if (section) {
-      d = ctx.policy.check_message(*txn_account, session.mail_from(), *section, smtputf8);
-    } else {
-      d.refusal = Reply{550, {5, 6, 0}, "The message's header section is malformed: " + why};
-    }
-    if (d.refusal) {
-      log_warning("policy: " + peer + " user " + login + " message from <" +
-                  (session.mail_from() ? session.mail_from()->to_string() : std::string{}) +
-                  "> refused: " + d.refusal->text);
-      session.reply(*d.refusal);
-      co_return;
-    }
-    // The fields truefrom adds go on top, in this order: Received (trace, RFC 5321 4.4),
-    // Sender for on-behalf mail (RFC 5322 3.6.2), Message-ID and Date when the client left
-    // them out (RFC 6409 8.2, 8.3). DKIM then signs the message exactly as it is relayed.
-    smtp::ReceivedFields f;
-    f.helo = session.helo_name();
-    f.peer_address = peer.substr(0, peer.rfind(':'));
-    f.by_host = ctx.session.hostname;
-    f.protocol = "ESMTPSA";  // RFC 3848: ESMTP with STARTTLS (or implicit TLS) and AUTH
-    f.tls = tls_description();
-    f.login = login;
-    f.binding = d.audit;
-    f.id = id;
-    if (session.recipients().size() == 1) f.for_recipient = session.recipients()[0].to_string();
-    f.when = std::time(nullptr);
-    std::string added = smtp::received_header(f);
-    if (!d.add_sender.empty()) added += "Sender: <" + d.add_sender + ">\r\n";
-    added += smtp::missing_origination_fields(
-        *section, "<" + id + "." + new_message_id() + "@" + ctx.session.hostname + ">", f.when);
+    const policy::Preparation& prep = std::get<policy::Preparation>(prepared);
 
     relay::Envelope env;
-    if (session.mail_from()) env.mail_from = session.mail_from()->to_string();
-    if (!txn_srs_sender.empty()) env.mail_from = txn_srs_sender;
-    for (const auto& r : session.recipients()) env.recipients.push_back(r.to_string());
-    env.eight_bit = session.mail_argument().body == smtp::BodyType::k8BitMime;
-    env.smtputf8 = smtputf8;
+    env.mail_from = prep.relay_mail_from;
+    env.recipients = prep.relay_recipients;
+    env.eight_bit = txn.eight_bit;
+    env.smtputf8 = txn.smtputf8;
     queue::MessageInfo info;
     if (ctx.scheduler) {
-      info.id = id;
+      info.id = txn.queue_id;
       info.mail_from = env.mail_from;
       info.recipients = env.recipients;
       info.eight_bit = env.eight_bit;
       info.smtputf8 = env.smtputf8;
       info.user = login;
-      info.arrival = f.when;
+      info.arrival = txn.now;
     }
 
     // Signed on the workers; in queue mode the worker then hands the message to the spool's
     // commit thread (append and group commit), which resumes this session: the I/O thread
     // is not woken in between. What is spooled is exactly what leaves: the DKIM fields, the
     // added fields, the client's message (not copied).
-    Prepared prep;
+    Prepared done;
     {
       const ConnectionContext* c = &ctx;
-      const std::string* fields = &added;
+      const policy::Preparation* pp = &prep;
       const std::string* body = &message;
-      const smtp::HeaderSection* sec = &*section;
-      const std::string* domain = &d.from_domain;
       const queue::MessageInfo* ip = ctx.scheduler ? &info : nullptr;
-      auto job = [c, fields, body, sec, domain, ip](auto complete) {
+      auto job = [c, pp, body, ip](auto complete) {
         auto out = std::make_shared<Prepared>();
-        if (c->dkim_keys && c->dkim) {
-          out->signing = sign_message(*c, *fields, *body, *sec, *domain);
-        } else {
-          out->signing.audit = "unsigned (DKIM off)";
-        }
-        if (!ip || out->signing.tempfail) {
+        if (runtime::fault_point("sign")) throw std::runtime_error("fault injected at sign");
+        out->signing = sign_message(c->dkim, pp->added_fields, *body, pp->section, pp->dkim_domain);
+        if (!ip || out->signing.outcome.tempfail) {
           if (ip) c->spool->withdraw();
           complete(std::move(*out));
           return;
         }
+        out->stored = true;
         c->spool->store(
-            *ip, {out->signing.fields, *fields, *body},
+            *ip, {out->signing.fields, pp->added_fields, *body},
             [out, complete](const std::string& error) mutable {
               out->error = error;
               complete(std::move(*out));
             },
             true);
       };
-      // A commit in progress may wait for this message rather than sync without it.
+      // A commit in progress may wait for this message rather than sync without it; a job
+      // that fails before it reaches the spool withdraws the announcement.
       if (ip) ctx.spool->announce();
-      prep = co_await on_workers_then<Prepared>(*ctx.workers, std::move(job));
+      auto on_failure = [c, ip] {
+        if (ip) c->spool->withdraw();
+      };
+      done = co_await on_workers_then<Prepared>(*ctx.workers, std::move(job), std::move(on_failure));
     }
-    const Signing& signing = prep.signing;
-    if (!signing.problem.empty()) log_error("dkim: message " + id + ": " + signing.problem);
-    if (signing.tempfail) {
-      session.reply(Reply{451,
-                          {4, 3, 5},
-                          "Cannot DKIM-sign for " + signing.domain +
-                              " now (the key is unusable; the administrator is told); "
-                              "try again later"});
-      co_return;
-    }
-    const std::vector<std::string_view> parts{signing.fields, added, message};
-    std::size_t size = 0;
-    for (auto p : parts) size += p.size();
-    const std::string what = "message " + id + " from <" + env.mail_from + "> user " + login +
-                             " to " + std::to_string(env.recipients.size()) + " recipient(s), " +
-                             std::to_string(size) + " octets; binding: " + d.audit +
-                             "; dkim: " + signing.audit +
-                             (txn_srs_audit.empty() ? std::string{} : "; " + txn_srs_audit);
-    // (No co_await inside a conditional expression: GCC 12 destroys its temporaries twice.)
-    Reply r;
-    if (ctx.scheduler) {
-      r = enqueued(info, prep.error, parts);
-    } else {
+    const std::vector<std::string_view> parts{done.signing.fields, prep.added_fields, message};
+    policy::HandOff handoff;
+    if (done.stored) {
+      handoff.kind = done.error.empty() ? policy::HandOff::Kind::kQueued
+                                        : policy::HandOff::Kind::kStoreFailed;
+      handoff.detail = done.error;
+    } else if (!ctx.scheduler && !done.signing.outcome.tempfail) {
+      // (No co_await inside a conditional expression: GCC 12 destroys its temporaries twice.)
       const relay::Attempt attempt = co_await ctx.relay->send(env, parts, true);
-      r = relay::RelayClient::client_reply(attempt, env);
+      handoff.kind = policy::HandOff::Kind::kRelayed;
+      handoff.relay_reply = relay::RelayClient::client_reply(attempt, env);
     }
-    if (r.positive()) {
-      log_info(what + "; " + r.text);
-      session.accept(ctx.scheduler ? r : Reply{250, {2, 0, 0}, "Ok: message " + id + " relayed"});
+    const policy::Conclusion c =
+        policy::conclude(txn, prep, message.size(), done.signing.outcome, handoff);
+    for (const auto& line : c.log) log_line(line);
+    if (handoff.kind == policy::HandOff::Kind::kQueued) enqueued(std::move(info), parts);
+    if (c.accepted) {
+      session.accept(c.reply);
     } else {
-      log_warning(what + "; not accepted: " + r.summary());
-      session.reply(r);
+      session.reply(c.reply);
     }
   }
 
-  // Queue mode: the message was appended and made durable (group commit) by the spool before
-  // the client hears 250, unless `error` says otherwise.
-  Reply enqueued(queue::MessageInfo& info, const std::string& error,
-                 const std::vector<std::string_view>& parts) {
-    const std::string& id = info.id;
-    if (!error.empty()) {
-      log_error("queue: cannot store message " + id + ": " + error +
-                " (is the file system of [queue] dir full or read-only?)");
-      return Reply{452,
-                   {4, 3, 1},
-                   "Insufficient system storage: cannot queue the message "
-                   "now, try again later"};
+  static void log_line(const policy::LogLine& line) {
+    switch (line.level) {
+      case policy::LogLine::Level::kInfo:
+        log_info(line.text);
+        break;
+      case policy::LogLine::Level::kWarning:
+        log_warning(line.text);
+        break;
+      case policy::LogLine::Level::kError:
+        log_error(line.text);
+        break;
     }
-    std::string data;  // the first delivery attempt starts from memory
+  }
+
+  // Queue mode: the message is durable (group commit); its first delivery attempt starts
+  // from memory.
+  void enqueued(queue::MessageInfo info, const std::vector<std::string_view>& parts) {
+    std::string data;
     for (auto p : parts) info.size += p.size();
     data.reserve(info.size);
     for (auto p : parts) data += p;
-    Reply ok{250, {2, 0, 0}, "Ok: queued as " + id};
     ctx.scheduler->enqueued(std::move(info), std::move(data));
-    return ok;
   }
 };
 
@@ -573,18 +500,23 @@ asio::awaitable<void> Connection::run() {
     if (std::holds_alternative<smtp::event::NeedData>(ev)) {
       alive = co_await s.flush() && co_await s.read_more();
     } else if (std::holds_alternative<smtp::event::StartTls>(ev)) {
+      if (runtime::fault_point("session")) throw std::runtime_error("fault injected at session");
       alive = co_await s.flush() && co_await s.handshake();
       if (alive) s.session.tls_established();
-    } else if (auto* a = std::get_if<smtp::event::AuthStart>(&ev)) {
-      co_await s.auth_step(a, nullptr);
-    } else if (auto* r = std::get_if<smtp::event::AuthResponse>(&ev)) {
-      co_await s.auth_step(nullptr, r);
-    } else if (auto* m = std::get_if<smtp::event::MailFrom>(&ev)) {
-      co_await s.mail_from(m);
     } else if (std::holds_alternative<smtp::event::RcptTo>(ev)) {
       s.session.accept(Reply{250, {2, 1, 5}, "Recipient OK"});
-    } else if (std::holds_alternative<smtp::event::DataEnd>(ev)) {
-      co_await s.data_end();
+    } else if (s.session.awaiting_decision()) {
+      // A step that throws is answered with a temporary failure and the session goes on.
+      // (No co_await in a handler: the catch only records what happened.)
+      std::string failure;
+      try {
+        co_await s.decide(ev);
+      } catch (const std::exception& e) {
+        failure = e.what();
+      } catch (...) {
+        failure = "unknown exception";
+      }
+      if (!failure.empty()) s.internal_error(ev, failure);
     } else if (std::holds_alternative<smtp::event::Close>(ev)) {
       co_await s.flush();
       break;

@@ -2,9 +2,12 @@
 // socket (plain, then TLS after STARTTLS, or TLS from the start) and the session, runs the
 // idle and session timers, and performs the effects the session asks for: the TLS
 // handshake, SASL steps and credential checks (on the worker pool), the sender binding
-// checks (identities from the cache, loaded on the worker pool on a miss), DKIM signing (on
-// the worker pool), and the hand-off: the durable queue (write + group-commit fsync before
-// 250) or, in passthrough mode, the relay itself. No protocol logic lives here.
+// checks (identities from the cache, loaded on the worker pool on a miss), and at the end
+// of DATA what the message preparer (submission/policy/message_preparer.hpp) decides: DKIM
+// signing (on the worker pool) and the hand-off: the durable queue (write + group-commit
+// fsync before 250) or, in passthrough mode, the relay itself. No protocol logic lives here.
+// A step that throws (a bug, an exhausted resource) is logged and answered with a
+// temporary failure; the connection goes on.
 // Thread-safety: each connection runs on its own strand.
 #pragma once
 
@@ -20,11 +23,10 @@
 #include "auth/identity_cache.hpp"
 #include "auth/sasl_server.hpp"
 #include "submission/policy/sender_policy.hpp"
-#include "signer/dkim/dkim_signer.hpp"
-#include "signer/dkim/key_ring.hpp"
 #include "signer/srs/srs.hpp"
 #include "signer/srs/srs_rules.hpp"
 #include "submission/core/session.hpp"
+#include "submission/net/message_signing.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/queue/spool.hpp"
 #include "submission/relay/relay_client.hpp"
@@ -40,12 +42,9 @@ struct ConnectionContext {
   /// Accounts and identities (for the binding checks); outlives all connections.
   auth::IdentityCache* identities = nullptr;
   policy::SenderPolicy policy;
-  /// DKIM: the active keys (kept current from the database) and the signer. Null: mail
+  /// DKIM: the active keys (kept current from the database) and the signer. No keys: mail
   /// leaves unsigned.
-  signer::KeyManager* dkim_keys = nullptr;
-  const signer::DkimSigner* dkim = nullptr;
-  std::string dkim_fallback_domain;
-  bool dkim_tempfail_on_key_error = true;
+  SigningSetup dkim;
   /// SRS for forwarder accounts' foreign envelope senders. Null: they pass unchanged.
   const signer::srs::Srs* srs = nullptr;
   const signer::srs::SrsRuleHolder* srs_rules = nullptr;

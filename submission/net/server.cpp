@@ -18,6 +18,7 @@
 
 namespace truefrom::net {
 
+using runtime::log_error;
 using runtime::log_info;
 
 using runtime::log_warning;
@@ -123,14 +124,20 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
       connections_.insert(conn);
       peak_since_trim_ = std::max(peak_since_trim_, connections_.size());
     }
-    // The connection's coroutine runs on the strand its socket is bound to.
-    asio::co_spawn(
-        strand,
-        [this, conn]() -> asio::awaitable<void> {
-          co_await conn->run();
-          forget(conn);
-        },
-        asio::detached);
+    // The connection's coroutine runs on the strand its socket is bound to. Its slot is
+    // given back however it ends: the completion handler runs after a throw too.
+    asio::co_spawn(strand, conn->run(), [this, conn](std::exception_ptr failure) {
+      if (failure) {
+        try {
+          std::rethrow_exception(failure);
+        } catch (const std::exception& e) {
+          log_error("internal error: session ended by an exception: " + std::string(e.what()));
+        } catch (...) {
+          log_error("internal error: session ended by an unknown exception");
+        }
+      }
+      forget(conn);
+    });
   }
 }
 
