@@ -16,13 +16,12 @@
 #include <optional>
 #include <thread>
 
-#include "auth/identity_syntax.hpp"
 #include "auth/credential_check.hpp"
 #include "auth/identity_cache.hpp"
 #include "auth/identity_store.hpp"
+#include "auth/identity_syntax.hpp"
 #include "auth/password_hash.hpp"
 #include "auth/sasl_server.hpp"
-#include "submission/policy/sender_policy.hpp"
 #include "signer/srs/srs.hpp"
 #include "signer/srs/srs_rules.hpp"
 #include "submission/app/cli.hpp"
@@ -31,11 +30,12 @@
 #include "submission/app/embedded_postgres.hpp"
 #include "submission/app/srs_rules.hpp"
 #include "submission/core/address.hpp"
-#include "submission/runtime/log.hpp"
-#include "submission/runtime/on_workers.hpp"
 #include "submission/net/server.hpp"
 #include "submission/net/socketmap.hpp"
 #include "submission/net/tls_options.hpp"
+#include "submission/policy/sender_policy.hpp"
+#include "submission/runtime/log.hpp"
+#include "submission/runtime/on_workers.hpp"
 
 namespace truefrom::app {
 namespace {
@@ -134,8 +134,8 @@ int cmd_serve(const Config& config) {
       runtime::log_info("identity cache: " + detail);
     } else {
       runtime::log_error("identity cache: " + detail +
-                     "; until it is back every check queries PostgreSQL and fails with 4xx "
-                     "when PostgreSQL is down");
+                         "; until it is back every check queries PostgreSQL and fails with 4xx "
+                         "when PostgreSQL is down");
     }
   });
   ctx.check = auth::make_credential_check(identities);

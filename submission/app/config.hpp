@@ -9,9 +9,9 @@
 #include <optional>
 #include <string>
 
-#include "submission/policy/sender_policy.hpp"
 #include "signer/dkim/dkim_signer.hpp"
 #include "signer/srs/srs.hpp"
+#include "submission/policy/sender_policy.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/relay/relay_client.hpp"
 

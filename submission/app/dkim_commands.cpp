@@ -11,11 +11,11 @@
 #include <filesystem>
 #include <iostream>
 
-#include "submission/policy/sender_policy.hpp"
 #include "auth/identity_syntax.hpp"
 #include "signer/dkim/dkim_key.hpp"
 #include "submission/app/cli.hpp"
 #include "submission/app/dkim_keys.hpp"
+#include "submission/policy/sender_policy.hpp"
 
 namespace truefrom::app {
 namespace {

@@ -4,11 +4,11 @@
 #include <ctime>
 #include <iostream>
 
-#include "submission/policy/sender_policy.hpp"
 #include "auth/identity_syntax.hpp"
 #include "signer/srs/srs.hpp"
 #include "signer/srs/srs_rules.hpp"
 #include "submission/app/cli.hpp"
+#include "submission/policy/sender_policy.hpp"
 
 namespace truefrom::app {
 

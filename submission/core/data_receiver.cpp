@@ -92,9 +92,10 @@ DataReceiver::Progress DataReceiver::consume(std::string_view in, std::string& o
       const char* p = in.data() + i;
       const std::size_t left = in.size() - i;
       const void* cr = std::memchr(p, '\r', left);
-      const std::size_t to_cr = cr ? static_cast<const char*>(cr) - p : left;
+      const std::size_t to_cr =
+          cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - p) : left;
       const void* lf = std::memchr(p, '\n', to_cr);
-      const std::size_t n = lf ? static_cast<const char*>(lf) - p : to_cr;
+      const std::size_t n = lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - p) : to_cr;
       if (n > 0) {
         run(in, i, i + n, out);
         i += n;

@@ -136,7 +136,7 @@ void append_as_utf8(std::string& out, std::string_view bytes, Charset cs) {
             i += 2;
           } else if (i + 2 < bytes.size() && bytes[i + 1] == '$') {
             two_byte = true;
-            i += bytes[i + 2] == '(' || bytes[i + 2] == ')' ? 3 : 2;
+            i += bytes[i + 2] == '(' || bytes[i + 2] == ')' ? 3u : 2u;
           }
           continue;
         }

@@ -13,14 +13,14 @@
 #include <random>
 
 #include "auth/identity_syntax.hpp"
+#include "submission/core/trace.hpp"
+#include "submission/net/tls_socket.hpp"
 #include "submission/policy/message_preparer.hpp"
 #include "submission/policy/sender_policy.hpp"
 #include "submission/policy/temporary_failures.hpp"
-#include "submission/core/trace.hpp"
 #include "submission/runtime/fault_injection.hpp"
 #include "submission/runtime/log.hpp"
 #include "submission/runtime/on_workers.hpp"
-#include "submission/net/tls_socket.hpp"
 
 namespace truefrom::net {
 
@@ -418,13 +418,14 @@ struct Connection::State {
       auto on_failure = [c, ip] {
         if (ip) c->spool->withdraw();
       };
-      done = co_await on_workers_then<Prepared>(*ctx.workers, std::move(job), std::move(on_failure));
+      done =
+          co_await on_workers_then<Prepared>(*ctx.workers, std::move(job), std::move(on_failure));
     }
     const std::vector<std::string_view> parts{done.signing.fields, prep.added_fields, message};
     policy::HandOff handoff;
     if (done.stored) {
-      handoff.kind = done.error.empty() ? policy::HandOff::Kind::kQueued
-                                        : policy::HandOff::Kind::kStoreFailed;
+      handoff.kind =
+          done.error.empty() ? policy::HandOff::Kind::kQueued : policy::HandOff::Kind::kStoreFailed;
       handoff.detail = done.error;
     } else if (!ctx.scheduler && !done.signing.outcome.tempfail) {
       // (No co_await inside a conditional expression: GCC 12 destroys its temporaries twice.)

@@ -22,11 +22,11 @@
 
 #include "auth/identity_cache.hpp"
 #include "auth/sasl_server.hpp"
-#include "submission/policy/sender_policy.hpp"
 #include "signer/srs/srs.hpp"
 #include "signer/srs/srs_rules.hpp"
 #include "submission/core/session.hpp"
 #include "submission/net/message_signing.hpp"
+#include "submission/policy/sender_policy.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/queue/spool.hpp"
 #include "submission/relay/relay_client.hpp"

@@ -23,9 +23,8 @@ void split_fields(std::string_view fields, std::vector<std::string_view>& out) {
 
 }  // namespace
 
-Signing sign_message(const SigningSetup& setup, const std::string& added,
-                     std::string_view message, const smtp::HeaderSection& section,
-                     const std::string& from_domain) {
+Signing sign_message(const SigningSetup& setup, const std::string& added, std::string_view message,
+                     const smtp::HeaderSection& section, const std::string& from_domain) {
   if (!setup.keys || !setup.signer) {
     Signing off;
     off.outcome.audit = "unsigned (DKIM off)";
@@ -36,10 +35,10 @@ Signing sign_message(const SigningSetup& setup, const std::string& added,
   const auto ring = setup.keys->current();
   const signer::Selection sel = ring->select(from_domain, setup.fallback_domain);
   if (sel.domain.empty()) {
-    out.audit =
-        "unsigned (no active key for " +
-        (from_domain.empty() ? std::string("an unverified From:") : from_domain) +
-        (setup.fallback_domain.empty() ? "" : " nor fallback " + setup.fallback_domain) + ")";
+    out.audit = "unsigned (no active key for " +
+                (from_domain.empty() ? std::string("an unverified From:") : from_domain) +
+                (setup.fallback_domain.empty() ? "" : " nor fallback " + setup.fallback_domain) +
+                ")";
     return result;
   }
   out.domain = sel.domain;

@@ -29,8 +29,7 @@ struct Signing {
 };
 
 /// Signs `added` + `message` (whose header section is `section`) for `from_domain`.
-Signing sign_message(const SigningSetup& setup, const std::string& added,
-                     std::string_view message, const smtp::HeaderSection& section,
-                     const std::string& from_domain);
+Signing sign_message(const SigningSetup& setup, const std::string& added, std::string_view message,
+                     const smtp::HeaderSection& section, const std::string& from_domain);
 
 }  // namespace truefrom::net

@@ -30,13 +30,11 @@ std::variant<Refusal, Preparation> prepare_message(const SenderPolicy& policy,
   if (section) {
     d = policy.check_message(*account, txn.mail_from, *section, txn.smtputf8);
   } else {
-    d.refusal =
-        smtp::Reply{550, {5, 6, 0}, "The message's header section is malformed: " + why};
+    d.refusal = smtp::Reply{550, {5, 6, 0}, "The message's header section is malformed: " + why};
   }
   if (d.refusal) {
-    return Refusal{*d.refusal, "policy: " + txn.peer + " user " + txn.login +
-                                   " message from <" + shown(txn.mail_from) +
-                                   "> refused: " + d.refusal->text};
+    return Refusal{*d.refusal, "policy: " + txn.peer + " user " + txn.login + " message from <" +
+                                   shown(txn.mail_from) + "> refused: " + d.refusal->text};
   }
 
   Preparation p;
@@ -82,11 +80,11 @@ Conclusion conclude(const Transaction& txn, const Preparation& prep, std::size_t
     return c;
   }
   const std::size_t size = signing.fields_size + prep.added_fields.size() + message_size;
-  const std::string what =
-      "message " + id + " from <" + prep.relay_mail_from + "> user " + txn.login + " to " +
-      std::to_string(prep.relay_recipients.size()) + " recipient(s), " + std::to_string(size) +
-      " octets; binding: " + prep.binding_audit + "; dkim: " + signing.audit +
-      (txn.srs_audit.empty() ? std::string{} : "; " + txn.srs_audit);
+  const std::string what = "message " + id + " from <" + prep.relay_mail_from + "> user " +
+                           txn.login + " to " + std::to_string(prep.relay_recipients.size()) +
+                           " recipient(s), " + std::to_string(size) +
+                           " octets; binding: " + prep.binding_audit + "; dkim: " + signing.audit +
+                           (txn.srs_audit.empty() ? std::string{} : "; " + txn.srs_audit);
   switch (handoff.kind) {
     case HandOff::Kind::kNotTried:
       c.log.push_back({Level::kError, "queue: message " + id + " was neither stored nor relayed"});
@@ -113,8 +111,9 @@ Conclusion conclude(const Transaction& txn, const Preparation& prep, std::size_t
       break;
   }
   c.accepted = c.reply.positive();
-  c.log.push_back(c.accepted ? LogLine{Level::kInfo, what + "; " + c.reply.text}
-                             : LogLine{Level::kWarning, what + "; not accepted: " + c.reply.summary()});
+  c.log.push_back(c.accepted
+                      ? LogLine{Level::kInfo, what + "; " + c.reply.text}
+                      : LogLine{Level::kWarning, what + "; not accepted: " + c.reply.summary()});
   return c;
 }
 

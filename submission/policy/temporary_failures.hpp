@@ -37,7 +37,8 @@ inline smtp::Reply dkim_key_unusable(const std::string& domain) {
 
 /// End of DATA: the spool could not store the message durably (disk full, read-only).
 inline smtp::Reply storage_unavailable() {
-  return {452, {4, 3, 1}, "Insufficient system storage: cannot queue the message now, try again later"};
+  return {
+      452, {4, 3, 1}, "Insufficient system storage: cannot queue the message now, try again later"};
 }
 
 /// Any step: an unexpected error inside the server (logged with its cause). The

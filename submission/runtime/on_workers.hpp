@@ -11,12 +11,12 @@
 #include "submission/runtime/background_threads.hpp"
 #include "submission/runtime/log.hpp"
 
+#include <atomic>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <atomic>
 #include <exception>
 #include <latch>
 #include <memory>
@@ -60,10 +60,10 @@ inline auto on_workers(boost::asio::thread_pool& pool, F&& f) {
             log_job_failure(failure);
           }
           auto ex = work.get_executor();
-          boost::asio::post(ex, [handler = std::move(handler), failure,
-                                 result = std::move(result)]() mutable {
-            std::move(handler)(failure, std::move(result));
-          });
+          boost::asio::post(
+              ex, [handler = std::move(handler), failure, result = std::move(result)]() mutable {
+                std::move(handler)(failure, std::move(result));
+              });
         });
       },
       boost::asio::use_awaitable, std::forward<F>(f));
@@ -83,26 +83,26 @@ inline auto on_workers_then(boost::asio::thread_pool& pool, F&& f, G&& on_failur
         auto work = boost::asio::make_work_guard(boost::asio::get_associated_executor(handler));
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
         auto resumed = std::make_shared<std::atomic<bool>>(false);
-        boost::asio::post(pool, [shared, resumed, fn = std::move(fn), undo = std::move(undo),
-                                 work]() mutable {
-          auto resume = [shared, resumed, work](std::exception_ptr failure, R result) {
-            if (resumed->exchange(true)) return;
-            auto ex = work.get_executor();
-            boost::asio::post(ex, [shared, failure, result = std::move(result)]() mutable {
-              std::move (*shared)(failure, std::move(result));
+        boost::asio::post(
+            pool, [shared, resumed, fn = std::move(fn), undo = std::move(undo), work]() mutable {
+              auto resume = [shared, resumed, work](std::exception_ptr failure, R result) {
+                if (resumed->exchange(true)) return;
+                auto ex = work.get_executor();
+                boost::asio::post(ex, [shared, failure, result = std::move(result)]() mutable {
+                  std::move (*shared)(failure, std::move(result));
+                });
+              };
+              try {
+                fn([resume](R result) { resume(nullptr, std::move(result)); });
+              } catch (...) {
+                const std::exception_ptr failure = std::current_exception();
+                log_job_failure(failure);
+                if (!resumed->load()) {
+                  undo();
+                  resume(failure, R{});
+                }
+              }
             });
-          };
-          try {
-            fn([resume](R result) { resume(nullptr, std::move(result)); });
-          } catch (...) {
-            const std::exception_ptr failure = std::current_exception();
-            log_job_failure(failure);
-            if (!resumed->load()) {
-              undo();
-              resume(failure, R{});
-            }
-          }
-        });
       },
       boost::asio::use_awaitable, std::forward<F>(f), std::forward<G>(on_failure));
 }

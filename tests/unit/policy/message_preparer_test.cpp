@@ -52,17 +52,25 @@ TEST(MessagePreparer, RefusalsTable) {
     const char* text_has;
   };
   const Case cases[] = {
-      {"foreign From:", "From: mallory@example.test\r\n\r\nx\r\n", false, 550, {5, 7, 1},
+      {"foreign From:",
+       "From: mallory@example.test\r\n\r\nx\r\n",
+       false,
+       550,
+       {5, 7, 1},
        "mallory@example.test"},
-      {"malformed header section", "From alice@example.test\r\n\r\nx\r\n", false, 550, {5, 6, 0},
+      {"malformed header section",
+       "From alice@example.test\r\n\r\nx\r\n",
+       false,
+       550,
+       {5, 6, 0},
        "header section is malformed"},
       {"no snapshot from MAIL FROM", kPlain, true, 451, {4, 3, 0}, "state lost"},
   };
   const SenderPolicy policy;
   const auto account = alice();
   for (const auto& c : cases) {
-    const auto r = prepare_message(policy, c.no_account ? nullptr : &account, transaction(),
-                                   c.message);
+    const auto r =
+        prepare_message(policy, c.no_account ? nullptr : &account, transaction(), c.message);
     ASSERT_TRUE(std::holds_alternative<Refusal>(r)) << c.name;
     const Refusal& f = std::get<Refusal>(r);
     EXPECT_EQ(f.reply.code, c.code) << c.name;
@@ -82,13 +90,15 @@ TEST(MessagePreparer, AddedFieldsTable) {
     std::vector<std::string> absent;
   };
   const Case cases[] = {
-      {"complete message: Received only", kPlain,
+      {"complete message: Received only",
+       kPlain,
        {"Received: from laptop.example", "192.0.2.7", "by mx.example.net", "ESMTPSA",
         "0123456789ABCDEF", "for <bob@example.org>", "alice"},
        {"Message-ID:", "Date:", "Sender:"}},
       {"no Message-ID, no Date: both added, Message-ID from the queue id and token",
        "From: alice@example.test\r\n\r\nx\r\n",
-       {"Message-ID: <0123456789ABCDEF.TOKEN@mx.example.net>", "Date: Thu, 01 Jan 2026 00:00:00 +0000"},
+       {"Message-ID: <0123456789ABCDEF.TOKEN@mx.example.net>",
+        "Date: Thu, 01 Jan 2026 00:00:00 +0000"},
        {"Sender:"}},
       {"on behalf: a Sender: for the account's own address",
        "From: sales@example.test\r\nDate: Thu, 1 Jan 2026 00:00:00 +0000\r\n"
@@ -100,8 +110,8 @@ TEST(MessagePreparer, AddedFieldsTable) {
   const auto account = alice();
   for (const auto& c : cases) {
     const auto r = prepare_message(policy, &account, transaction(), c.message);
-    ASSERT_TRUE(std::holds_alternative<Preparation>(r)) << c.name << ": "
-                                                        << std::get<Refusal>(r).reply.text;
+    ASSERT_TRUE(std::holds_alternative<Preparation>(r))
+        << c.name << ": " << std::get<Refusal>(r).reply.text;
     const Preparation& p = std::get<Preparation>(r);
     // Received: first (RFC 5321 4.4: trace fields on top).
     EXPECT_EQ(p.added_fields.rfind("Received: ", 0), 0u) << c.name;
@@ -140,7 +150,8 @@ TEST(MessagePreparer, RelayEnvelopeTable) {
     ASSERT_TRUE(std::holds_alternative<Preparation>(r)) << c.name;
     const Preparation& p = std::get<Preparation>(r);
     EXPECT_EQ(p.relay_mail_from, c.want) << c.name;
-    EXPECT_EQ(p.relay_recipients, (std::vector<std::string>{"bob@example.org", "carol@example.org"}));
+    EXPECT_EQ(p.relay_recipients,
+              (std::vector<std::string>{"bob@example.org", "carol@example.org"}));
     // Two recipients: no "for" clause in Received: (RFC 5321 4.4 privacy).
     EXPECT_EQ(p.added_fields.find("for <"), std::string::npos) << c.name;
   }
@@ -161,25 +172,64 @@ TEST(MessagePreparer, ConclusionTable) {
     const char* last_log_has;
   };
   SigningOutcome signed_ok{300, "example.test", "d=example.test s=s1", "", false};
-  SigningOutcome key_broken{0, "example.test", "not signed for example.test",
-                            "key file missing", true};
+  SigningOutcome key_broken{0, "example.test", "not signed for example.test", "key file missing",
+                            true};
   SigningOutcome unsigned_ok{0, "", "unsigned (DKIM off)", "", false};
   const Case cases[] = {
-      {"queued", signed_ok, {Kind::kQueued, "", {}}, 250, {2, 0, 0}, true,
-       "Ok: queued as 0123456789ABCDEF", {Level::kInfo}, "dkim: d=example.test s=s1"},
-      {"key unusable: deferred before any hand-off", key_broken, {Kind::kNotTried, "", {}}, 451,
-       {4, 3, 5}, false, "Cannot DKIM-sign for example.test", {Level::kError}, "key file missing"},
-      {"spool full", unsigned_ok, {Kind::kStoreFailed, "No space left on device", {}}, 452,
-       {4, 3, 1}, false, "Insufficient system storage", {Level::kError, Level::kWarning},
+      {"queued",
+       signed_ok,
+       {Kind::kQueued, "", {}},
+       250,
+       {2, 0, 0},
+       true,
+       "Ok: queued as 0123456789ABCDEF",
+       {Level::kInfo},
+       "dkim: d=example.test s=s1"},
+      {"key unusable: deferred before any hand-off",
+       key_broken,
+       {Kind::kNotTried, "", {}},
+       451,
+       {4, 3, 5},
+       false,
+       "Cannot DKIM-sign for example.test",
+       {Level::kError},
+       "key file missing"},
+      {"spool full",
+       unsigned_ok,
+       {Kind::kStoreFailed, "No space left on device", {}},
+       452,
+       {4, 3, 1},
+       false,
+       "Insufficient system storage",
+       {Level::kError, Level::kWarning},
        "not accepted: 452"},
-      {"passthrough: relay said 250", unsigned_ok,
-       {Kind::kRelayed, "", smtp::Reply{250, {2, 0, 0}, "queued as R1"}}, 250, {2, 0, 0}, true,
-       "Ok: message 0123456789ABCDEF relayed", {Level::kInfo}, "queued as R1"},
-      {"passthrough: relay refused", unsigned_ok,
-       {Kind::kRelayed, "", smtp::Reply{554, {5, 7, 1}, "spam"}}, 554, {5, 7, 1}, false, "spam",
-       {Level::kWarning}, "not accepted: 554"},
-      {"neither stored nor relayed", unsigned_ok, {Kind::kNotTried, "", {}}, 451, {4, 3, 0}, false,
-       "Local error", {Level::kError}, "neither stored nor relayed"},
+      {"passthrough: relay said 250",
+       unsigned_ok,
+       {Kind::kRelayed, "", smtp::Reply{250, {2, 0, 0}, "queued as R1"}},
+       250,
+       {2, 0, 0},
+       true,
+       "Ok: message 0123456789ABCDEF relayed",
+       {Level::kInfo},
+       "queued as R1"},
+      {"passthrough: relay refused",
+       unsigned_ok,
+       {Kind::kRelayed, "", smtp::Reply{554, {5, 7, 1}, "spam"}},
+       554,
+       {5, 7, 1},
+       false,
+       "spam",
+       {Level::kWarning},
+       "not accepted: 554"},
+      {"neither stored nor relayed",
+       unsigned_ok,
+       {Kind::kNotTried, "", {}},
+       451,
+       {4, 3, 0},
+       false,
+       "Local error",
+       {Level::kError},
+       "neither stored nor relayed"},
   };
   const SenderPolicy policy;
   const auto account = alice();
@@ -192,8 +242,8 @@ TEST(MessagePreparer, ConclusionTable) {
     EXPECT_EQ(got.reply.code, c.code) << c.name;
     EXPECT_EQ(got.reply.status, c.status) << c.name;
     EXPECT_EQ(got.accepted, c.accepted) << c.name;
-    EXPECT_NE(got.reply.text.find(c.reply_has), std::string::npos) << c.name << ": "
-                                                                  << got.reply.text;
+    EXPECT_NE(got.reply.text.find(c.reply_has), std::string::npos)
+        << c.name << ": " << got.reply.text;
     ASSERT_EQ(got.log.size(), c.levels.size()) << c.name;
     for (std::size_t i = 0; i < c.levels.size(); ++i) EXPECT_EQ(got.log[i].level, c.levels[i]);
     EXPECT_NE(got.log.back().text.find(c.last_log_has), std::string::npos)
