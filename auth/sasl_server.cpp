@@ -116,11 +116,13 @@ struct SaslExchange::Impl {
   sasl_conn_t* conn = nullptr;
   sasl_callback_t callbacks[3];
   std::optional<CredentialVerdict> verdict;  // set by the last checkpass call
+  std::string attempted;                     // the login the client gave, as typed
   std::string error;
 
   static int on_checkpass(sasl_conn_t*, void* context, const char* user, const char* pass,
                           unsigned passlen, struct propctx*) {
     auto* self = static_cast<Impl*>(context);
+    self->attempted = user == nullptr ? std::string{} : std::string(user);
     self->verdict = self->check(user == nullptr ? std::string{} : std::string(user),
                                 std::string_view(pass == nullptr ? "" : pass, passlen));
     return self->verdict->kind == CredentialVerdict::Kind::kAccepted ? SASL_OK : SASL_BADAUTH;
@@ -138,6 +140,7 @@ struct SaslExchange::Impl {
 
   AuthOutcome finish(int rc, const char* out, unsigned outlen) {
     AuthOutcome o;
+    o.attempted_login = attempted;
     if (rc == SASL_CONTINUE) {
       o.kind = AuthOutcome::Kind::kChallenge;
       o.challenge.assign(out == nullptr ? "" : out, outlen);
@@ -205,7 +208,7 @@ SaslExchange::~SaslExchange() {
 AuthOutcome SaslExchange::start(const std::string& mechanism,
                                 const std::optional<std::string>& initial) {
   if (impl_->conn == nullptr) {
-    return {AuthOutcome::Kind::kUnavailable, {}, nullptr, impl_->error};
+    return {AuthOutcome::Kind::kUnavailable, {}, nullptr, impl_->error, {}};
   }
   impl_->verdict.reset();
   const char* out = nullptr;
@@ -218,7 +221,7 @@ AuthOutcome SaslExchange::start(const std::string& mechanism,
 
 AuthOutcome SaslExchange::step(const std::string& response) {
   if (impl_->conn == nullptr) {
-    return {AuthOutcome::Kind::kUnavailable, {}, nullptr, impl_->error};
+    return {AuthOutcome::Kind::kUnavailable, {}, nullptr, impl_->error, {}};
   }
   const char* out = nullptr;
   unsigned outlen = 0;

@@ -48,6 +48,9 @@ struct AuthOutcome {
   std::string challenge;                             ///< kChallenge: raw bytes (not base64)
   std::shared_ptr<const AccountIdentities> account;  ///< kSuccess
   std::string detail;                                ///< for the log
+  /// The login the client gave (as typed; empty before the credentials arrive): login
+  /// throttling counts failures per account by it.
+  std::string attempted_login;
 };
 
 /// One AUTH exchange on one connection.

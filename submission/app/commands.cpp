@@ -200,6 +200,15 @@ int cmd_serve(const Config& config) {
     }
     socketmap->start();
   }
+  // Abuse controls (policy/login_throttle.hpp, policy/connection_limits.hpp).
+  std::optional<policy::LoginThrottle> throttle;
+  std::optional<policy::ConnectionLimits> connection_limits;
+  if (config.throttle_enabled) {
+    throttle.emplace(config.throttle);
+    connection_limits.emplace(config.connection_limits);
+    ctx.throttle = &*throttle;
+    ctx.connection_limits = &*connection_limits;
+  }
   net::Server server(io, ctx, config.max_connections);
   if (config.submission &&
       !server.listen(config.submission->host, config.submission->port, false, error)) {

@@ -41,6 +41,10 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
       "refuse_address_in_display_name", "require_alignment"}},
     {"dkim", {"key_dir", "canonicalization", "fallback_domain", "on_key_error"}},
     {"srs", {"domain", "secrets_file", "hash_length", "max_age", "socketmap"}},
+    {"throttle",
+     {"enabled", "auth_window", "auth_delay_after", "auth_first_delay_ms", "auth_max_delay_ms",
+      "auth_block_after", "auth_block_time", "account_block_after", "remember_good_days",
+      "connections_per_network", "connections_per_minute", "allow"}},
 };
 
 std::string known_list(const std::set<std::string>& keys) {
@@ -245,7 +249,59 @@ void load_srs(const toml::value& root, const std::filesystem::path& path,
   }
 }
 
+// [throttle]: login throttling and connections per network (policy/login_throttle.hpp,
+// policy/connection_limits.hpp).
+void load_throttle(const toml::value& root, Config& c) {
+  if (auto* v = lookup(root, "throttle", "enabled")) c.throttle_enabled = get_bool(*v, "throttle.enabled");
+  auto count = [&](const char* key, std::uint64_t min, std::uint64_t max,
+                   auto apply) {
+    if (auto* v = lookup(root, "throttle", key)) apply(get_count(*v, std::string("throttle.") + key, min, max));
+  };
+  auto& t = c.throttle;
+  count("auth_window", 1, 86400, [&](auto n) { t.window = std::chrono::seconds(n); });
+  count("auth_delay_after", 1, 1000, [&](auto n) { t.delay_after = static_cast<unsigned>(n); });
+  count("auth_first_delay_ms", 0, 60000,
+        [&](auto n) { t.first_delay = std::chrono::milliseconds(n); });
+  count("auth_max_delay_ms", 0, 60000, [&](auto n) { t.max_delay = std::chrono::milliseconds(n); });
+  count("auth_block_after", 1, 100000, [&](auto n) { t.block_after = static_cast<unsigned>(n); });
+  count("auth_block_time", 1, 7 * 86400, [&](auto n) { t.block_time = std::chrono::seconds(n); });
+  count("account_block_after", 1, 1000000,
+        [&](auto n) { t.account_block_after = static_cast<unsigned>(n); });
+  count("remember_good_days", 0, 3650,
+        [&](auto n) { t.remember_good = std::chrono::seconds(n * 86400); });
+  count("connections_per_network", 0, 1000000,
+        [&](auto n) { c.connection_limits.concurrent = static_cast<unsigned>(n); });
+  count("connections_per_minute", 0, 1000000,
+        [&](auto n) { c.connection_limits.per_minute = static_cast<unsigned>(n); });
+  if (t.max_delay < t.first_delay) {
+    const char* key = lookup(root, "throttle", "auth_max_delay_ms") ? "auth_max_delay_ms"
+                                                                     : "auth_first_delay_ms";
+    bad(*lookup(root, "throttle", key),
+        "throttle.auth_max_delay_ms is below throttle.auth_first_delay_ms",
+        "the delays double from the first up to the maximum");
+  }
+  if (auto* v = lookup(root, "throttle", "allow")) {
+    if (!v->is_array()) {
+      bad(*v, "throttle.allow must be a list of networks",
+          "e.g. allow = [\"127.0.0.0/8\", \"::1\", \"192.0.2.0/24\"]");
+    }
+    t.allow.clear();
+    for (const auto& item : v->as_array()) {
+      std::string why = "not a string";
+      const auto n = item.is_string() ? policy::parse_network(item.as_string().str, &why)
+                                      : std::nullopt;
+      if (!n) bad(item, "throttle.allow: " + why, "e.g. \"192.0.2.0/24\" or \"2001:db8::/32\"");
+      t.allow.push_back(*n);
+    }
+  }
+  c.connection_limits.allow = t.allow;
+}
+
 }  // namespace
+
+std::vector<policy::Network> default_throttle_allow() {
+  return {*policy::parse_network("127.0.0.0/8"), *policy::parse_network("::1")};
+}
 
 std::string Endpoint::to_string() const {
   return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
@@ -425,6 +481,7 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
       }
     }
     load_srs(root, path, base, c);
+    load_throttle(root, c);
     return c;
   } catch (const ConfigError& e) {
     error = e.what();

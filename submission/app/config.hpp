@@ -11,6 +11,8 @@
 
 #include "signer/dkim/dkim_signer.hpp"
 #include "signer/srs/srs.hpp"
+#include "submission/policy/connection_limits.hpp"
+#include "submission/policy/login_throttle.hpp"
 #include "submission/policy/sender_policy.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/relay/relay_client.hpp"
@@ -22,6 +24,9 @@ struct Endpoint {
   std::uint16_t port = 0;
   std::string to_string() const;
 };
+
+/// The networks [throttle] allow names when the config says nothing: loopback.
+std::vector<policy::Network> default_throttle_allow();
 
 struct Config {
   std::filesystem::path file;
@@ -60,6 +65,12 @@ struct Config {
 
   // [policy]
   policy::PolicyOptions policy;
+
+  // [throttle]: login throttling and connections per network. Local clients (loopback:
+  // webmail on this host) are allowed by default.
+  bool throttle_enabled = true;
+  policy::ThrottleOptions throttle{.allow = default_throttle_allow()};
+  policy::ConnectionLimitOptions connection_limits{.allow = default_throttle_allow()};
 
   // [dkim]
   std::filesystem::path dkim_key_dir;  ///< where keygen writes keys; default <state dir>/dkim

@@ -13,6 +13,7 @@
 #include <random>
 
 #include "auth/identity_syntax.hpp"
+#include "auth/password_hash.hpp"
 #include "submission/core/trace.hpp"
 #include "submission/net/tls_socket.hpp"
 #include "submission/policy/message_preparer.hpp"
@@ -95,6 +96,7 @@ struct Connection::State {
   bool stopping = false;
   bool closed = false;
 
+  std::optional<policy::IpAddress> client;  // for the abuse controls
   std::unique_ptr<auth::SaslExchange> sasl;
   std::string login;                       // the authenticated account
   auth::IdentityCache::Entry txn_account;  // the account as it was at MAIL FROM
@@ -190,11 +192,57 @@ struct Connection::State {
     return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
   }
 
+  // Login throttling before an AUTH exchange starts: a blocked network is refused, one with
+  // recent failures waits (on a timer: no thread blocks) before its credentials are checked,
+  // whatever they turn out to be. False: the session got its refusal.
+  asio::awaitable<bool> throttle_auth() {
+    if (!ctx.throttle || !client) co_return true;
+    const auto gate = ctx.throttle->check(*client, Clock::now());
+    const std::string net = policy::client_network(*client);
+    if (gate.blocked) {
+      const auto minutes =
+          std::chrono::duration_cast<std::chrono::minutes>(gate.retry_after).count() + 1;
+      log_warning("throttle: " + peer + " AUTH refused: network " + net + " is blocked (" +
+                  std::to_string(gate.failures) + " failed logins), " + std::to_string(minutes) +
+                  " minute(s) left");
+      session.auth_failed(policy::temporary::network_blocked(minutes));
+      co_return false;
+    }
+    if (gate.delay > Clock::duration::zero()) {
+      log_info("throttle: " + peer + " AUTH delayed " +
+               std::to_string(
+                   std::chrono::duration_cast<std::chrono::milliseconds>(gate.delay).count()) +
+               " ms (" + std::to_string(gate.failures) + " failed logins from " + net + ")");
+      asio::steady_timer wait(socket.get_executor(), gate.delay);
+      boost::system::error_code ec;
+      co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    }
+    co_return true;
+  }
+
+  // The credential check, with login throttling's account block in front: a blocked
+  // account is refused like a wrong password after the same work (the dummy hash unknown
+  // accounts get), so neither the reply nor its time tells whether the password was right.
+  auth::CredentialCheck throttled_check() {
+    if (!ctx.throttle || !client) return ctx.check;
+    return [inner = ctx.check, throttle = ctx.throttle, ip = *client](
+               const std::string& who, std::string_view password) {
+      if (!throttle->account_blocked(ip, who, Clock::now())) return inner(who, password);
+      auth::verify_password_dummy(password);
+      auth::CredentialVerdict v;
+      v.kind = auth::CredentialVerdict::Kind::kRejected;
+      v.detail = "account " + who + " is blocked for network " + policy::client_network(ip) +
+                 " (failed logins from elsewhere; it has not logged in from there)";
+      return v;
+    };
+  }
+
   asio::awaitable<void> auth_step(const smtp::event::AuthStart* start,
                                   const smtp::event::AuthResponse* response) {
+    if (start && !co_await throttle_auth()) co_return;
     if (!sasl) {
       const int bits = tls_stream ? SSL_get_cipher_bits(tls_stream->native_handle(), nullptr) : 0;
-      sasl = std::make_unique<auth::SaslExchange>(ctx.check, ctx.session.hostname,
+      sasl = std::make_unique<auth::SaslExchange>(throttled_check(), ctx.session.hostname,
                                                   static_cast<unsigned>(bits > 0 ? bits : 0));
     }
     // Only pointers cross to the worker: `start`/`response` live in run()'s frame until this
@@ -211,12 +259,23 @@ struct Connection::State {
         session.auth_challenge(out.challenge);
         co_return;
       case K::kSuccess:
+        if (ctx.throttle && client) {
+          ctx.throttle->record_success(*client, out.account->account.login, Clock::now());
+        }
         login = out.account->account.login;
         log_info("auth: " + peer + " authenticated as " + login);
         session.auth_succeeded(login);
         break;
       case K::kRejected:
         log_warning("auth: " + peer + " failed: " + out.detail);
+        if (ctx.throttle && client) {
+          const auto r = ctx.throttle->record_failure(*client, out.attempted_login, Clock::now());
+          if (r.blocked_now) {
+            log_warning("throttle: network " + policy::client_network(*client) + " blocked for " +
+                        std::to_string(ctx.throttle->options().block_time.count()) + " s after " +
+                        std::to_string(r.failures) + " failed logins (last from " + peer + ")");
+          }
+        }
         session.auth_failed(Reply{535, {5, 7, 8}, "Authentication credentials invalid"});
         break;
       case K::kUnavailable:
@@ -475,7 +534,10 @@ Connection::Connection(tcp::socket socket, const ConnectionContext& context, boo
   const auto ep = s_->socket.remote_endpoint(ec);
   s_->peer =
       ec ? std::string("unknown") : ep.address().to_string() + ":" + std::to_string(ep.port());
+  if (!ec) s_->client = policy::parse_ip(ep.address().to_string());
 }
+
+const std::optional<policy::IpAddress>& Connection::client() const { return s_->client; }
 
 Connection::~Connection() = default;
 

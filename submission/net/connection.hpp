@@ -25,6 +25,8 @@
 #include "signer/srs/srs.hpp"
 #include "signer/srs/srs_rules.hpp"
 #include "submission/core/session.hpp"
+#include "submission/policy/connection_limits.hpp"
+#include "submission/policy/login_throttle.hpp"
 #include "submission/net/message_signing.hpp"
 #include "submission/policy/sender_policy.hpp"
 #include "submission/queue/scheduler.hpp"
@@ -53,6 +55,10 @@ struct ConnectionContext {
   relay::RelayClient* relay = nullptr;
   queue::Spool* spool = nullptr;
   queue::Scheduler* scheduler = nullptr;
+  /// Abuse controls: failed logins per network and account; connections per network. Null:
+  /// off.
+  policy::LoginThrottle* throttle = nullptr;
+  policy::ConnectionLimits* connection_limits = nullptr;
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds session_timeout{3600};
 };
@@ -67,6 +73,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   boost::asio::awaitable<void> run();
   /// Asks the session to end with 421 (server shutdown). Safe from any thread.
   void stop();
+  /// The client's address (nullopt when the socket could not tell).
+  const std::optional<policy::IpAddress>& client() const;
 
  private:
   struct State;

@@ -14,6 +14,7 @@
 #include <malloc.h>
 #endif
 
+#include "submission/policy/temporary_failures.hpp"
 #include "submission/runtime/log.hpp"
 
 namespace truefrom::net {
@@ -92,6 +93,59 @@ void Server::forget(const std::shared_ptr<Connection>& c) {
   }
 }
 
+// A refused connection: on a STARTTLS port the reply is written (421, then the socket
+// closes); on an implicit-TLS port there is no TLS session to speak in, so it just closes.
+void Server::refuse(tcp::socket socket, bool implicit_tls, const smtp::Reply& reply) {
+  auto s = std::make_shared<tcp::socket>(std::move(socket));
+  if (implicit_tls) {
+    boost::system::error_code ec;
+    s->close(ec);
+    return;
+  }
+  auto text = std::make_shared<std::string>(reply.serialize());
+  asio::async_write(*s, asio::buffer(*text), [s, text](const boost::system::error_code&, std::size_t) {
+    boost::system::error_code ec;
+    s->shutdown(tcp::socket::shutdown_both, ec);
+    s->close(ec);
+  });
+}
+
+std::string Server::describe(const tcp::socket& socket) {
+  boost::system::error_code ec;
+  const auto ep = socket.remote_endpoint(ec);
+  return ec ? std::string("unknown") : ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+// The abuse controls at connect: a network blocked by login throttling, or over its
+// connection limits, is refused with 421 before any session state exists.
+bool Server::admit(Listener& listener, tcp::socket& socket, const policy::IpAddress& client) {
+  const auto now = std::chrono::steady_clock::now();
+  if (context_.throttle) {
+    const auto gate = context_.throttle->check(client, now);
+    if (gate.blocked) {
+      const auto minutes =
+          std::chrono::duration_cast<std::chrono::minutes>(gate.retry_after).count() + 1;
+      log_warning("throttle: refused connection from " + describe(socket) + ": network " +
+                  policy::client_network(client) + " is blocked (" +
+                  std::to_string(gate.failures) + " failed logins), " + std::to_string(minutes) +
+                  " minute(s) left");
+      refuse(std::move(socket), listener.implicit_tls,
+             policy::temporary::network_blocked_at_connect(minutes));
+      return false;
+    }
+  }
+  if (context_.connection_limits) {
+    const std::string why = context_.connection_limits->admit(client, now);
+    if (!why.empty()) {
+      log_warning("limits: refused connection from " + describe(socket) + ": " + why);
+      refuse(std::move(socket), listener.implicit_tls,
+             policy::temporary::too_many_connections(true));
+      return false;
+    }
+  }
+  return true;
+}
+
 asio::awaitable<void> Server::accept_loop(Listener& listener) {
   for (;;) {
     boost::system::error_code ec;
@@ -107,17 +161,22 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
     // Every reply is written whole; Nagle would only hold the next one back until the
     // client's delayed ACK (tens of milliseconds per exchange).
     socket.set_option(tcp::no_delay(true), ec);
+    std::optional<policy::IpAddress> client;
+    {
+      const auto ep = socket.remote_endpoint(ec);
+      if (!ec) client = policy::parse_ip(ep.address().to_string());
+    }
+    if (client && !admit(listener, socket, *client)) continue;
     std::shared_ptr<Connection> conn;
     {
       std::lock_guard lock(mutex_);
       if (stopping_) co_return;
       if (connections_.size() >= max_connections_) {
-        // Too many sessions: refuse politely on STARTTLS ports, close on TLS ones.
-        if (!listener.implicit_tls) {
-          static const std::string kBusy = "421 4.7.0 Too many connections, try again later\r\n";
-          asio::async_write(socket, asio::buffer(kBusy),
-                            [s = std::make_shared<tcp::socket>(std::move(socket))](auto, auto) {});
-        }
+        if (client && context_.connection_limits) context_.connection_limits->release(*client);
+        log_warning("refused connection from " + describe(socket) + ": " +
+                    std::to_string(connections_.size()) + " sessions open ([server] max_connections)");
+        refuse(std::move(socket), listener.implicit_tls,
+               policy::temporary::too_many_connections(false));
         continue;
       }
       conn = std::make_shared<Connection>(std::move(socket), context_, listener.implicit_tls);
@@ -135,6 +194,9 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
         } catch (...) {
           log_error("internal error: session ended by an unknown exception");
         }
+      }
+      if (context_.connection_limits && conn->client()) {
+        context_.connection_limits->release(*conn->client());
       }
       forget(conn);
     });

@@ -33,6 +33,11 @@ class Server {
  private:
   struct Listener;
   boost::asio::awaitable<void> accept_loop(Listener& listener);
+  bool admit(Listener& listener, boost::asio::ip::tcp::socket& socket,
+             const policy::IpAddress& client);
+  static void refuse(boost::asio::ip::tcp::socket socket, bool implicit_tls,
+                     const smtp::Reply& reply);
+  static std::string describe(const boost::asio::ip::tcp::socket& socket);
   void forget(const std::shared_ptr<Connection>& c);
 
   boost::asio::io_context& io_;

@@ -16,6 +16,29 @@ inline smtp::Reply auth_unavailable() {
   return {454, {4, 7, 0}, "Temporary authentication failure, try again later"};
 }
 
+/// AUTH from a network blocked by login throttling (too many failed logins).
+inline smtp::Reply network_blocked(long minutes) {
+  return {454, {4, 7, 0},
+          "Too many failed logins from your network; try again in " + std::to_string(minutes) +
+              " minute(s)"};
+}
+
+/// Connect from a network blocked by login throttling (421: the connection closes).
+inline smtp::Reply network_blocked_at_connect(long minutes) {
+  return {421, {4, 7, 0},
+          "Too many failed logins from your network; try again in " + std::to_string(minutes) +
+              " minute(s)",
+          true};
+}
+
+/// Connect beyond the connections allowed per network, or in all.
+inline smtp::Reply too_many_connections(bool from_network) {
+  return {421, {4, 7, 0},
+          from_network ? "Too many connections from your network, try again later"
+                       : "Too many connections, try again later",
+          true};
+}
+
 /// MAIL FROM: the account's identities could not be loaded.
 inline smtp::Reply sender_check_unavailable() {
   return {451, {4, 3, 0}, "Sender check temporarily unavailable, try again later"};
