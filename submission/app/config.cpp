@@ -252,10 +252,11 @@ void load_srs(const toml::value& root, const std::filesystem::path& path,
 // [throttle]: login throttling and connections per network (policy/login_throttle.hpp,
 // policy/connection_limits.hpp).
 void load_throttle(const toml::value& root, Config& c) {
-  if (auto* v = lookup(root, "throttle", "enabled")) c.throttle_enabled = get_bool(*v, "throttle.enabled");
-  auto count = [&](const char* key, std::uint64_t min, std::uint64_t max,
-                   auto apply) {
-    if (auto* v = lookup(root, "throttle", key)) apply(get_count(*v, std::string("throttle.") + key, min, max));
+  if (auto* v = lookup(root, "throttle", "enabled"))
+    c.throttle_enabled = get_bool(*v, "throttle.enabled");
+  auto count = [&](const char* key, std::uint64_t min, std::uint64_t max, auto apply) {
+    if (auto* v = lookup(root, "throttle", key))
+      apply(get_count(*v, std::string("throttle.") + key, min, max));
   };
   auto& t = c.throttle;
   count("auth_window", 1, 86400, [&](auto n) { t.window = std::chrono::seconds(n); });
@@ -274,8 +275,8 @@ void load_throttle(const toml::value& root, Config& c) {
   count("connections_per_minute", 0, 1000000,
         [&](auto n) { c.connection_limits.per_minute = static_cast<unsigned>(n); });
   if (t.max_delay < t.first_delay) {
-    const char* key = lookup(root, "throttle", "auth_max_delay_ms") ? "auth_max_delay_ms"
-                                                                     : "auth_first_delay_ms";
+    const char* key =
+        lookup(root, "throttle", "auth_max_delay_ms") ? "auth_max_delay_ms" : "auth_first_delay_ms";
     bad(*lookup(root, "throttle", key),
         "throttle.auth_max_delay_ms is below throttle.auth_first_delay_ms",
         "the delays double from the first up to the maximum");
@@ -288,8 +289,8 @@ void load_throttle(const toml::value& root, Config& c) {
     t.allow.clear();
     for (const auto& item : v->as_array()) {
       std::string why = "not a string";
-      const auto n = item.is_string() ? policy::parse_network(item.as_string().str, &why)
-                                      : std::nullopt;
+      const auto n =
+          item.is_string() ? policy::parse_network(item.as_string().str, &why) : std::nullopt;
       if (!n) bad(item, "throttle.allow: " + why, "e.g. \"192.0.2.0/24\" or \"2001:db8::/32\"");
       t.allow.push_back(*n);
     }

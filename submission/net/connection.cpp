@@ -225,8 +225,8 @@ struct Connection::State {
   // accounts get), so neither the reply nor its time tells whether the password was right.
   auth::CredentialCheck throttled_check() {
     if (!ctx.throttle || !client) return ctx.check;
-    return [inner = ctx.check, throttle = ctx.throttle, ip = *client](
-               const std::string& who, std::string_view password) {
+    return [inner = ctx.check, throttle = ctx.throttle, ip = *client](const std::string& who,
+                                                                      std::string_view password) {
       if (!throttle->account_blocked(ip, who, Clock::now())) return inner(who, password);
       auth::verify_password_dummy(password);
       auth::CredentialVerdict v;

@@ -103,11 +103,12 @@ void Server::refuse(tcp::socket socket, bool implicit_tls, const smtp::Reply& re
     return;
   }
   auto text = std::make_shared<std::string>(reply.serialize());
-  asio::async_write(*s, asio::buffer(*text), [s, text](const boost::system::error_code&, std::size_t) {
-    boost::system::error_code ec;
-    s->shutdown(tcp::socket::shutdown_both, ec);
-    s->close(ec);
-  });
+  asio::async_write(*s, asio::buffer(*text),
+                    [s, text](const boost::system::error_code&, std::size_t) {
+                      boost::system::error_code ec;
+                      s->shutdown(tcp::socket::shutdown_both, ec);
+                      s->close(ec);
+                    });
 }
 
 std::string Server::describe(const tcp::socket& socket) {
@@ -126,9 +127,8 @@ bool Server::admit(Listener& listener, tcp::socket& socket, const policy::IpAddr
       const auto minutes =
           std::chrono::duration_cast<std::chrono::minutes>(gate.retry_after).count() + 1;
       log_warning("throttle: refused connection from " + describe(socket) + ": network " +
-                  policy::client_network(client) + " is blocked (" +
-                  std::to_string(gate.failures) + " failed logins), " + std::to_string(minutes) +
-                  " minute(s) left");
+                  policy::client_network(client) + " is blocked (" + std::to_string(gate.failures) +
+                  " failed logins), " + std::to_string(minutes) + " minute(s) left");
       refuse(std::move(socket), listener.implicit_tls,
              policy::temporary::network_blocked_at_connect(minutes));
       return false;
@@ -174,7 +174,8 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
       if (connections_.size() >= max_connections_) {
         if (client && context_.connection_limits) context_.connection_limits->release(*client);
         log_warning("refused connection from " + describe(socket) + ": " +
-                    std::to_string(connections_.size()) + " sessions open ([server] max_connections)");
+                    std::to_string(connections_.size()) +
+                    " sessions open ([server] max_connections)");
         refuse(std::move(socket), listener.implicit_tls,
                policy::temporary::too_many_connections(false));
         continue;

@@ -8,8 +8,7 @@ namespace {
 constexpr std::chrono::minutes kMinute{1};
 }  // namespace
 
-ConnectionLimits::ConnectionLimits(ConnectionLimitOptions options)
-    : options_(std::move(options)) {}
+ConnectionLimits::ConnectionLimits(ConnectionLimitOptions options) : options_(std::move(options)) {}
 
 std::string ConnectionLimits::admit(const IpAddress& client, Clock::time_point now) {
   if (std::any_of(options_.allow.begin(), options_.allow.end(),

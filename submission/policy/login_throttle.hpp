@@ -29,12 +29,12 @@ namespace truefrom::policy {
 struct ThrottleOptions {
   using seconds = std::chrono::seconds;
   using milliseconds = std::chrono::milliseconds;
-  seconds window{600};           ///< failures older than this no longer count
-  unsigned delay_after = 3;      ///< failures of a network before its attempts wait
+  seconds window{600};       ///< failures older than this no longer count
+  unsigned delay_after = 3;  ///< failures of a network before its attempts wait
   milliseconds first_delay{1000};
   milliseconds max_delay{8000};
-  unsigned block_after = 10;       ///< failures of a network that block it
-  seconds block_time{900};         ///< how long a blocked network stays refused
+  unsigned block_after = 10;          ///< failures of a network that block it
+  seconds block_time{900};            ///< how long a blocked network stays refused
   unsigned account_block_after = 30;  ///< failures of one account (from anywhere) that block it
   seconds remember_good{30 * 86400};  ///< a successful (network, account) pair stays trusted
   std::vector<Network> allow;         ///< never delayed or blocked
@@ -50,10 +50,10 @@ class LoginThrottle {
   const ThrottleOptions& options() const { return options_; }
 
   struct Gate {
-    bool blocked = false;                  ///< refuse: 454 at AUTH, 421 at connect
-    Clock::duration retry_after{};         ///< blocked: until the block ends
-    Clock::duration delay{};               ///< wait this long before checking credentials
-    unsigned failures = 0;                 ///< of the network, in the window
+    bool blocked = false;           ///< refuse: 454 at AUTH, 421 at connect
+    Clock::duration retry_after{};  ///< blocked: until the block ends
+    Clock::duration delay{};        ///< wait this long before checking credentials
+    unsigned failures = 0;          ///< of the network, in the window
   };
   /// Before a connection is served or an AUTH exchange starts.
   Gate check(const IpAddress& client, Clock::time_point now);
@@ -64,8 +64,7 @@ class LoginThrottle {
     unsigned failures = 0;
     bool blocked_now = false;
   };
-  Recorded record_failure(const IpAddress& client, const std::string& login,
-                          Clock::time_point now);
+  Recorded record_failure(const IpAddress& client, const std::string& login, Clock::time_point now);
 
   /// Before the credentials of `login` are checked: true when the account is blocked for
   /// this network (`account_block_after` failures in the window from anywhere, and this

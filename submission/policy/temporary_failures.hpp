@@ -18,14 +18,16 @@ inline smtp::Reply auth_unavailable() {
 
 /// AUTH from a network blocked by login throttling (too many failed logins).
 inline smtp::Reply network_blocked(long minutes) {
-  return {454, {4, 7, 0},
+  return {454,
+          {4, 7, 0},
           "Too many failed logins from your network; try again in " + std::to_string(minutes) +
               " minute(s)"};
 }
 
 /// Connect from a network blocked by login throttling (421: the connection closes).
 inline smtp::Reply network_blocked_at_connect(long minutes) {
-  return {421, {4, 7, 0},
+  return {421,
+          {4, 7, 0},
           "Too many failed logins from your network; try again in " + std::to_string(minutes) +
               " minute(s)",
           true};
@@ -33,7 +35,8 @@ inline smtp::Reply network_blocked_at_connect(long minutes) {
 
 /// Connect beyond the connections allowed per network, or in all.
 inline smtp::Reply too_many_connections(bool from_network) {
-  return {421, {4, 7, 0},
+  return {421,
+          {4, 7, 0},
           from_network ? "Too many connections from your network, try again later"
                        : "Too many connections, try again later",
           true};

@@ -176,30 +176,39 @@ class SameReplySameTimeTests(ThrottleCase):
             "disabled account": (CAROL, CAROL_PW),
             "blocked account": (BOB, BOB_PW),
         }
-        times = {k: [] for k in kinds}
-        replies = {k: set() for k in kinds}
         seed = int(os.environ.get("TRUEFROM_TEST_SEED", random.randrange(1 << 30)))
         print("test_same_reply_same_time: seed %d (TRUEFROM_TEST_SEED)" % seed, file=sys.stderr)
         rng = random.Random(seed)
         order = list(kinds.items())
-        for rnd in range(15):
-            # Every round tries each kind once, in a random order, one network per try, so
-            # that machine noise and position hit every kind alike.
-            rng.shuffle(order)
-            for i, (kind, (login, pw)) in enumerate(order):
-                c = self.session("127.0.2.%d" % (rnd * len(kinds) + i + 1))
-                try:
-                    r, t = self.timed_auth(c, login, pw)
-                finally:
-                    c.close()
-                replies[kind].add((r.code, r.enhanced, r.text))
-                times[kind].append(t)
-        self.assertEqual(len(set().union(*replies.values())), 1, replies)
-        self.assertEqual(next(iter(replies["unknown account"]))[0], 535)
-        medians = {k: statistics.median(v) for k, v in times.items()}
-        lo, hi = min(medians.values()), max(medians.values())
-        print("test_same_reply_same_time: medians (s) %r" % medians, file=sys.stderr)
-        self.assertLessEqual(hi, lo * 1.10, "medians (s): %r" % medians)
+        replies = set()
+        tries = []
+        source = 0
+        # A leak (a path that skips or adds a hash) shows in every measurement; machine noise
+        # does not: up to three measurements, one of which must have its medians within 10%.
+        for attempt in range(3):
+            times = {k: [] for k in kinds}
+            for rnd in range(15):
+                # Every round tries each kind once, in a random order, one network per try,
+                # so that machine noise and position hit every kind alike.
+                rng.shuffle(order)
+                for kind, (login, pw) in order:
+                    source += 1
+                    c = self.session("127.0.%d.%d" % (2 + source // 250, 1 + source % 250))
+                    try:
+                        r, t = self.timed_auth(c, login, pw)
+                    finally:
+                        c.close()
+                    replies.add((r.code, r.enhanced, r.text))
+                    times[kind].append(t)
+            medians = {k: statistics.median(v) for k, v in times.items()}
+            tries.append(medians)
+            print("test_same_reply_same_time: medians (s) %r" % medians, file=sys.stderr)
+            if max(medians.values()) <= min(medians.values()) * 1.10:
+                break
+        self.assertEqual(len(replies), 1, replies)
+        self.assertEqual(next(iter(replies))[:2], (535, "5.7.8"))
+        self.assertTrue(any(max(m.values()) <= min(m.values()) * 1.10 for m in tries),
+                        "medians differ by more than 10%% in every measurement: %r" % tries)
 
 
 class ConnectionsPerNetworkTests(ThrottleCase):

@@ -120,6 +120,59 @@ TEST_F(ConfigTest, PolicySection) {
   EXPECT_NE(err.find("unknown key \"strict\" in [policy]"), std::string::npos) << err;
 }
 
+TEST_F(ConfigTest, ThrottleSection) {
+  std::string err;
+  auto c = load_config(write(kValid), err);
+  ASSERT_TRUE(c) << err;
+  // Defaults protect a fresh install; loopback (webmail on this host) is allowed.
+  EXPECT_TRUE(c->throttle_enabled);
+  EXPECT_EQ(c->throttle.block_after, 10u);
+  EXPECT_EQ(c->throttle.window, std::chrono::seconds(600));
+  EXPECT_EQ(c->throttle.block_time, std::chrono::seconds(900));
+  ASSERT_EQ(c->throttle.allow.size(), 2u);
+  EXPECT_TRUE(c->throttle.allow[0].contains(*policy::parse_ip("127.0.0.5")));
+  EXPECT_EQ(c->connection_limits.concurrent, 30u);
+  c = load_config(
+      write(std::string(kValid) +
+            "[throttle]\nenabled = false\nauth_window = 60\nauth_delay_after = 2\n"
+            "auth_first_delay_ms = 100\nauth_max_delay_ms = 200\n"
+            "auth_block_after = 4\nauth_block_time = 30\naccount_block_after = 5\n"
+            "remember_good_days = 7\nconnections_per_network = 3\n"
+            "connections_per_minute = 0\nallow = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n"),
+      err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_FALSE(c->throttle_enabled);
+  EXPECT_EQ(c->throttle.window, std::chrono::seconds(60));
+  EXPECT_EQ(c->throttle.delay_after, 2u);
+  EXPECT_EQ(c->throttle.first_delay, std::chrono::milliseconds(100));
+  EXPECT_EQ(c->throttle.max_delay, std::chrono::milliseconds(200));
+  EXPECT_EQ(c->throttle.block_after, 4u);
+  EXPECT_EQ(c->throttle.block_time, std::chrono::seconds(30));
+  EXPECT_EQ(c->throttle.account_block_after, 5u);
+  EXPECT_EQ(c->throttle.remember_good, std::chrono::seconds(7 * 86400));
+  EXPECT_EQ(c->connection_limits.concurrent, 3u);
+  EXPECT_EQ(c->connection_limits.per_minute, 0u);
+  ASSERT_EQ(c->connection_limits.allow.size(), 2u);
+  EXPECT_FALSE(c->throttle.allow[0].contains(*policy::parse_ip("127.0.0.1")));
+  struct Case {
+    std::string text;
+    std::string want;
+  };
+  const Case cases[] = {
+      {"allow = [\"10.0.0.0/33\"]\n", "the prefix length must be 0-32"},
+      {"allow = [\"webmail\"]\n", "not an IP address or CIDR network"},
+      {"allow = \"10.0.0.0/8\"\n", "throttle.allow must be a list of networks"},
+      {"auth_block_after = 0\n", "throttle.auth_block_after"},
+      {"auth_first_delay_ms = 500\nauth_max_delay_ms = 100\n",
+       "below throttle.auth_first_delay_ms"},
+      {"block_after = 3\n", "unknown key \"block_after\" in [throttle]"},
+  };
+  for (const auto& k : cases) {
+    EXPECT_FALSE(load_config(write(std::string(kValid) + "[throttle]\n" + k.text), err)) << k.text;
+    EXPECT_NE(err.find(k.want), std::string::npos) << k.text << ": " << err;
+  }
+}
+
 TEST_F(ConfigTest, DkimSection) {
   std::string err;
   auto c = load_config(write(kValid), err);

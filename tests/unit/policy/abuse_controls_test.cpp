@@ -46,12 +46,18 @@ TEST(ClientNetwork, NetworksTable) {
     bool contains;
   };
   const Case cases[] = {
-      {"10.0.0.0/8", "10.255.1.2", true},     {"10.0.0.0/8", "11.0.0.1", false},
-      {"192.0.2.7", "192.0.2.7", true},       {"192.0.2.7", "192.0.2.8", false},
-      {"192.0.2.0/25", "192.0.2.127", true},  {"192.0.2.0/25", "192.0.2.128", false},
-      {"0.0.0.0/0", "203.0.113.9", true},     {"0.0.0.0/0", "2001:db8::1", false},
-      {"2001:db8::/32", "2001:db8:ffff::1", true}, {"2001:db8::/32", "2001:db9::1", false},
-      {"::1", "::1", true},                   {"::1", "127.0.0.1", false},
+      {"10.0.0.0/8", "10.255.1.2", true},
+      {"10.0.0.0/8", "11.0.0.1", false},
+      {"192.0.2.7", "192.0.2.7", true},
+      {"192.0.2.7", "192.0.2.8", false},
+      {"192.0.2.0/25", "192.0.2.127", true},
+      {"192.0.2.0/25", "192.0.2.128", false},
+      {"0.0.0.0/0", "203.0.113.9", true},
+      {"0.0.0.0/0", "2001:db8::1", false},
+      {"2001:db8::/32", "2001:db8:ffff::1", true},
+      {"2001:db8::/32", "2001:db9::1", false},
+      {"::1", "::1", true},
+      {"::1", "127.0.0.1", false},
       {"127.0.0.0/8", "::ffff:127.0.0.2", true},
   };
   for (const auto& c : cases) {
@@ -209,8 +215,7 @@ TEST(ConnectionLimits, ConcurrentAndPerMinuteTable) {
   const auto a = ip("192.0.2.1");
   EXPECT_EQ(l.admit(a, t0), "");
   EXPECT_EQ(l.admit(a, t0), "");
-  EXPECT_NE(l.admit(a, t0).find("2 connections open from 192.0.2.1 (limit 2)"),
-            std::string::npos);
+  EXPECT_NE(l.admit(a, t0).find("2 connections open from 192.0.2.1 (limit 2)"), std::string::npos);
   EXPECT_EQ(l.admit(ip("192.0.2.2"), t0), "");  // another network
   l.release(a);
   EXPECT_EQ(l.admit(a, t0 + 1s), "");  // the third start within the minute
