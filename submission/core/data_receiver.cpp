@@ -79,10 +79,19 @@ std::size_t DataReceiver::whole_lines(std::string_view in, std::size_t i, std::s
 
 DataReceiver::Progress DataReceiver::consume(std::string_view in, std::string& out) {
   std::size_t i = 0;
+  // The fast paths below stop before the next NUL octet (almost never there: one memchr per
+  // read), which the octet loop then marks.
+  std::size_t nul = 0;
+  auto find_nul = [&] {
+    const void* z = std::memchr(in.data() + i, '\0', in.size() - i);
+    nul = z ? static_cast<std::size_t>(static_cast<const char*>(z) - in.data()) : in.size();
+  };
+  find_nul();
   while (i < in.size()) {
+    if (i > nul) find_nul();
     const bool ordinary = state_ == State::kInLine || (state_ == State::kLineStart && in[i] != '.');
     if (ordinary && defect_ == Defect::kNone) {
-      const std::size_t j = whole_lines(in, i, out);
+      const std::size_t j = whole_lines(in.substr(0, nul), i, out);
       if (j > i) {
         i = j;
         continue;
@@ -90,7 +99,7 @@ DataReceiver::Progress DataReceiver::consume(std::string_view in, std::string& o
     }
     if (ordinary) {
       const char* p = in.data() + i;
-      const std::size_t left = in.size() - i;
+      const std::size_t left = nul - i;
       const void* cr = std::memchr(p, '\r', left);
       const std::size_t to_cr =
           cr ? static_cast<std::size_t>(static_cast<const char*>(cr) - p) : left;
@@ -154,6 +163,8 @@ DataReceiver::Progress DataReceiver::consume(std::string_view in, std::string& o
     if (c == '\n') {
       // A bare LF is content, never a line end: the line goes on.
       mark(Defect::kBareNewline);
+    } else if (c == '\0') {
+      mark(Defect::kNul);
     }
     if (++line_length_ > kMaxLineWithoutCrlf) mark(Defect::kLineTooLong);
     emit(c, out);

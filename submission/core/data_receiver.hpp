@@ -3,8 +3,10 @@
 //
 // SMTP smuggling defence (RFC 5321 2.3.8): only CRLF ends a line. A bare LF or bare CR never
 // starts a line, so "\n.\n", "\r.\n" and "\n.\r\n" are never the end; a message holding one is
-// marked and refused at the real end. Lines over 1000 octets (RFC 5321 4.5.3.1.6) and content
-// over the size limit are marked too; content past the limit is counted, not kept.
+// marked and refused at the real end. Lines over 1000 octets (RFC 5321 4.5.3.1.6), content
+// over the size limit and NUL octets (no SMTP text may hold one: RFC 5322 3.5, RFC 6152 2;
+// a lenient relay might end data at CRLF NUL "." CRLF) are marked too; content past the
+// limit is counted, not kept.
 // Thread-safety: one instance per session, not shared.
 #pragma once
 
@@ -17,7 +19,7 @@ namespace truefrom::smtp {
 class DataReceiver {
  public:
   /// Why a received message is refused (the first problem seen wins).
-  enum class Defect { kNone, kBareNewline, kLineTooLong, kTooBig };
+  enum class Defect { kNone, kBareNewline, kLineTooLong, kTooBig, kNul };
 
   struct Progress {
     std::size_t consumed = 0;  ///< input octets used

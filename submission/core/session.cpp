@@ -386,6 +386,12 @@ void Session::consume_data() {
                    {5, 6, 0},
                    "Message refused: a line is longer than 1000 octets (RFC 5321 4.5.3.1.6)"});
       break;
+    case DataReceiver::Defect::kNul:
+      refuse(Reply{550,
+                   {5, 6, 0},
+                   "Message refused: NUL octet in the message (not allowed in mail text, "
+                   "RFC 5322 3.5)"});
+      break;
     case DataReceiver::Defect::kTooBig:
       send(Reply{552,
                  {5, 3, 4},

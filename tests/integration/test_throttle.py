@@ -248,3 +248,43 @@ class ConnectionsPerNetworkTests(ThrottleCase):
         finally:
             c.close()
         self.assertIn("in the last minute (limit 4)", self.srv.log_text())
+
+
+class MaxConnectionsTests(ThrottleCase):
+    """Over [server] max_connections the client reads 421 4.7.0, then the close."""
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.pg = cls.use(PostgresCluster()).start()
+        cls.sink = cls.use(Sink()).start()
+        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port))
+        cls.srv.write_config(cls.srv.config_text().replace(
+            "[server]\n", "[server]\nmax_connections = 2\n", 1))
+        cls.srv.migrate()
+        cls.srv.start()
+
+    def test_the_421_is_written(self):
+        held = []
+        try:
+            # The start-up probe's sessions may still hold a slot for a moment: wait until
+            # two sessions are greeted.
+            deadline = time.monotonic() + 15
+            while len(held) < 2:
+                self.assertLess(time.monotonic(), deadline, "two sessions were never greeted")
+                c = SourceConn(self.srv.submission_port, "127.0.0.1")
+                r = c.read_reply()
+                if r.code == 220:
+                    held.append(c)
+                else:
+                    c.close()
+                    time.sleep(0.05)
+            c = SourceConn(self.srv.submission_port, "127.0.0.1")
+            try:
+                self.assertReply(c.read_reply(), 421, "4.7.0", "too many connections")
+                self.assertEqual(c.read_until_close(timeout=5), b"")
+            finally:
+                c.close()
+        finally:
+            for c in held:
+                c.quit()
+        self.assertIn("sessions open ([server] max_connections)", self.srv.log_text())

@@ -64,6 +64,16 @@ TEST(DataReceiver, Table) {
       {"a\r\n.\rx\r\n.\r\n", "a\r\n\rx\r\n", true, D::kBareNewline},
       {std::string(998, 'x') + "\r\n.\r\n", std::string(998, 'x') + "\r\n", true, D::kNone},
       {std::string(999, 'x') + "\r\n.\r\n", std::string(999, 'x') + "\r\n", true, D::kLineTooLong},
+      // NUL anywhere in the content is refused at the end (a lenient relay might take
+      // CRLF NUL "." CRLF for the end of data): at the start, in the middle, before the dot.
+      {std::string("\0abc\r\n.\r\n", 9), "", true, D::kNul},
+      {std::string("ab\0c\r\n.\r\n", 9), "", true, D::kNul},
+      {std::string("abc\r\n\0.\r\n.\r\n", 12), "", true, D::kNul},
+      {std::string("abc\r\n.\0\r\n.\r\n", 12), "", true, D::kNul},
+      {std::string("abc\0\r\n.\r\n", 9), "", true, D::kNul},
+      // The first defect wins; a NUL after the end is not the message's.
+      {std::string("a\nb\0\r\n.\r\n", 9), "", true, D::kBareNewline},
+      {std::string("ab\r\n.\r\n\0", 8), "ab\r\n", true, D::kNone},
   };
   for (const auto& c : cases) {
     auto r = feed(c.in);
@@ -140,6 +150,7 @@ struct Model {
         continue;
       }
       if (c == '\n') mark(D::kBareNewline);
+      if (c == '\0') mark(D::kNul);
       if (++line > 998) mark(D::kLineTooLong);
       emit(c);
       state = 3;
@@ -163,7 +174,7 @@ Result agree_with_model(const std::string& in, std::size_t max_size, int round, 
 
 TEST(DataReceiver, AgreesWithTheOctetModel) {
   std::mt19937 rng(7);
-  const std::string alphabet = "ab .\r\n\t";
+  const std::string alphabet("ab .\r\n\t\0", 8);
   for (int round = 0; round < 3000; ++round) {
     std::string in;
     const std::size_t len = rng() % 3000;
@@ -193,7 +204,7 @@ TEST(DataReceiver, LinesAgreeWithTheOctetModel) {
       const std::size_t len = pick(20) == 0 ? 990 + pick(20) : pick(90);
       for (std::size_t i = 0; i < len; ++i) {
         const unsigned r = pick(400);
-        in += r == 0 ? '\r' : r == 1 ? '\n' : "ab .\t"[pick(5)];
+        in += r == 0 ? '\r' : r == 1 ? '\n' : r == 2 && pick(8) == 0 ? '\0' : "ab .\t"[pick(5)];
       }
       const unsigned end = pick(30);
       in += end == 0 ? "\n" : end == 1 ? "\r" : "\r\n";
