@@ -112,6 +112,8 @@ class Session {
   /// True once a decision is needed before next_event() may be called.
   bool awaiting_decision() const { return pending_ != Pending::kNone; }
 
+  /// True while DATA content is being received (after 354, before the end of data).
+  bool receiving_data() const { return phase_ == Phase::kData; }
   bool tls_active() const { return tls_; }
   bool authenticated() const { return login_.has_value(); }
   const std::optional<std::string>& login() const { return login_; }

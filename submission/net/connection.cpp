@@ -43,6 +43,10 @@ using smtp::Reply;
 // After a timeout or shutdown, the 421 gets this long to be written before the socket closes.
 constexpr std::chrono::seconds kGoodbyeGrace{10};
 constexpr std::size_t kReadBuffer = 16 * 1024;
+// While DATA content arrives, every this many octets earn the client another idle_timeout
+// (RFC 5321 4.5.3.2.5-6's per-block bound in spirit): a big message at modem speed passes,
+// one octet every few seconds does not. At 100 octets/s a block takes under 3 minutes.
+constexpr std::size_t kDataBlock = 16 * 1024;
 
 std::string new_message_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -91,6 +95,8 @@ struct Connection::State {
 
   Clock::time_point session_deadline;
   Clock::time_point deadline;
+  std::size_t data_since_deadline = 0;  // DATA octets since the deadline was last set
+  bool busy = false;                    // working on what the client sent: its clock is stopped
   bool reading = false;
   bool timed_out = false;
   bool stopping = false;
@@ -112,6 +118,10 @@ struct Connection::State {
       co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
       if (closed) break;
       if (Clock::now() < deadline) continue;
+      if (busy && !timed_out) {  // checked again once we have answered
+        deadline = Clock::now() + ctx.idle_timeout;
+        continue;
+      }
       if (!timed_out) {
         timed_out = true;
         deadline = Clock::now() + kGoodbyeGrace;
@@ -123,8 +133,22 @@ struct Connection::State {
     }
   }
 
+  // The client's clock: idle_timeout from our last reply to its next whole command (not
+  // from its last octet: a client trickling one octet at a time gets no more time), and
+  // stopped while we work on what it sent.
+  // (The deadline only ever moves later while the watchdog sleeps on it: it re-arms when it
+  // wakes early.)
+  void client_clock_from_now() {
+    busy = false;
+    if (timed_out) return;  // the goodbye's grace period runs
+    deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
+    data_since_deadline = 0;
+  }
+  void client_clock_stopped() { busy = true; }
+
   asio::awaitable<bool> flush() {
     if (!session.has_output()) co_return true;
+    client_clock_from_now();
     const std::string out = session.take_output();
     boost::system::error_code ec;
     if (tls) {
@@ -146,7 +170,7 @@ struct Connection::State {
       session.timed_out();
       co_return true;
     }
-    deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
+    const bool in_data = session.receiving_data();
     boost::system::error_code ec;
     std::size_t n = 0;
     reading = true;
@@ -168,6 +192,7 @@ struct Connection::State {
       }
       co_return false;
     }
+    if (in_data && (data_since_deadline += n) >= kDataBlock) client_clock_from_now();
     session.receive(std::string_view(read_buffer.get(), n));
     co_return true;
   }
@@ -560,6 +585,7 @@ asio::awaitable<void> Connection::run() {
   bool alive = !s.implicit_tls || co_await s.handshake();
   while (alive) {
     smtp::Event ev = s.session.next_event();
+    if (!std::holds_alternative<smtp::event::NeedData>(ev)) s.client_clock_stopped();
     if (std::holds_alternative<smtp::event::NeedData>(ev)) {
       alive = co_await s.flush() && co_await s.read_more();
     } else if (std::holds_alternative<smtp::event::StartTls>(ev)) {
