@@ -49,9 +49,10 @@ void ClientSession::receive(std::string_view bytes) {
     fail(ClientError::kDataBeforeTls, "relay sent data before the TLS handshake");
     return;
   }
-  if (input_pos_ > 0 && input_pos_ == input_.size()) {
-    input_.clear();
-    scanned_ = input_pos_ = 0;
+  if (input_pos_ > 0) {  // what was read is gone; a partial reply moves to the front
+    input_.erase(0, input_pos_);
+    scanned_ = scanned_ > input_pos_ ? scanned_ - input_pos_ : 0;
+    input_pos_ = 0;
   }
   input_.append(bytes);
 }
