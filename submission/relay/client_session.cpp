@@ -218,7 +218,8 @@ void ClientSession::proceed_auth() {
   if (!tls_ || config_.starttls != RelayTls::kRequired) {
     return fail(ClientError::kTlsNotVerified, "no verified TLS, so the relay password is not sent");
   }
-  if (!extensions_.auth_plain) return fail(ClientError::kAuthNotOffered, "does not offer AUTH PLAIN");
+  if (!extensions_.auth_plain)
+    return fail(ClientError::kAuthNotOffered, "does not offer AUTH PLAIN");
   // RFC 4616: authzid NUL authcid NUL passwd (the authzid empty: act as ourselves).
   std::string token;
   token.reserve(config_.username.size() + config_.password.size() + 2);

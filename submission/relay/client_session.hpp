@@ -186,15 +186,15 @@ class ClientSession {
   ClientConfig config_;
   State state_ = State::kGreeting;
   bool tls_ = false;
-  bool dirty_ = false;     // a transaction was left open: RSET before the next
-  bool broken_ = false;    // the relay took data for a refused transaction
+  bool dirty_ = false;   // a transaction was left open: RSET before the next
+  bool broken_ = false;  // the relay took data for a refused transaction
   bool answered_ = false;
   Extensions extensions_;
   std::deque<ClientEvent> events_;
 
   std::string input_;
   std::size_t input_pos_ = 0;
-  std::size_t scanned_ = 0;      // input_[input_pos_, scanned_) holds no CRLF
+  std::size_t scanned_ = 0;       // input_[input_pos_, scanned_) holds no CRLF
   std::size_t reply_octets_ = 0;  // of the reply being read
   ReplyParser parser_;
 

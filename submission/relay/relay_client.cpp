@@ -142,7 +142,8 @@ struct Conn {
         for (const auto p : out) buffers.emplace_back(p.data(), p.size());
         boost::system::error_code ec;
         if (tls) {
-          co_await asio::async_write(stream, buffers, asio::redirect_error(asio::use_awaitable, ec));
+          co_await asio::async_write(stream, buffers,
+                                     asio::redirect_error(asio::use_awaitable, ec));
         } else {
           co_await asio::async_write(stream.next_layer(), buffers, WholeWrites{},
                                      asio::redirect_error(asio::use_awaitable, ec));
@@ -193,8 +194,8 @@ struct RelayClient::Impl {
     auto ex = co_await asio::this_coro::executor;
     tcp::resolver resolver(ex);
     boost::system::error_code ec;
-    auto endpoints = co_await resolver.async_resolve(
-        h.host, std::to_string(h.port), asio::redirect_error(asio::use_awaitable, ec));
+    auto endpoints = co_await resolver.async_resolve(h.host, std::to_string(h.port),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
     if (ec) co_return c->transport_error(ec);
     co_await asio::async_connect(c->stream.next_layer(), endpoints,
                                  asio::redirect_error(asio::use_awaitable, ec));

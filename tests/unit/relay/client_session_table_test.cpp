@@ -23,12 +23,15 @@ TEST(Extensions, FromEhloReply) {
       {"relay.test", {}},
       {"relay.test\nPIPELINING\nCHUNKING", {.pipelining = true, .chunking = true}},
       {"relay.test\npipelining\nChunking\n8bitmime\nsmtputf8\nstarttls",
-       {.starttls = true, .pipelining = true, .chunking = true, .eight_bit = true,
+       {.starttls = true,
+        .pipelining = true,
+        .chunking = true,
+        .eight_bit = true,
         .smtputf8 = true}},
       {"relay.test\nAUTH LOGIN PLAIN", {.auth_plain = true}},
       {"relay.test\nAUTH plain", {.auth_plain = true}},
       {"relay.test\nAUTH LOGIN CRAM-MD5", {}},
-      {"relay.test\nAUTH=PLAIN", {}},        // the pre-RFC 4954 form is not taken
+      {"relay.test\nAUTH=PLAIN", {}},  // the pre-RFC 4954 form is not taken
       {"relay.test\nAUTH PLAINX", {}},
       {"relay.test\nPIPELININGX\nXCHUNKING", {}},
       {"relay.test\nSIZE 1000\nDSN", {}},
@@ -82,8 +85,8 @@ TEST(ClientSession, WhatCountsAsAnswered) {
   // relay's to this transaction, and never after it took the message.
   struct Case {
     const char* name;
-    bool reuse_dirty;       // the first transaction was refused: RSET before the second
-    const char* replies;    // to the second transaction
+    bool reuse_dirty;     // the first transaction was refused: RSET before the second
+    const char* replies;  // to the second transaction
     bool want_answered;
     ClientError want_error;
   };
@@ -175,7 +178,7 @@ TEST(ClientSession, BytesDuringTheHandshakeFail) {
   EXPECT_TRUE(std::holds_alternative<client_event::NeedData>(s.next_event()));
   s.receive("220 go ahead\r\n");
   EXPECT_TRUE(std::holds_alternative<client_event::StartTls>(s.next_event()));
-  (void)s.pending_output();        // EHLO, STARTTLS
+  (void)s.pending_output();       // EHLO, STARTTLS
   s.receive("250 injected\r\n");  // read from the plain socket before the handshake
   const ClientEvent ev = s.next_event();
   const auto* f = std::get_if<client_event::Failed>(&ev);

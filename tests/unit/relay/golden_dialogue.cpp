@@ -25,20 +25,34 @@ std::string unbracket(const std::string& s) {
 
 const char* error_name(ClientError e) {
   switch (e) {
-    case ClientError::kGreetingRefused: return "greeting_refused";
-    case ClientError::kEhloRefused: return "ehlo_refused";
-    case ClientError::kStartTlsNotOffered: return "starttls_not_offered";
-    case ClientError::kStartTlsRefused: return "starttls_refused";
-    case ClientError::kDataBeforeTls: return "data_before_tls";
-    case ClientError::kTlsNotVerified: return "tls_not_verified";
-    case ClientError::kAuthNotOffered: return "auth_not_offered";
-    case ClientError::kAuthRefused: return "auth_refused";
-    case ClientError::kRsetRefused: return "rset_refused";
-    case ClientError::kRelayClosing: return "relay_closing";
-    case ClientError::kUnexpectedReply: return "unexpected_reply";
-    case ClientError::kMalformedReply: return "malformed_reply";
-    case ClientError::kReplyTooLong: return "reply_too_long";
-    case ClientError::kConnectionClosed: return "connection_closed";
+    case ClientError::kGreetingRefused:
+      return "greeting_refused";
+    case ClientError::kEhloRefused:
+      return "ehlo_refused";
+    case ClientError::kStartTlsNotOffered:
+      return "starttls_not_offered";
+    case ClientError::kStartTlsRefused:
+      return "starttls_refused";
+    case ClientError::kDataBeforeTls:
+      return "data_before_tls";
+    case ClientError::kTlsNotVerified:
+      return "tls_not_verified";
+    case ClientError::kAuthNotOffered:
+      return "auth_not_offered";
+    case ClientError::kAuthRefused:
+      return "auth_refused";
+    case ClientError::kRsetRefused:
+      return "rset_refused";
+    case ClientError::kRelayClosing:
+      return "relay_closing";
+    case ClientError::kUnexpectedReply:
+      return "unexpected_reply";
+    case ClientError::kMalformedReply:
+      return "malformed_reply";
+    case ClientError::kReplyTooLong:
+      return "reply_too_long";
+    case ClientError::kConnectionClosed:
+      return "connection_closed";
   }
   return "?";
 }
@@ -46,18 +60,30 @@ const char* error_name(ClientError e) {
 const char* state_name(ClientSession::State s) {
   using S = ClientSession::State;
   switch (s) {
-    case S::kGreeting: return "greeting";
-    case S::kEhlo: return "ehlo";
-    case S::kStartTls: return "starttls";
-    case S::kTlsHandshake: return "tls_handshake";
-    case S::kAuth: return "auth";
-    case S::kReady: return "ready";
-    case S::kRset: return "rset";
-    case S::kMail: return "mail";
-    case S::kRcpt: return "rcpt";
-    case S::kData: return "data";
-    case S::kMessage: return "message";
-    case S::kClosed: return "closed";
+    case S::kGreeting:
+      return "greeting";
+    case S::kEhlo:
+      return "ehlo";
+    case S::kStartTls:
+      return "starttls";
+    case S::kTlsHandshake:
+      return "tls_handshake";
+    case S::kAuth:
+      return "auth";
+    case S::kReady:
+      return "ready";
+    case S::kRset:
+      return "rset";
+    case S::kMail:
+      return "mail";
+    case S::kRcpt:
+      return "rcpt";
+    case S::kData:
+      return "data";
+    case S::kMessage:
+      return "message";
+    case S::kClosed:
+      return "closed";
   }
   return "?";
 }
@@ -146,10 +172,14 @@ std::vector<Case> parse(const std::vector<std::string>& lines) {
         Transaction t;
         t.envelope.mail_from = unbracket(w[1]);
         for (std::size_t k = 2; k < w.size(); ++k) {
-          if (w[k] == "8bitmime") t.envelope.eight_bit = true;
-          else if (w[k] == "smtputf8") t.envelope.smtputf8 = true;
-          else if (w[k] == "all_or_nothing") t.all_or_nothing = true;
-          else c.error = "unknown mail option " + w[k];
+          if (w[k] == "8bitmime")
+            t.envelope.eight_bit = true;
+          else if (w[k] == "smtputf8")
+            t.envelope.smtputf8 = true;
+          else if (w[k] == "all_or_nothing")
+            t.all_or_nothing = true;
+          else
+            c.error = "unknown mail option " + w[k];
         }
         c.transactions.push_back(std::move(t));
       } else if (w[0] == "rcpt" && w.size() == 2 && !c.transactions.empty()) {

@@ -30,7 +30,7 @@ struct Case {
   ClientConfig config;
   std::vector<Transaction> transactions;
   std::vector<Turn> turns;
-  std::string expected;       // the dialogue as written (S:, C:, => and -- lines)
+  std::string expected;        // the dialogue as written (S:, C:, => and -- lines)
   std::size_t begin = 0;       // the "### " line
   std::size_t header_end = 0;  // file lines [begin, header_end) are the heading and options
   std::size_t end = 0;         // file lines [header_end, end) are the dialogue
