@@ -203,8 +203,9 @@ struct RelayClient::Impl {
     // Commands and messages are written whole: Nagle would only delay them.
     c->stream.next_layer().set_option(tcp::no_delay(true), ec);
     bool unused = false;
+    const std::shared_ptr<Conn> setup;  // no transaction: the timer armed by acquire() stays
     for (;;) {
-      const ClientEvent ev = co_await c->exchange(nullptr, o.timeout, unused);
+      const ClientEvent ev = co_await c->exchange(setup, o.timeout, unused);
       if (std::holds_alternative<client_event::Ready>(ev)) co_return std::string{};
       if (const auto* f = std::get_if<client_event::Failed>(&ev)) co_return f->reason;
       if (std::holds_alternative<client_event::StartTls>(ev)) {
