@@ -62,7 +62,8 @@ struct NeedData {};
 /// The relay said 220 to STARTTLS: write the output, run the handshake, then call
 /// tls_established(). Bytes received before that fail the session.
 struct StartTls {};
-/// The connection is set up (and, after a Done with `reusable`, idle): start() may be called.
+/// The connection is set up: start() may be called, and again after each Done that is
+/// `reusable` (the session is then idle in kReady; no second Ready comes).
 struct Ready {};
 /// The transaction ended. `reply` is the relay's 250 for the message, or the refusal that
 /// ended the transaction ("Relay refused <stage>: ..." with the relay's codes), or a
