@@ -389,28 +389,26 @@ void ClientSession::proceed_after_envelope() {
   if (txn_.envelope.recipients.empty()) {
     return done(Reply{554, {5, 5, 1}, "No recipients to relay to"});
   }
-  if (txn_.bdat) {
-    if (txn_.last.code == 250) dirty_ = false;
-    return done(txn_.last.code == 250 ? txn_.last : refusal(txn_.last, "the message"));
+  if (txn_.bdat) return on_end_of_message(txn_.last);
+  if (!txn_.group) {
+    command("DATA");
+    expect(Expect::kData);
+    return;
   }
-  if (txn_.group) {
-    if (txn_.last.code != 354) return done(refusal(txn_.last, "DATA"));
-    return send_message_data();
-  }
-  command("DATA");
-  expect(Expect::kData);
+  if (txn_.last.code == 354) return send_message_data();
+  if (refused(txn_.last)) return done(refusal(txn_.last, "DATA"));
+  // Not passed on as the message's reply: a 250 to DATA would count a message never sent.
+  fail(ClientError::kUnexpectedReply, "DATA answered " + txn_.last.summary());
 }
 
 void ClientSession::on_data(const Reply& r) {
-  if (r.code != 354 && !refused(r)) {
-    return fail(ClientError::kUnexpectedReply, "DATA answered " + r.summary());
-  }
   if (txn_.group) {
-    txn_.last = r;
+    txn_.last = r;  // judged with the envelope's replies
     return proceed_after_envelope();
   }
-  if (r.code != 354) return done(refusal(r, "DATA"));
-  send_message_data();
+  if (r.code == 354) return send_message_data();
+  if (refused(r)) return done(refusal(r, "DATA"));
+  fail(ClientError::kUnexpectedReply, "DATA answered " + r.summary());
 }
 
 void ClientSession::send_message_data() {
@@ -422,19 +420,21 @@ void ClientSession::send_message_data() {
 }
 
 void ClientSession::on_message(const Reply& r) {
-  if (r.code != 250 && r.code != 354 && !refused(r)) {
-    return fail(ClientError::kUnexpectedReply, "the message answered " + r.summary());
-  }
   if (txn_.bdat) {
-    // 354 to BDAT means nothing: kept, and refused as "the message" (or flagged as broken).
-    txn_.last = r;
+    txn_.last = r;  // judged with the envelope's replies
     return proceed_after_envelope();
   }
-  if (r.code == 354) {
-    return fail(ClientError::kUnexpectedReply, "the message answered " + r.summary());
-  }
-  dirty_ = false;
-  done(r.code == 250 ? r : refusal(r, "the message"));
+  on_end_of_message(r);
+}
+
+// The reply to the final dot, or to BDAT LAST in a transaction the relay accepted.
+void ClientSession::on_end_of_message(const Reply& r) {
+  // RFC 5321 4.1.1.4: the reply to the final dot ends the transaction either way; a refused
+  // BDAT LAST may leave it open (RFC 3030 2), so RSET comes first next time.
+  if (!txn_.bdat || r.code == 250) dirty_ = false;
+  if (r.code == 250) return done(r);
+  if (refused(r)) return done(refusal(r, "the message"));
+  fail(ClientError::kUnexpectedReply, "the message answered " + r.summary());
 }
 
 // --- plumbing --------------------------------------------------------------------------

@@ -174,6 +174,7 @@ class ClientSession {
   void on_rcpt(const smtp::Reply& r);
   void on_data(const smtp::Reply& r);
   void on_message(const smtp::Reply& r);
+  void on_end_of_message(const smtp::Reply& r);
   void proceed_transaction();
   void proceed_after_envelope();
   void send_message_data();
