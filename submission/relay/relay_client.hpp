@@ -7,6 +7,8 @@
 //
 // The queue uses it with per-recipient outcomes (some recipients may be accepted and others
 // refused); passthrough mode asks for all-or-nothing (one answer for the submitting client).
+// The protocol is ClientSession's (sans-IO, client_session.hpp); this driver moves bytes,
+// runs timers, does TLS and certificate verification, pooling and failover.
 // Runs as coroutines on the caller's executor; no blocking calls.
 // Thread-safety: a RelayClient may be used from any number of coroutines and threads.
 #pragma once
@@ -22,10 +24,9 @@
 #include <vector>
 
 #include "submission/core/reply.hpp"
+#include "submission/relay/client_session.hpp"  // RelayTls, Envelope
 
 namespace truefrom::relay {
-
-enum class RelayTls { kNone, kOpportunistic, kRequired };
 
 struct RelayHost {
   std::string host;
@@ -47,13 +48,6 @@ struct RelayOptions {
   std::chrono::seconds timeout{120};     ///< one whole transaction, or one connection setup
   std::size_t max_idle_connections = 8;  ///< kept open for reuse
   std::chrono::seconds idle_keep{30};    ///< an idle connection older than this is closed
-};
-
-struct Envelope {
-  std::string mail_from;                ///< without brackets; empty for <>
-  std::vector<std::string> recipients;  ///< without brackets
-  bool eight_bit = false;               ///< BODY=8BITMIME was declared
-  bool smtputf8 = false;                ///< SMTPUTF8 was declared (RFC 6531)
 };
 
 /// The outcome of one attempt.
