@@ -37,10 +37,3 @@ ReplyParser::Result ReplyParser::feed(std::string_view line) {
 }
 
 }  // namespace truefrom::relay
-
-// The relay client session's sources, compiled with this file until submission/CMakeLists.txt
-// lists them in truefrom_relay's SOURCES (that file belongs to the whole tree, not to this
-// folder): client_error.cpp, extensions.cpp, client_session.cpp.
-#include "submission/relay/client_error.cpp"    // NOLINT(bugprone-suspicious-include)
-#include "submission/relay/client_session.cpp"  // NOLINT(bugprone-suspicious-include)
-#include "submission/relay/extensions.cpp"      // NOLINT(bugprone-suspicious-include)
