@@ -10,7 +10,10 @@
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <ctime>
+#include <exception>
+#include <optional>
 #include <random>
+#include <type_traits>
 
 #include "submission/core/header_fields.hpp"
 #include "submission/runtime/log.hpp"
@@ -29,6 +32,33 @@ constexpr std::chrono::seconds kTick{1};
 constexpr std::int64_t kBusyRetry = 5;
 // At most this many octets of first attempts' data are held in memory.
 constexpr std::size_t kFirstAttemptMemory = 64 * 1024 * 1024;
+
+// What a job on the workers returned, or what it threw: an exception must not escape into a
+// pool thread (that ends the process); take() rethrows it in the awaiting attempt, whose
+// completion handler (settle) then deals with it.
+template <class R>
+struct Caught {
+  std::optional<R> value;
+  std::exception_ptr error;
+  R take() {
+    if (error) std::rethrow_exception(error);
+    return std::move(*value);
+  }
+};
+
+// `f` (capturing pointers only: see on_workers) wrapped for the workers.
+template <class F>
+auto catching(F f) {
+  return [f]() mutable {
+    Caught<std::invoke_result_t<F&>> c;
+    try {
+      c.value.emplace(f());
+    } catch (...) {
+      c.error = std::current_exception();
+    }
+    return c;
+  };
+}
 
 std::string random_hex(std::size_t n) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -295,10 +325,20 @@ asio::awaitable<void> Scheduler::control_loop() {
       flush();
     } else if (line == "scan\n") {
       Scheduler* self = this;
-      co_await runtime::on_workers(workers_, [self] {
+      auto scanned = co_await runtime::on_workers(workers_, catching([self] {
         self->scan(false);
         return 0;
-      });
+      }));
+      if (scanned.error) {
+        answer = "scan failed\n";
+        try {
+          std::rethrow_exception(scanned.error);
+        } catch (const std::exception& e) {
+          runtime::log_error(std::string("queue: the scan of the spool failed: ") + e.what());
+        } catch (...) {
+          runtime::log_error("queue: the scan of the spool failed");
+        }
+      }
     } else {
       answer = "unknown command\n";
     }
@@ -335,7 +375,7 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
     }
   }
   if (!l.info) {
-    l = co_await runtime::on_workers(workers_, [spool, idp] {
+    auto loaded = co_await runtime::on_workers(workers_, catching([spool, idp] {
       Loaded r;
       // A message still in a segment has no file to lock: the admin's commands leave it alone
       // until this attempt moves it into active/ or delivers it.
@@ -351,7 +391,8 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
         spool->move(*idp, Where::kActive, Where::kHold, ignored);
       }
       return r;
-    });
+    }));
+    l = loaded.take();
   }
 
   if (!l.info) {
@@ -385,7 +426,7 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
   std::string relay_name;
   std::optional<std::chrono::seconds> retry;  // after this attempt; nullopt: give up
   if (!env.recipients.empty()) {
-    if (attempt_hook_) attempt_hook_(info);
+    if (attempt_hook_) attempt_hook_(info, AttemptStage::kRelay);
     const std::vector<std::string_view> parts{l.data};
     const relay::Attempt a = co_await relay_.send(env, parts, false);
     relay_name = a.relay;
@@ -440,10 +481,11 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
     const std::string* text = &dsn.message;
     std::string error;
     std::string* ep = &error;
-    const bool ok = co_await runtime::on_workers(workers_, [spool, dp, text, ep] {
+    auto queued = co_await runtime::on_workers(workers_, catching([spool, dp, text, ep] {
       auto w = spool->write(*dp, {*text}, *ep);
       return w && spool->commit_and_wait(std::move(*w), *ep);
-    });
+    }));
+    const bool ok = queued.take();
     if (ok) {
       dinfo.size = dsn.message.size();
       enqueued(dinfo);
@@ -492,9 +534,15 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
   // (Never co_await inside a conditional expression: see NOTES.md.)
   bool saved = true;
   if (!done || !spool_.remove_later(id)) {
-    saved = co_await runtime::on_workers(workers_, [spool, idp, sp, done, ep] {
-      return done ? spool->remove(*idp, Where::kActive, *ep) : spool->save_state(*idp, *sp, *ep);
-    });
+    const AttemptHook* hook = &attempt_hook_;
+    const MessageInfo* ip = &info;
+    auto stored = co_await runtime::on_workers(
+        workers_, catching([spool, idp, sp, done, ep, hook, ip] {
+          if (*hook) (*hook)(*ip, AttemptStage::kRecord);
+          return done ? spool->remove(*idp, Where::kActive, *ep)
+                      : spool->save_state(*idp, *sp, *ep);
+        }));
+    saved = stored.take();
   }
   if (!saved) runtime::log_error("queue: " + id + ": " + error);
   l.lock.reset();

@@ -72,10 +72,15 @@ class Scheduler {
   /// their messages).
   void stop();
 
-  /// Runs at the start of every delivery attempt that reached the relay stage, just before
-  /// the relay transaction, on the attempt's strand. For tests: what it throws, the attempt
-  /// throws (failure injection). Set it before start().
-  using AttemptHook = std::function<void(const MessageInfo&)>;
+  /// Where an attempt is when the attempt hook runs.
+  enum class AttemptStage {
+    kRelay,   ///< on the attempt's strand, just before the relay transaction
+    kRecord,  ///< on a worker, just before the outcome goes to the spool's files (a
+              ///< deferral's state, a removal; not a done mark in a segment)
+  };
+  /// For tests (failure injection): runs at those points of every attempt; what it throws,
+  /// the attempt throws. Set it before start().
+  using AttemptHook = std::function<void(const MessageInfo&, AttemptStage)>;
   void set_attempt_hook(AttemptHook hook) { attempt_hook_ = std::move(hook); }
 
  private:

@@ -206,7 +206,8 @@ TEST_F(SchedulerTest, AnAttemptThatThrowsIsRetriedAndFreesItsSlot) {
   options.retry_first = 1s;
   options.retry_max = 1s;
   options.concurrency = 1;
-  start(relay.port(), options, [&](const MessageInfo& info) {
+  start(relay.port(), options, [&](const MessageInfo& info, Scheduler::AttemptStage stage) {
+    if (stage != Scheduler::AttemptStage::kRelay) return;
     if (info.id == "0123456789ABCDEFA1" && ++attempts_a == 1) {
       throw std::runtime_error("injected failure");
     }
@@ -235,12 +236,42 @@ TEST_F(SchedulerTest, AnythingThrownIsCaught) {
   options.retry_first = 1s;
   options.retry_max = 1s;
   options.concurrency = 1;
-  start(relay.port(), options, [&](const MessageInfo&) {
-    if (++attempts == 1) throw 42;
+  start(relay.port(), options, [&](const MessageInfo&, Scheduler::AttemptStage stage) {
+    if (stage == Scheduler::AttemptStage::kRelay && ++attempts == 1) throw 42;
   });
   submit("0123456789ABCDEFC3", "odd throw");
   EXPECT_EQ(relay.wait_for(1, 20s).size(), 1u);
   EXPECT_EQ(attempts.load(), 2);
+}
+
+// A throw on a worker (here: while a deferral's state is written) reaches the attempt too,
+// instead of ending the process from the pool's thread; the message is tried again.
+TEST_F(SchedulerTest, AThrowOnAWorkerIsRetriedToo) {
+  std::uint16_t port = 0;
+  const int refusing = bound_socket(port, false);
+  std::atomic<int> relay_stages{0}, record_stages{0};
+  QueueOptions options;
+  options.retry_first = 1s;
+  options.retry_max = 1s;
+  options.concurrency = 1;
+  start(port, options, [&](const MessageInfo&, Scheduler::AttemptStage stage) {
+    if (stage == Scheduler::AttemptStage::kRelay) ++relay_stages;
+    if (stage == Scheduler::AttemptStage::kRecord && ++record_stages == 1) {
+      throw std::runtime_error("injected failure on a worker");
+    }
+  });
+  submit("0123456789ABCDEFD4", "deferred twice");
+  DeliveryState st;
+  for (int i = 0; i < 400 && st.attempts == 0; ++i) {
+    std::this_thread::sleep_for(50ms);
+    st = spool_->load_state("0123456789ABCDEFD4");
+  }
+  ::close(refusing);
+  EXPECT_GE(relay_stages.load(), 2);
+  EXPECT_GE(record_stages.load(), 2);
+  // The first attempt's state never got written; the second's did.
+  EXPECT_EQ(st.attempts, 1u);
+  EXPECT_NE(st.last_error.find("451"), std::string::npos) << st.last_error;
 }
 
 // Messages deferred together (the relay is down) get next attempts spread over the retry
