@@ -192,10 +192,12 @@ void Scheduler::settle(const std::string& id, std::exception_ptr failure, Finish
     }
     finished = Finished{};
     if (it != entries_.end()) {
-      // Like a 4xx: the state on disk is what the last finished attempt left (the next
-      // attempt reads it back); only the time of the next attempt is decided here.
+      // Like a 4xx: it counts as an attempt (in memory: the state file keeps what the last
+      // attempt that ended wrote), so that an attempt that throws every time backs off.
       DeliveryState& state = it->second.state;
-      const auto delay = retry_after(state.attempts + 1, it->second.info.arrival);
+      ++state.attempts;
+      state.last_error = "the delivery attempt failed: " + what;
+      const auto delay = retry_after(state.attempts, it->second.info.arrival);
       // Past its lifetime: the next attempt reports it as expired.
       finished.next_attempt = std::time(nullptr) + (delay ? *delay : retry_.first).count();
       runtime::log_error("queue: " + id + ": the delivery attempt failed: " + what +

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,6 +63,12 @@ class MiniRelay {
   MiniRelay(const MiniRelay&) = delete;
   MiniRelay& operator=(const MiniRelay&) = delete;
   std::uint16_t port() const { return port_; }
+  // While set, every recipient gets 451 (the relay cannot take mail now).
+  void defer(bool on) { defer_ = on; }
+  // Each message's end of data is answered after this long (a slow relay).
+  void answer_after(std::chrono::milliseconds delay) { delay_ = delay; }
+  // The most messages that were between DATA and its answer at the same time.
+  int most_at_once() const { return most_at_once_; }
   // Waits until `n` messages arrived; returns them.
   std::vector<std::string> wait_for(std::size_t n, std::chrono::seconds limit) {
     std::unique_lock lock(mutex_);
@@ -98,6 +105,8 @@ class MiniRelay {
         for (auto& c : verb) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         if (data && line == ".") {
           data = false;
+          std::this_thread::sleep_for(delay_.load());
+          --at_once_;
           {
             std::lock_guard lock(mutex_);
             messages_.push_back(std::move(message));
@@ -107,8 +116,13 @@ class MiniRelay {
           say(fd, "250 2.0.0 queued\r\n");
         } else if (data) {
           message += line + "\r\n";
+        } else if (verb == "RCPT" && defer_) {
+          say(fd, "451 4.3.0 not now\r\n");
         } else if (verb == "DATA") {
           data = true;
+          const int now = ++at_once_;
+          for (int m = most_at_once_; now > m && !most_at_once_.compare_exchange_weak(m, now);) {
+          }
           say(fd, "354 go ahead\r\n");
         } else if (verb == "QUIT") {
           say(fd, "221 2.0.0 bye\r\n");
@@ -130,7 +144,29 @@ class MiniRelay {
   std::vector<int> connections_;
   std::vector<std::thread> servers_;
   std::vector<std::string> messages_;
+  std::atomic<bool> defer_{false};
+  std::atomic<std::chrono::milliseconds> delay_{std::chrono::milliseconds(0)};
+  std::atomic<int> at_once_{0}, most_at_once_{0};
 };
+
+// Sends one command to the scheduler's control socket, as `truefrom queue flush` does.
+std::string control(const fs::path& dir, const std::string& command) {
+  const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  const std::string path = (dir / "control").string();
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  std::string answer;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+    const std::string line = command + "\n";
+    (void)::send(fd, line.data(), line.size(), MSG_NOSIGNAL);
+    char buf[64];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n > 0) answer.assign(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return answer;
+}
 
 // A spool, a relay client for `relay_port`, a scheduler, and an io_context on a thread.
 class SchedulerTest : public ::testing::Test {
@@ -272,6 +308,37 @@ TEST_F(SchedulerTest, AThrowOnAWorkerIsRetriedToo) {
   // The first attempt's state never got written; the second's did.
   EXPECT_EQ(st.attempts, 1u);
   EXPECT_NE(st.last_error.find("451"), std::string::npos) << st.last_error;
+}
+
+// After a flush every deferred message is due at once; they start at most `concurrency` at
+// a time, each as a slot frees, never all together.
+TEST_F(SchedulerTest, AFlushStartsNoMoreThanTheConcurrencyAtOnce) {
+  MiniRelay relay;
+  relay.defer(true);
+  QueueOptions options;
+  options.retry_first = 600s;
+  options.concurrency = 2;
+  start(relay.port(), options);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 6; ++i) {
+    char id[32];
+    std::snprintf(id, sizeof id, "0123456789ABCE%04d", i);
+    ids.emplace_back(id);
+    submit(id, "flushed " + std::to_string(i));
+  }
+  for (int round = 0; round < 300; ++round) {
+    const bool all = std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
+      return spool_->load_state(id).attempts == 1;
+    });
+    if (all) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  relay.defer(false);
+  relay.answer_after(200ms);
+  EXPECT_EQ(control(dir_, "flush"), "ok\n");
+  EXPECT_EQ(relay.wait_for(6, 20s).size(), 6u);
+  EXPECT_GE(relay.most_at_once(), 1);
+  EXPECT_LE(relay.most_at_once(), 2);
 }
 
 // Messages deferred together (the relay is down) get next attempts spread over the retry
