@@ -10,7 +10,10 @@
 #include <boost/asio/write.hpp>
 #include <chrono>
 #include <ctime>
+#include <exception>
+#include <optional>
 #include <random>
+#include <type_traits>
 
 #include "submission/core/header_fields.hpp"
 #include "submission/runtime/log.hpp"
@@ -29,6 +32,33 @@ constexpr std::chrono::seconds kTick{1};
 constexpr std::int64_t kBusyRetry = 5;
 // At most this many octets of first attempts' data are held in memory.
 constexpr std::size_t kFirstAttemptMemory = 64 * 1024 * 1024;
+
+// What a job on the workers returned, or what it threw: an exception must not escape into a
+// pool thread (that ends the process); take() rethrows it in the awaiting attempt, whose
+// completion handler (settle) then deals with it.
+template <class R>
+struct Caught {
+  std::optional<R> value;
+  std::exception_ptr error;
+  R take() {
+    if (error) std::rethrow_exception(error);
+    return std::move(*value);
+  }
+};
+
+// `f` (capturing pointers only: see on_workers) wrapped for the workers.
+template <class F>
+auto catching(F f) {
+  return [f]() mutable {
+    Caught<std::invoke_result_t<F&>> c;
+    try {
+      c.value.emplace(f());
+    } catch (...) {
+      c.error = std::current_exception();
+    }
+    return c;
+  };
+}
 
 std::string random_hex(std::size_t n) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -74,6 +104,8 @@ Scheduler::Scheduler(asio::io_context& io, Spool& spool, relay::RelayClient& rel
       relay_(relay),
       workers_(workers),
       options_(std::move(options)),
+      retry_{options_.retry_first, options_.retry_max, options_.lifetime},
+      random_(std::random_device{}()),
       io_objects_(std::make_unique<Io>(io)) {}
 
 Scheduler::~Scheduler() { stop(); }
@@ -132,8 +164,59 @@ void Scheduler::pump() {
     if (it == entries_.end() || it->second.running) continue;
     it->second.running = true;
     ++running_;
-    asio::co_spawn(asio::make_strand(io_), deliver(id), asio::detached);
+    // The completion handler runs whatever the attempt does, exceptions included.
+    asio::co_spawn(asio::make_strand(io_), deliver(id),
+                   [this, id](std::exception_ptr failure, Finished finished) {
+                     settle(id, failure, std::move(finished));
+                   });
   }
+}
+
+std::optional<std::chrono::seconds> Scheduler::retry_after(unsigned attempts,
+                                                           std::int64_t arrival) {
+  const std::chrono::seconds age(std::time(nullptr) - arrival);
+  return next_retry(retry_, attempts, age, random_);
+}
+
+void Scheduler::settle(const std::string& id, std::exception_ptr failure, Finished finished) {
+  std::lock_guard lock(mutex_);
+  --running_;
+  auto it = entries_.find(id);
+  if (failure) {
+    std::string what = "unknown exception";
+    try {
+      std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    finished = Finished{};
+    if (it != entries_.end()) {
+      // Like a 4xx: it counts as an attempt (in memory: the state file keeps what the last
+      // attempt that ended wrote), so that an attempt that throws every time backs off.
+      DeliveryState& state = it->second.state;
+      ++state.attempts;
+      state.last_error = "the delivery attempt failed: " + what;
+      const auto delay = retry_after(state.attempts, it->second.info.arrival);
+      // Past its lifetime: the next attempt reports it as expired.
+      finished.next_attempt = std::time(nullptr) + (delay ? *delay : retry_.first).count();
+      runtime::log_error("queue: " + id + ": the delivery attempt failed: " + what +
+                         "; next attempt in " +
+                         std::to_string(finished.next_attempt - std::time(nullptr)) + " s");
+    }
+  }
+  if (it == entries_.end()) {
+    // forgotten meanwhile
+  } else if (finished.kind != Finished::Kind::kRetry) {
+    entries_.erase(it);
+  } else {
+    Entry& e = it->second;
+    e.running = false;
+    if (finished.state) e.state = std::move(*finished.state);
+    e.state.next_attempt = finished.next_attempt;
+    waiting_.insert({e.state.next_attempt, id});
+  }
+  pump();
 }
 
 // Loads the spool (at start: everything; later: what the CLI released) and forgets what
@@ -244,10 +327,20 @@ asio::awaitable<void> Scheduler::control_loop() {
       flush();
     } else if (line == "scan\n") {
       Scheduler* self = this;
-      co_await runtime::on_workers(workers_, [self] {
+      auto scanned = co_await runtime::on_workers(workers_, catching([self] {
         self->scan(false);
         return 0;
-      });
+      }));
+      if (scanned.error) {
+        answer = "scan failed\n";
+        try {
+          std::rethrow_exception(scanned.error);
+        } catch (const std::exception& e) {
+          runtime::log_error(std::string("queue: the scan of the spool failed: ") + e.what());
+        } catch (...) {
+          runtime::log_error("queue: the scan of the spool failed");
+        }
+      }
     } else {
       answer = "unknown command\n";
     }
@@ -256,7 +349,7 @@ asio::awaitable<void> Scheduler::control_loop() {
   }
 }
 
-asio::awaitable<void> Scheduler::deliver(std::string id) {
+asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
   // Lock and read the file and its state on the workers (blocking file I/O). What is on
   // disk decides, not the copy in memory: the file is the truth after a scan or a restart.
   struct Loaded {
@@ -284,7 +377,7 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     }
   }
   if (!l.info) {
-    l = co_await runtime::on_workers(workers_, [spool, idp] {
+    auto loaded = co_await runtime::on_workers(workers_, catching([spool, idp] {
       Loaded r;
       // A message still in a segment has no file to lock: the admin's commands leave it alone
       // until this attempt moves it into active/ or delivers it.
@@ -300,26 +393,24 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
         spool->move(*idp, Where::kActive, Where::kHold, ignored);
       }
       return r;
-    });
+    }));
+    l = loaded.take();
   }
 
   if (!l.info) {
-    std::lock_guard lock(mutex_);
-    --running_;
-    auto it = entries_.find(id);
-    if ((l.lock && l.lock->missing()) || l.corrupt || it == entries_.end()) {
+    Finished gone;
+    if ((l.lock && l.lock->missing()) || l.corrupt) {
       // deleted or held by the admin meanwhile, or damaged (now in hold/)
-      if (l.corrupt) runtime::log_error("queue: " + l.error + "; moved to hold/ for the administrator");
-      if (it != entries_.end()) entries_.erase(it);
+      if (l.corrupt) {
+        runtime::log_error("queue: " + l.error + "; moved to hold/ for the administrator");
+      }
+      gone.kind = Finished::Kind::kGone;
     } else {
       // the CLI holds the lock, or a passing read error: look again shortly
       if (!l.error.empty()) runtime::log_error("queue: " + l.error + "; trying again shortly");
-      it->second.running = false;
-      it->second.state.next_attempt = std::time(nullptr) + kBusyRetry;
-      waiting_.insert({it->second.state.next_attempt, id});
+      gone.next_attempt = std::time(nullptr) + kBusyRetry;
     }
-    pump();
-    co_return;
+    co_return gone;
   }
   const MessageInfo& info = *l.info;
   DeliveryState state = l.state;
@@ -335,12 +426,17 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
   }
   Outcome out;
   std::string relay_name;
+  std::optional<std::chrono::seconds> retry;  // after this attempt; nullopt: give up
   if (!env.recipients.empty()) {
+    if (attempt_hook_) attempt_hook_(info, AttemptStage::kRelay);
     const std::vector<std::string_view> parts{l.data};
     const relay::Attempt a = co_await relay_.send(env, parts, false);
     relay_name = a.relay;
-    const auto now = std::time(nullptr);
-    const bool expired = now - info.arrival >= options_.lifetime.count();
+    {
+      std::lock_guard lock(mutex_);
+      retry = retry_after(state.attempts + 1, info.arrival);
+    }
+    const bool expired = !retry;
     for (std::size_t i = 0; i < env.recipients.size(); ++i) {
       const Reply& r =
           (i < a.recipients.size() && !a.recipients[i].positive()) ? a.recipients[i] : a.reply;
@@ -387,10 +483,11 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
     const std::string* text = &dsn.message;
     std::string error;
     std::string* ep = &error;
-    const bool ok = co_await runtime::on_workers(workers_, [spool, dp, text, ep] {
+    auto queued = co_await runtime::on_workers(workers_, catching([spool, dp, text, ep] {
       auto w = spool->write(*dp, {*text}, *ep);
       return w && spool->commit_and_wait(std::move(*w), *ep);
-    });
+    }));
+    const bool ok = queued.take();
     if (ok) {
       dinfo.size = dsn.message.size();
       enqueued(dinfo);
@@ -420,9 +517,9 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
   const auto now = std::time(nullptr);
   ++state.attempts;
   if (!out.deferred.empty()) {
-    auto delay = options_.retry_first;
-    for (unsigned i = 1; i < state.attempts && delay < options_.retry_max; ++i) delay *= 2;
-    delay = std::min(delay, options_.retry_max);
+    // Deferred recipients remain only when the policy gave a delay (else they expired);
+    // failed recipients that could not be reported (reported == false) retry after it too.
+    const auto delay = retry ? *retry : retry_.first;
     state.next_attempt = now + delay.count();
     state.last_error = out.deferred.front().second.summary();
     for (const auto& [r, reply] : out.deferred) {
@@ -439,24 +536,26 @@ asio::awaitable<void> Scheduler::deliver(std::string id) {
   // (Never co_await inside a conditional expression: see NOTES.md.)
   bool saved = true;
   if (!done || !spool_.remove_later(id)) {
-    saved = co_await runtime::on_workers(workers_, [spool, idp, sp, done, ep] {
-      return done ? spool->remove(*idp, Where::kActive, *ep) : spool->save_state(*idp, *sp, *ep);
-    });
+    const AttemptHook* hook = &attempt_hook_;
+    const MessageInfo* ip = &info;
+    auto stored = co_await runtime::on_workers(
+        workers_, catching([spool, idp, sp, done, ep, hook, ip] {
+          if (*hook) (*hook)(*ip, AttemptStage::kRecord);
+          return done ? spool->remove(*idp, Where::kActive, *ep)
+                      : spool->save_state(*idp, *sp, *ep);
+        }));
+    saved = stored.take();
   }
   if (!saved) runtime::log_error("queue: " + id + ": " + error);
   l.lock.reset();
-
-  std::lock_guard lock(mutex_);
-  --running_;
-  auto it = entries_.find(id);
+  Finished finished;
   if (done) {
-    if (it != entries_.end()) entries_.erase(it);
-  } else if (it != entries_.end()) {
-    it->second.running = false;
-    it->second.state = state;
-    waiting_.insert({state.next_attempt, id});
+    finished.kind = Finished::Kind::kDone;
+  } else {
+    finished.next_attempt = state.next_attempt;
+    finished.state = std::move(state);
   }
-  pump();
+  co_return finished;
 }
 
 }  // namespace truefrom::queue

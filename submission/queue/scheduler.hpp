@@ -2,9 +2,17 @@
 // handed to the relay, with at most `concurrency` transactions at once over the relay
 // client's pooled connections. Per recipient: 2xx finished; 5xx finished and reported to the sender
 // in one DSN (RFC 3464) per attempt; 4xx or a connection failure retried with exponential
-// backoff until `lifetime`, then reported as expired. Messages with a null sender never
-// bounce. Delivery is at-least-once: a crash between the relay's 250 and the state update
-// delivers again after the restart.
+// backoff and ±10% jitter (retry_policy.hpp) until `lifetime`, then reported as expired.
+// Messages with a null sender never bounce. Delivery is at-least-once: a crash between the
+// relay's 250 and the state update delivers again after the restart.
+//
+// Each attempt is a coroutine whose result, or whatever it throws, reaches one completion
+// handler (settle()): the message's running state and the running count are released
+// whatever happens; an attempt that throws is logged and retried like a 4xx.
+//
+// Messages that become due together (after an outage, or a flush) start at most
+// `concurrency` at a time, each as a slot frees; their backoff delays are jittered, so
+// those that fail again spread over the retry window instead of returning together.
 //
 // Admin commands (`truefrom queue ...`) change the spool files under a per-message lock and
 // then poke the scheduler through a unix socket (<queue dir>/control): "flush" (every
@@ -21,13 +29,17 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <exception>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <set>
 #include <string>
 
+#include "submission/queue/retry_policy.hpp"
 #include "submission/queue/spool.hpp"
 #include "submission/relay/relay_client.hpp"
 
@@ -35,7 +47,7 @@ namespace truefrom::queue {
 
 struct QueueOptions {
   std::chrono::seconds retry_first{60};          ///< delay after the first failure, doubling
-  std::chrono::seconds retry_max{3600};          ///< longest delay between attempts
+  std::chrono::seconds retry_max{3600};          ///< longest delay between attempts (±10%)
   std::chrono::seconds lifetime{5 * 24 * 3600};  ///< then give up and report (RFC 5321 4.5.4.1)
   std::size_t concurrency = 8;                   ///< relay transactions at once
   std::string hostname;                          ///< for the DSNs' Reporting-MTA and Message-ID
@@ -60,6 +72,17 @@ class Scheduler {
   /// their messages).
   void stop();
 
+  /// Where an attempt is when the attempt hook runs.
+  enum class AttemptStage {
+    kRelay,   ///< on the attempt's strand, just before the relay transaction
+    kRecord,  ///< on a worker, just before the outcome goes to the spool's files (a
+              ///< deferral's state, a removal; not a done mark in a segment)
+  };
+  /// For tests (failure injection): runs at those points of every attempt; what it throws,
+  /// the attempt throws. Set it before start().
+  using AttemptHook = std::function<void(const MessageInfo&, AttemptStage)>;
+  void set_attempt_hook(AttemptHook hook) { attempt_hook_ = std::move(hook); }
+
  private:
   struct Entry {
     MessageInfo info;
@@ -68,9 +91,23 @@ class Scheduler {
     std::optional<std::string> data;  ///< for the first attempt, when given to enqueued()
   };
   struct Outcome;
+  /// How an attempt ended, for settle().
+  struct Finished {
+    enum class Kind {
+      kDone,   ///< every recipient finished: forget the message
+      kGone,   ///< deleted, held or damaged meanwhile: forget it
+      kRetry,  ///< try again at `next_attempt`
+    } kind = Kind::kRetry;
+    std::optional<DeliveryState> state;  ///< kRetry: the new state (else the entry's is kept)
+    std::int64_t next_attempt = 0;
+  };
 
   void pump();  // starts due deliveries; call with mutex_ held
-  boost::asio::awaitable<void> deliver(std::string id);
+  boost::asio::awaitable<Finished> deliver(std::string id);
+  // The one place an attempt's bookkeeping happens, whatever it returned or threw.
+  void settle(const std::string& id, std::exception_ptr failure, Finished finished);
+  // The delay after the attempts so far, or nullopt (give up); call with mutex_ held.
+  std::optional<std::chrono::seconds> retry_after(unsigned attempts, std::int64_t arrival);
   boost::asio::awaitable<void> tick_loop();
   boost::asio::awaitable<void> control_loop();
   void scan(bool initial);
@@ -81,8 +118,11 @@ class Scheduler {
   relay::RelayClient& relay_;
   boost::asio::thread_pool& workers_;
   QueueOptions options_;
+  RetryPolicy retry_;
+  AttemptHook attempt_hook_;
 
   std::mutex mutex_;
+  std::mt19937_64 random_;  ///< the retries' jitter
   std::map<std::string, Entry> entries_;
   std::set<std::pair<std::int64_t, std::string>> waiting_;  ///< (next attempt, id)
   std::set<std::string> ready_;                             ///< due, not yet started

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "submission/queue/spool.hpp"
+#include "submission/queue/spool_format.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace truefrom::queue;
