@@ -15,7 +15,8 @@ void dot_stuff(const std::vector<std::string_view>& parts, std::vector<std::stri
     std::size_t at = 0;    // a line start to look at
     if (!line_start) {
       const void* nl = std::memchr(part.data(), '\n', part.size());
-      at = nl ? static_cast<const char*>(nl) - part.data() + 1 : part.size();
+      at = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - part.data()) + 1
+              : part.size();
     }
     while (at < part.size()) {
       if (part[at] == '.') {
@@ -24,7 +25,8 @@ void dot_stuff(const std::vector<std::string_view>& parts, std::vector<std::stri
         from = at;  // the original dot goes out with what follows
       }
       const void* nl = std::memchr(part.data() + at, '\n', part.size() - at);
-      at = nl ? static_cast<const char*>(nl) - part.data() + 1 : part.size();
+      at = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - part.data()) + 1
+              : part.size();
     }
     if (part.size() > from) out.push_back(part.substr(from));
     last = part.back();

@@ -44,7 +44,7 @@ TEST(SinkProtocol, BdatChunksWhateverTheReads) {
                             std::to_string(first.size()) + "\r\n" + first + "BDAT " +
                             std::to_string(second.size()) + " LAST\r\n" + second +
                             "MAIL FROM:<a@x>\r\nRCPT TO:<b@y>\r\nBDAT 0 LAST\r\nNOOP\r\n";
-  for (std::size_t piece : {1, 2, 3, 7, 64, 4096}) {
+  for (std::size_t piece : {1u, 2u, 3u, 7u, 64u, 4096u}) {
     SinkProtocol p(kHost, true, true);
     const std::string out = feed(p, input, piece);
     EXPECT_EQ(out.substr(out.find("250 2.1.0")),
