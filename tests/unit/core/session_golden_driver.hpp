@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -34,7 +35,7 @@ struct Transport {
 /// and octets >= 0x80 escaped (\\ \r \n \t \xHH), and a space at the end written \x20, so
 /// that the line survives editors that strip trailing blanks.
 inline std::string escape(std::string_view text) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
+  constexpr std::string_view kHex = "0123456789ABCDEF";
   std::string out;
   for (std::size_t i = 0; i < text.size(); ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
@@ -70,114 +71,150 @@ struct Recording {
   }
 };
 
-/// Feeds `reads` to a new Session, each only when the session asks for data (NeedData), and
-/// answers its decision events as `transport` says. Stops at Close or when the reads are
-/// used up.
-inline Recording drive(const SessionConfig& config, const Transport& transport,
-                       const std::vector<std::string_view>& reads) {
-  Session s(config);
-  Recording rec;
-  rec.per_read.resize(reads.size() + 1);
-  std::size_t next = 0;
-  std::string pending_output;
-  auto take_output = [&] {
-    pending_output += s.take_output();
-    std::size_t pos = 0;
-    for (std::size_t end; (end = pending_output.find("\r\n", pos)) != std::string::npos;
-         pos = end + 2) {
-      rec.per_read[next].push_back("S: " +
-                                   escape(std::string_view(pending_output).substr(pos, end - pos)));
+/// One run: a Session, the transport's state and what was recorded so far.
+class Run {
+ public:
+  Run(const SessionConfig& config, const Transport& transport, std::size_t reads)
+      : s_(config), transport_(transport) {
+    rec_.per_read.resize(reads + 1);
+  }
+
+  /// Feeds `reads`, each only when the session asks for data (NeedData), and answers its
+  /// decision events. Stops at Close or when the reads are used up.
+  Recording drive(const std::vector<std::string_view>& reads) {
+    for (int guard = 0; guard < 1000000; ++guard) {
+      Event ev = s_.next_event();
+      take_output();
+      if (std::holds_alternative<event::NeedData>(ev)) {
+        if (next_ == reads.size()) return rec_;
+        s_.receive(reads[next_++]);
+      } else if (std::holds_alternative<event::Close>(ev)) {
+        record("-- close");
+        return rec_;
+      } else {
+        answer(ev);
+      }
     }
-    pending_output.erase(0, pos);
-  };
-  auto record_message = [&](std::string_view m) {
+    ADD_FAILURE() << "session did not settle";
+    return rec_;
+  }
+
+ private:
+  enum class Login { kNone, kPlain, kUser, kPassword };
+
+  void record(std::string line) { rec_.per_read[next_].push_back(std::move(line)); }
+
+  void answer(const Event& ev) {
+    if (std::holds_alternative<event::StartTls>(ev)) {
+      record("-- tls");
+      s_.tls_established();
+    } else if (const auto* a = std::get_if<event::AuthStart>(&ev)) {
+      auth_start(*a);
+    } else if (const auto* r = std::get_if<event::AuthResponse>(&ev)) {
+      auth_response(*r);
+    } else if (std::holds_alternative<event::MailFrom>(ev)) {
+      decide(transport_.mail, mail_);
+    } else if (std::holds_alternative<event::RcptTo>(ev)) {
+      decide(transport_.rcpt, rcpt_);
+    } else if (std::holds_alternative<event::DataStart>(ev)) {
+      EXPECT_EQ(s_.message(), "") << "DATA starts with content of an earlier message";
+    } else if (std::holds_alternative<event::DataEnd>(ev)) {
+      record_message(s_.message());
+      decide(transport_.data, data_);
+    } else if (std::holds_alternative<event::DataAborted>(ev)) {
+      EXPECT_EQ(s_.message(), "") << "a refused message was not dropped";
+    }
+  }
+
+  void take_output() {
+    output_ += s_.take_output();
     std::size_t pos = 0;
-    for (std::size_t end; (end = m.find("\r\n", pos)) != std::string_view::npos; pos = end + 2) {
+    for (std::size_t end = 0; (end = output_.find("\r\n", pos)) != std::string::npos;
+         pos = end + 2) {
+      record("S: " + escape(std::string_view(output_).substr(pos, end - pos)));
+    }
+    output_.erase(0, pos);
+  }
+
+  void record_message(std::string_view m) {
+    std::size_t pos = 0;
+    for (std::size_t end = 0; (end = m.find("\r\n", pos)) != std::string_view::npos;
+         pos = end + 2) {
       const std::string line = escape(m.substr(pos, end - pos));
-      rec.per_read[next].push_back(line.empty() ? "M:" : "M: " + line);
+      record(line.empty() ? "M:" : "M: " + line);
     }
     if (pos < m.size() || m.empty()) {  // a last line without CRLF (never from DATA today)
-      rec.per_read[next].push_back("M: " + escape(m.substr(pos)) + "\\c");
+      record("M: " + escape(m.substr(pos)) + "\\c");
     }
-  };
-  std::size_t mail = 0;
-  std::size_t rcpt = 0;
-  std::size_t data = 0;
-  auto decide = [&s](const std::vector<Reply>& replies, std::size_t& n) {
+  }
+
+  void decide(const std::vector<Reply>& replies, std::size_t& n) {
     const Reply& r = replies.at(std::min(n++, replies.size() - 1));
     if (r.code >= 200 && r.code < 300) {
-      s.accept(r);
+      s_.accept(r);
     } else {
-      s.reply(r);
+      s_.reply(r);
     }
-  };
-  enum class Login { kNone, kPlain, kUser, kPassword } login = Login::kNone;
-  std::string login_user;
-  auto check = [&](std::string_view user, std::string_view password) {
-    if (user == transport.user && password == transport.password) {
-      s.auth_succeeded(std::string(user));
+  }
+
+  void check(std::string_view user, std::string_view password) {
+    if (user == transport_.user && password == transport_.password) {
+      s_.auth_succeeded(std::string(user));
     } else {
-      s.auth_failed(transport.auth_failure);
+      s_.auth_failed(transport_.auth_failure);
     }
-  };
-  auto check_plain = [&](std::string_view response) {  // RFC 4616: authzid NUL authcid NUL pw
+  }
+
+  void check_plain(std::string_view response) {  // RFC 4616: authzid NUL authcid NUL passwd
     const auto first = response.find('\0');
     const auto second = first == std::string_view::npos ? first : response.find('\0', first + 1);
     if (second == std::string_view::npos || first != 0) {
-      s.auth_failed(transport.auth_failure);
+      s_.auth_failed(transport_.auth_failure);
     } else {
       check(response.substr(1, second - 1), response.substr(second + 1));
     }
-  };
-  for (int guard = 0; guard < 1000000; ++guard) {
-    Event ev = s.next_event();
-    take_output();
-    if (std::holds_alternative<event::NeedData>(ev)) {
-      if (next == reads.size()) return rec;
-      s.receive(reads[next++]);
-    } else if (std::holds_alternative<event::StartTls>(ev)) {
-      rec.per_read[next].push_back("-- tls");
-      s.tls_established();
-    } else if (auto* a = std::get_if<event::AuthStart>(&ev)) {
-      if (a->mechanism == "PLAIN") {
-        if (a->initial_response) {
-          check_plain(*a->initial_response);
-        } else {
-          login = Login::kPlain;
-          s.auth_challenge("");
-        }
-      } else {
-        login = Login::kUser;
-        s.auth_challenge("Username:");
-      }
-    } else if (auto* r = std::get_if<event::AuthResponse>(&ev)) {
-      if (login == Login::kPlain) {
-        check_plain(r->response);
-      } else if (login == Login::kUser) {
-        login_user = r->response;
-        login = Login::kPassword;
-        s.auth_challenge("Password:");
-      } else {
-        check(login_user, r->response);
-      }
-    } else if (std::holds_alternative<event::MailFrom>(ev)) {
-      decide(transport.mail, mail);
-    } else if (std::holds_alternative<event::RcptTo>(ev)) {
-      decide(transport.rcpt, rcpt);
-    } else if (std::holds_alternative<event::DataStart>(ev)) {
-      EXPECT_EQ(s.message(), "") << "DATA starts with content of an earlier message";
-    } else if (std::holds_alternative<event::DataEnd>(ev)) {
-      record_message(s.message());
-      decide(transport.data, data);
-    } else if (std::holds_alternative<event::DataAborted>(ev)) {
-      EXPECT_EQ(s.message(), "") << "a refused message was not dropped";
-    } else if (std::holds_alternative<event::Close>(ev)) {
-      rec.per_read[next].push_back("-- close");
-      return rec;
+  }
+
+  void auth_start(const event::AuthStart& a) {
+    if (a.mechanism != "PLAIN") {  // LOGIN: the session offers no other mechanism
+      login_ = Login::kUser;
+      s_.auth_challenge("Username:");
+    } else if (a.initial_response) {
+      check_plain(*a.initial_response);
+    } else {
+      login_ = Login::kPlain;
+      s_.auth_challenge("");
     }
   }
-  ADD_FAILURE() << "session did not settle";
-  return rec;
+
+  void auth_response(const event::AuthResponse& r) {
+    if (login_ == Login::kPlain) {
+      check_plain(r.response);
+    } else if (login_ == Login::kUser) {
+      login_user_ = r.response;
+      login_ = Login::kPassword;
+      s_.auth_challenge("Password:");
+    } else {
+      check(login_user_, r.response);
+    }
+  }
+
+  Session s_;
+  const Transport& transport_;
+  Recording rec_;
+  std::size_t next_ = 0;
+  std::string output_;
+  std::size_t mail_ = 0;
+  std::size_t rcpt_ = 0;
+  std::size_t data_ = 0;
+  Login login_ = Login::kNone;
+  std::string login_user_;
+};
+
+/// Runs `reads` through a new Session with `transport` deciding (see Run::drive).
+inline Recording drive(const SessionConfig& config, const Transport& transport,
+                       const std::vector<std::string_view>& reads) {
+  return Run(config, transport, reads.size()).drive(reads);
 }
 
 }  // namespace truefrom::smtp::golden

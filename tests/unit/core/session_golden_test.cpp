@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -32,10 +33,13 @@ constexpr int kRandomRounds = 20;
 
 std::uint32_t test_seed() {
   static const std::uint32_t seed = [] {
+    // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, before any test starts a thread
     const char* text = std::getenv("TRUEFROM_TEST_SEED");
-    const std::uint32_t s = text != nullptr && *text != '\0'
-                                ? static_cast<std::uint32_t>(std::strtoul(text, nullptr, 10))
-                                : std::random_device{}();
+    std::uint32_t s = 0;
+    const std::string_view t = text == nullptr ? "" : text;
+    if (t.empty() || std::from_chars(t.data(), t.data() + t.size(), s).ec != std::errc{}) {
+      s = std::random_device{}();
+    }
     std::cout << "session dialogues: random splits from TRUEFROM_TEST_SEED=" << s << "\n";
     return s;
   }();
@@ -46,71 +50,60 @@ bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
+/// `\xHH` at text[i] (the 'x'): appends the octet, returns the index of its last digit.
+std::size_t unescape_hex(std::string_view text, std::size_t i, std::string& out,
+                         std::string& error) {
+  const std::string_view hex = text.substr(i + 1, 2);
+  unsigned value = 0;
+  const auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), value, 16);
+  if (hex.size() != 2 || ec != std::errc{} || end != hex.data() + 2) {
+    error = "\\x needs two hex digits";
+    return text.size();
+  }
+  out += static_cast<char>(value);
+  return i + 2;
+}
+
+/// `\{N*TEXT}` at text[i] (the '{'): appends TEXT (no escapes, no '}') N times, returns the
+/// index of the '}'.
+std::size_t unescape_repeat(std::string_view text, std::size_t i, std::string& out,
+                            std::string& error) {
+  const auto star = text.find('*', i);
+  const auto close = text.find('}', i);
+  if (star == std::string_view::npos || close == std::string_view::npos || star > close) {
+    error = "\\{ needs the form \\{N*TEXT}";
+    return text.size();
+  }
+  const std::string_view count = text.substr(i + 1, star - i - 1);
+  int n = 0;
+  const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
+  if (ec != std::errc{} || end != count.data() + count.size() || n <= 0) {
+    error = "\\{N*TEXT}: N is not a positive number";
+    return text.size();
+  }
+  for (int k = 0; k < n; ++k) out += text.substr(star + 1, close - star - 1);
+  return close;
+}
+
 /// C: text -> the octets the client sends (see README: escapes, \{N*TEXT}, \c).
 std::string unescape_client(std::string_view text, std::string& error) {
   std::string out;
   bool crlf = true;
-  for (std::size_t i = 0; i < text.size(); ++i) {
+  for (std::size_t i = 0; i < text.size() && error.empty(); ++i) {
     if (text[i] != '\\') {
       out += text[i];
-      continue;
-    }
-    if (++i == text.size()) {
+    } else if (++i == text.size()) {
       error = "a backslash ends the line";
-      return out;
-    }
-    switch (text[i]) {
-      case '\\':
-        out += '\\';
-        break;
-      case 'r':
-        out += '\r';
-        break;
-      case 'n':
-        out += '\n';
-        break;
-      case 't':
-        out += '\t';
-        break;
-      case 'x': {
-        const std::string hex(text.substr(i + 1, 2));
-        char* end = nullptr;
-        const long v = std::strtol(hex.c_str(), &end, 16);
-        if (hex.size() != 2 || end != hex.c_str() + 2) {
-          error = "\\x needs two hex digits";
-          return out;
-        }
-        out += static_cast<char>(v);
-        i += 2;
-        break;
-      }
-      case 'c':
-        if (i + 1 != text.size()) {
-          error = "\\c (no CRLF) must end the line";
-          return out;
-        }
-        crlf = false;
-        break;
-      case '{': {  // \{N*TEXT}: TEXT (no escapes, no '}') N times
-        const auto star = text.find('*', i);
-        const auto close = text.find('}', i);
-        if (star == std::string_view::npos || close == std::string_view::npos || star > close) {
-          error = "\\{ needs the form \\{N*TEXT}";
-          return out;
-        }
-        const std::string count(text.substr(i + 1, star - i - 1));
-        const int n = std::atoi(count.c_str());
-        if (n <= 0 || std::to_string(n) != count) {
-          error = "\\{N*TEXT}: N is not a positive number";
-          return out;
-        }
-        for (int k = 0; k < n; ++k) out += text.substr(star + 1, close - star - 1);
-        i = close;
-        break;
-      }
-      default:
-        error = std::string("unknown escape \\") + text[i];
-        return out;
+    } else if (const char c = text[i]; c == '\\' || c == 'r' || c == 'n' || c == 't') {
+      out += c == 'r' ? '\r' : c == 'n' ? '\n' : c == 't' ? '\t' : '\\';
+    } else if (c == 'x') {
+      i = unescape_hex(text, i, out, error);
+    } else if (c == '{') {
+      i = unescape_repeat(text, i, out, error);
+    } else if (c == 'c' && i + 1 == text.size()) {
+      crlf = false;
+    } else {
+      error = c == 'c' ? "\\c (no CRLF) must end the line" : std::string("unknown escape \\") + c;
     }
   }
   if (crlf) out += "\r\n";
@@ -137,6 +130,36 @@ struct Settings {
   Transport transport;
 };
 
+/// `% option NAME=VALUE` or `% option NAME`; returns an error text, empty when understood.
+std::string apply_option(const std::string& rest, SessionConfig& config) {
+  const auto eq = rest.find('=');
+  const std::string name = rest.substr(0, eq);
+  const std::string value = eq == std::string::npos ? "" : rest.substr(eq + 1);
+  std::size_t number = 0;
+  const bool numeric =
+      std::from_chars(value.data(), value.data() + value.size(), number).ec == std::errc{};
+  if (name == "hostname") {
+    config.hostname = value;
+  } else if (name == "auth_mechanisms") {
+    config.auth_mechanisms = value;
+  } else if (name == "implicit_tls" && value.empty()) {
+    config.implicit_tls = true;
+  } else if (!numeric) {
+    return "unknown option or not a number: " + rest;
+  } else if (name == "max_message_size") {
+    config.max_message_size = number;
+  } else if (name == "max_recipients") {
+    config.max_recipients = number;
+  } else if (name == "max_errors") {
+    config.max_errors = static_cast<int>(number);
+  } else if (name == "max_auth_failures") {
+    config.max_auth_failures = static_cast<int>(number);
+  } else {
+    return "unknown option: " + rest;
+  }
+  return "";
+}
+
 /// Applies one `%` line; returns an error text, empty when it was understood.
 /// `fresh` lists the decision kinds this block has not set yet (a block's first `% mail`
 /// replaces the inherited list instead of appending to it).
@@ -146,34 +169,7 @@ std::string apply(std::string_view line, Settings& s, std::vector<std::string>& 
   in >> word;
   std::string rest;
   std::getline(in >> std::ws, rest);
-  if (word == "option") {
-    const auto eq = rest.find('=');
-    const std::string name = rest.substr(0, eq);
-    const std::string value = eq == std::string::npos ? "" : rest.substr(eq + 1);
-    auto number = [&]() { return static_cast<std::size_t>(std::stoul(value)); };
-    try {
-      if (name == "hostname") {
-        s.config.hostname = value;
-      } else if (name == "max_message_size") {
-        s.config.max_message_size = number();
-      } else if (name == "max_recipients") {
-        s.config.max_recipients = number();
-      } else if (name == "max_errors") {
-        s.config.max_errors = static_cast<int>(number());
-      } else if (name == "max_auth_failures") {
-        s.config.max_auth_failures = static_cast<int>(number());
-      } else if (name == "auth_mechanisms") {
-        s.config.auth_mechanisms = value;
-      } else if (name == "implicit_tls" && value.empty()) {
-        s.config.implicit_tls = true;
-      } else {
-        return "unknown option: " + rest;
-      }
-    } catch (const std::exception&) {
-      return "bad value: " + rest;
-    }
-    return "";
-  }
+  if (word == "option") return apply_option(rest, s.config);
   if (word == "auth") {
     std::istringstream a{rest};
     if (!(a >> s.transport.user >> s.transport.password)) return "% auth LOGIN PASSWORD";
@@ -226,6 +222,56 @@ bool is_dialogue(std::string_view l) {
          l == "-- close";
 }
 
+/// One dialogue line of case `c` (already known to be one).
+void add_dialogue_line(Case& c, const std::string& l, const std::string& where) {
+  if (starts_with(l, "C:")) {
+    const std::string text = l.size() > 2 && l[2] == ' ' ? l.substr(3) : l.substr(2);
+    std::string error;
+    c.bytes.push_back(unescape_client(text, error));
+    if (!error.empty()) c.errors.push_back(where + error);
+    c.client.push_back(l);
+  } else if (l == "-- tls") {
+    if (c.client.empty()) {
+      c.errors.push_back(where + "-- tls before any C: line");
+    } else {
+      c.tls_after.push_back(c.client.size() - 1);
+    }
+  }
+}
+
+/// The case that starts at lines[i] (its ### line); i ends at the next case.
+Case parse_case(const std::vector<std::string>& lines, std::size_t& i, const std::string& file,
+                const Settings& defaults) {
+  Case c;
+  c.name = lines[i].substr(4);
+  c.line = static_cast<int>(i) + 1;
+  c.settings = defaults;
+  std::vector<std::string> fresh{"mail", "rcpt", "data"};
+  bool in_dialogue = false;
+  for (bool first = true; i < lines.size() && (first || !starts_with(lines[i], "### "));
+       ++i, first = false) {
+    c.text.push_back(lines[i]);
+    const std::string l = strip_indent(lines[i]);
+    const std::string where = file + ":" + std::to_string(i + 1) + ": ";
+    const bool blank = l.find_first_not_of(' ') == std::string::npos;
+    if (!in_dialogue && !is_dialogue(l)) {
+      c.head.push_back(lines[i]);
+      const std::string e =
+          starts_with(l, "% ") ? apply(std::string_view(l).substr(2), c.settings, fresh) : "";
+      if (!e.empty()) c.errors.push_back(where + e);
+    } else if (!is_dialogue(l)) {
+      if (!blank) c.errors.push_back(where + "text inside a dialogue (put it before the first C:)");
+      c.tail.push_back(lines[i]);
+    } else {
+      if (!c.tail.empty()) c.errors.push_back(where + "blank line inside a dialogue");
+      c.tail.clear();
+      in_dialogue = true;
+      add_dialogue_line(c, l, where);
+    }
+  }
+  return c;
+}
+
 File parse(const fs::path& path) {
   File f;
   std::ifstream in(path);
@@ -235,70 +281,18 @@ File parse(const fs::path& path) {
   }
   std::vector<std::string> lines;
   for (std::string l; std::getline(in, l);) lines.push_back(l);
+  const std::string file = path.filename().string();
   Settings defaults;
   std::vector<std::string> fresh_defaults{"mail", "rcpt", "data"};
   std::size_t i = 0;
   for (; i < lines.size() && !starts_with(lines[i], "### "); ++i) {
     f.preamble.push_back(lines[i]);
     const std::string l = strip_indent(lines[i]);
-    if (starts_with(l, "% ")) {
-      const std::string e = apply(std::string_view(l).substr(2), defaults, fresh_defaults);
-      if (!e.empty())
-        f.errors.push_back(path.filename().string() + ":" + std::to_string(i + 1) + ": " + e);
-    }
+    if (!starts_with(l, "% ")) continue;
+    const std::string e = apply(std::string_view(l).substr(2), defaults, fresh_defaults);
+    if (!e.empty()) f.errors.push_back(file + ":" + std::to_string(i + 1) + ": " + e);
   }
-  while (i < lines.size()) {
-    Case c;
-    c.name = lines[i].substr(4);
-    c.line = static_cast<int>(i) + 1;
-    c.settings = defaults;
-    std::vector<std::string> fresh{"mail", "rcpt", "data"};
-    bool in_dialogue = false;
-    std::vector<std::string> pending_blank;
-    for (bool first = true; i < lines.size() && (first || !starts_with(lines[i], "### "));
-         ++i, first = false) {
-      c.text.push_back(lines[i]);
-      const std::string l = strip_indent(lines[i]);
-      const std::string where = path.filename().string() + ":" + std::to_string(i + 1) + ": ";
-      if (!in_dialogue && !is_dialogue(l)) {
-        c.head.push_back(lines[i]);
-        if (starts_with(l, "% ")) {
-          const std::string e = apply(std::string_view(l).substr(2), c.settings, fresh);
-          if (!e.empty()) c.errors.push_back(where + e);
-        }
-        continue;
-      }
-      if (!is_dialogue(l)) {
-        if (l.find_first_not_of(' ') == std::string::npos) {
-          pending_blank.push_back(lines[i]);
-        } else {
-          c.errors.push_back(where + "text inside a dialogue (put it before the first C:)");
-        }
-        continue;
-      }
-      if (!pending_blank.empty()) {
-        c.errors.push_back(where + "blank line inside a dialogue");
-        pending_blank.clear();
-      }
-      in_dialogue = true;
-      if (starts_with(l, "C:")) {
-        std::string text = l.size() > 2 && l[2] == ' ' ? l.substr(3) : l.substr(2);
-        std::string error;
-        c.bytes.push_back(unescape_client(text, error));
-        if (!error.empty()) c.errors.push_back(where + error);
-        c.client.push_back(l);
-      } else if (l == "-- tls") {
-        if (c.client.empty()) {
-          c.errors.push_back(where + "-- tls before any C: line");
-        } else {
-          c.tls_after.push_back(c.client.size() - 1);
-        }
-      }
-    }
-    c.tail = pending_blank;
-    // the head's trailing blank lines belong before the dialogue as written
-    f.cases.push_back(std::move(c));
-  }
+  while (i < lines.size()) f.cases.push_back(parse_case(lines, i, file, defaults));
   return f;
 }
 
@@ -352,8 +346,8 @@ std::vector<std::string_view> cut(const std::vector<std::string>& parts, CutSize
 }
 
 std::uint64_t fnv1a(std::string_view s) {
-  std::uint64_t h = 14695981039346656037ull;
-  for (char ch : s) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ull;
+  std::uint64_t h = 14695981039346656037ULL;
+  for (char ch : s) h = (h ^ static_cast<unsigned char>(ch)) * 1099511628211ULL;
   return h;
 }
 
@@ -367,7 +361,7 @@ std::vector<std::string> check_case(const Case& c, bool regenerating) {
 
   std::vector<std::string_view> lines(c.bytes.begin(), c.bytes.end());
   const Recording by_line = drive(cfg, tr, lines);
-  const std::vector<std::string> rendered = render(c, by_line);
+  std::vector<std::string> rendered = render(c, by_line);
   if (!regenerating) {
     EXPECT_EQ(joined(c.text), joined(rendered))
         << "the dialogue differs from what the code does (TRUEFROM_REGENERATE=1 rewrites it)";
@@ -419,7 +413,7 @@ TEST_P(SessionGolden, Dialogues) {
   const File f = parse(path);
   for (const auto& e : f.errors) ADD_FAILURE() << e;
   ASSERT_FALSE(f.cases.empty()) << path << " has no case (### name)";
-  const char* regen = std::getenv("TRUEFROM_REGENERATE");
+  const char* regen = std::getenv("TRUEFROM_REGENERATE");  // NOLINT(concurrency-mt-unsafe)
   const bool regenerating = regen != nullptr && std::string_view(regen) == "1";
   std::vector<std::string> all = f.preamble;
   for (const Case& c : f.cases) {
@@ -437,7 +431,7 @@ TEST_P(SessionGolden, Dialogues) {
   }
 }
 
-TEST(SessionGoldenFiles, Exist) { EXPECT_GE(golden_files().size(), 1u) << kDir; }
+TEST(SessionGoldenFiles, Exist) { EXPECT_GE(golden_files().size(), 1U) << kDir; }
 
 INSTANTIATE_TEST_SUITE_P(Files, SessionGolden, ::testing::ValuesIn(golden_files()),
                          [](const auto& info) {
