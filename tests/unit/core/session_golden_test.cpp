@@ -32,7 +32,7 @@ constexpr std::string_view kIndent = "    ";
 constexpr int kRandomRounds = 20;
 
 std::uint32_t test_seed() {
-  static const std::uint32_t seed = [] {
+  static const std::uint32_t kSeed = [] {
     // NOLINTNEXTLINE(concurrency-mt-unsafe): read once, before any test starts a thread
     const char* text = std::getenv("TRUEFROM_TEST_SEED");
     std::uint32_t s = 0;
@@ -43,46 +43,72 @@ std::uint32_t test_seed() {
     std::cout << "session dialogues: random splits from TRUEFROM_TEST_SEED=" << s << "\n";
     return s;
   }();
-  return seed;
+  return kSeed;
 }
 
 bool starts_with(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-/// `\xHH` at text[i] (the 'x'): appends the octet, returns the index of its last digit.
-std::size_t unescape_hex(std::string_view text, std::size_t i, std::string& out,
-                         std::string& error) {
+/// `\xHH` at text[i] (the 'x'): appends the octet and moves i to its last digit; returns an
+/// error text, empty when it is one.
+std::string unescape_hex(std::string_view text, std::size_t& i, std::string& out) {
   const std::string_view hex = text.substr(i + 1, 2);
   unsigned value = 0;
   const auto [end, ec] = std::from_chars(hex.data(), hex.data() + hex.size(), value, 16);
   if (hex.size() != 2 || ec != std::errc{} || end != hex.data() + 2) {
-    error = "\\x needs two hex digits";
-    return text.size();
+    return "\\x needs two hex digits";
   }
   out += static_cast<char>(value);
-  return i + 2;
+  i += 2;
+  return "";
 }
 
-/// `\{N*TEXT}` at text[i] (the '{'): appends TEXT (no escapes, no '}') N times, returns the
-/// index of the '}'.
-std::size_t unescape_repeat(std::string_view text, std::size_t i, std::string& out,
-                            std::string& error) {
+/// `\{N*TEXT}` at text[i] (the '{'): appends TEXT (no escapes, no '}') N times and moves i
+/// to the '}'; returns an error text, empty when it is one.
+std::string unescape_repeat(std::string_view text, std::size_t& i, std::string& out) {
   const auto star = text.find('*', i);
   const auto close = text.find('}', i);
   if (star == std::string_view::npos || close == std::string_view::npos || star > close) {
-    error = "\\{ needs the form \\{N*TEXT}";
-    return text.size();
+    return "\\{ needs the form \\{N*TEXT}";
   }
   const std::string_view count = text.substr(i + 1, star - i - 1);
   int n = 0;
   const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), n);
   if (ec != std::errc{} || end != count.data() + count.size() || n <= 0) {
-    error = "\\{N*TEXT}: N is not a positive number";
-    return text.size();
+    return "\\{N*TEXT}: N is not a positive number";
   }
   for (int k = 0; k < n; ++k) out += text.substr(star + 1, close - star - 1);
-  return close;
+  i = close;
+  return "";
+}
+
+/// The escape at text[i] (after its backslash): appends what it stands for and moves i to
+/// its last character; `\c` clears `crlf`. Returns an error text, empty when it is one.
+std::string unescape_one(std::string_view text, std::size_t& i, std::string& out, bool& crlf) {
+  switch (text[i]) {
+    case '\\':
+      out += '\\';
+      return "";
+    case 'r':
+      out += '\r';
+      return "";
+    case 'n':
+      out += '\n';
+      return "";
+    case 't':
+      out += '\t';
+      return "";
+    case 'x':
+      return unescape_hex(text, i, out);
+    case '{':
+      return unescape_repeat(text, i, out);
+    case 'c':
+      crlf = false;
+      return i + 1 == text.size() ? "" : "\\c (no CRLF) must end the line";
+    default:
+      return std::string("unknown escape \\") + text[i];
+  }
 }
 
 /// C: text -> the octets the client sends (see README: escapes, \{N*TEXT}, \c).
@@ -94,16 +120,8 @@ std::string unescape_client(std::string_view text, std::string& error) {
       out += text[i];
     } else if (++i == text.size()) {
       error = "a backslash ends the line";
-    } else if (const char c = text[i]; c == '\\' || c == 'r' || c == 'n' || c == 't') {
-      out += c == 'r' ? '\r' : c == 'n' ? '\n' : c == 't' ? '\t' : '\\';
-    } else if (c == 'x') {
-      i = unescape_hex(text, i, out, error);
-    } else if (c == '{') {
-      i = unescape_repeat(text, i, out, error);
-    } else if (c == 'c' && i + 1 == text.size()) {
-      crlf = false;
     } else {
-      error = c == 'c' ? "\\c (no CRLF) must end the line" : std::string("unknown escape \\") + c;
+      error = unescape_one(text, i, out, crlf);
     }
   }
   if (crlf) out += "\r\n";
@@ -195,6 +213,7 @@ std::string apply(std::string_view line, Settings& s, std::vector<std::string>& 
 }
 
 struct Case {
+  std::string file;  // its file's name, for messages
   std::string name;
   int line = 0;                        // of its ### line, 1-based
   std::vector<std::string> text;       // the case's lines as written
@@ -223,7 +242,8 @@ bool is_dialogue(std::string_view l) {
 }
 
 /// One dialogue line of case `c` (already known to be one).
-void add_dialogue_line(Case& c, const std::string& l, const std::string& where) {
+void add_dialogue_line(Case& c, const std::string& l, std::size_t line_index) {
+  const std::string where = c.file + ":" + std::to_string(line_index + 1) + ": ";
   if (starts_with(l, "C:")) {
     const std::string text = l.size() > 2 && l[2] == ' ' ? l.substr(3) : l.substr(2);
     std::string error;
@@ -243,6 +263,7 @@ void add_dialogue_line(Case& c, const std::string& l, const std::string& where) 
 Case parse_case(const std::vector<std::string>& lines, std::size_t& i, const std::string& file,
                 const Settings& defaults) {
   Case c;
+  c.file = file;
   c.name = lines[i].substr(4);
   c.line = static_cast<int>(i) + 1;
   c.settings = defaults;
@@ -266,7 +287,7 @@ Case parse_case(const std::vector<std::string>& lines, std::size_t& i, const std
       if (!c.tail.empty()) c.errors.push_back(where + "blank line inside a dialogue");
       c.tail.clear();
       in_dialogue = true;
-      add_dialogue_line(c, l, where);
+      add_dialogue_line(c, l, i);
     }
   }
   return c;
@@ -290,7 +311,7 @@ File parse(const fs::path& path) {
     const std::string l = strip_indent(lines[i]);
     if (!starts_with(l, "% ")) continue;
     const std::string e = apply(std::string_view(l).substr(2), defaults, fresh_defaults);
-    if (!e.empty()) f.errors.push_back(file + ":" + std::to_string(i + 1) + ": " + e);
+    if (!e.empty()) f.errors.push_back((file + ":" + std::to_string(i + 1) + ": ").append(e));
   }
   while (i < lines.size()) f.cases.push_back(parse_case(lines, i, file, defaults));
   return f;
