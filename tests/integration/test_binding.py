@@ -37,6 +37,15 @@ class BindingTests(IntegrationTestCase):
         finally:
             c.close()
 
+    def deliver_sentinel(self):
+        """An owned message sent after the one under test, and waited for at the sink: once
+        it is there, the server has had its turn to relay anything the earlier one made it
+        relay, so an absence at the sink means something."""
+        marker = unique("sentinel")
+        _, final = self.submit(ALICE, make_message(ALICE, RCPT, marker))
+        self.assertReply(final, 250, "2.0.0")
+        self.sink.wait_for_marker(marker)
+
     def identity_id(self, login, identity):
         rows = self.pg.psql("SELECT id FROM sender_identities WHERE login = %s AND identity = %s"
                             % (sql_quote(login), sql_quote(identity)))
@@ -49,7 +58,7 @@ class BindingTests(IntegrationTestCase):
         self.assertReply(final, 550, "5.7.1")
         self.assertEqual(final.text, "5.7.1 From: header address ceo@bank.example not owned by "
                          "user " + ALICE)
-        time.sleep(0.3)
+        self.deliver_sentinel()
         self.assertEqual(self.sink.find(marker), [])
 
     def test_display_name_showing_another_address_is_refused(self):
@@ -188,22 +197,39 @@ class BindingTests(IntegrationTestCase):
         try:
             self.assertReply(c.cmd("MAIL FROM:<%s>" % ALICE), 250, "2.1.0")
             self.assertReply(c.cmd("RSET"), 250, None)
+            # The lock is held until this test cancels the locker's pg_sleep (below).
             locker = subprocess.Popen(as_postgres([
                 PG_BIN / "psql", "-X", "-q", "-h", self.pg.sockdir, "-p", str(self.pg.port),
-                "-U", "postgres", "-d", self.pg.dbname, "-c",
-                "BEGIN; LOCK TABLE accounts, sender_identities IN ACCESS EXCLUSIVE MODE; "
-                "SELECT pg_sleep(4); COMMIT;"]), stdout=subprocess.DEVNULL)
-            time.sleep(0.5)
+                "-U", "postgres", "-d", "dbname=%s application_name=%s" % (self.pg.dbname,
+                                                                          self.LOCKER),
+                "-c", "BEGIN; LOCK TABLE accounts, sender_identities IN ACCESS EXCLUSIVE MODE; "
+                "SELECT pg_sleep(120); COMMIT;"]),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            eventually(self.assertTablesLocked, timeout=10)
             for _ in range(20):
                 t0 = time.monotonic()
                 self.assertReply(c.cmd("MAIL FROM:<%s>" % ALICE), 250, "2.1.0")
                 self.assertLess(time.monotonic() - t0, 0.5)
                 self.assertReply(c.cmd("RSET"), 250, None)
-            self.assertIsNone(locker.poll(), "the lock ended before the checks did")
+            self.assertTablesLocked()    # every check above ran while the lock was held
         finally:
             c.close()
             if locker:
+                self.pg.psql("SELECT pg_cancel_backend(pid) FROM pg_stat_activity "
+                             "WHERE application_name = %s" % sql_quote(self.LOCKER))
                 locker.wait(timeout=10)
+
+    LOCKER = "truefrom-test-locker"
+
+    def assertTablesLocked(self):
+        """Both tables are locked ACCESS EXCLUSIVE by the locker (granted, in pg_locks)."""
+        held = self.pg.psql(
+            "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+            "JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.mode = 'AccessExclusiveLock' AND l.granted "
+            "AND a.application_name = %s ORDER BY 1" % sql_quote(self.LOCKER)).split()
+        self.assertEqual(held, ["accounts", "sender_identities"])
 
     def test_account_disabled_with_psql_stops_the_next_transaction(self):
         login = unique("dis") + "@example.test"

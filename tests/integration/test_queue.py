@@ -7,7 +7,6 @@ Real parts: a throwaway PostgreSQL, the truefrom binary, truefrom-sink as the re
 import email
 import email.policy
 import os
-import random
 import re
 import resource
 import signal
@@ -15,12 +14,11 @@ import smtplib
 import socket
 import subprocess
 import threading
-import time
 import unittest
 
 from harness import (ClosedPort, IntegrationTestCase, PostgresCluster, Sink, Truefrom,
                      client_tls_context, eventually, make_message, make_tempdir,
-                     remove_tempdir, unique)
+                     remove_tempdir, seeded_random, unique)
 
 ALICE, PW = "alice@example.test", "alice-pass"
 REFUSED = "refused@dest.test"
@@ -52,6 +50,27 @@ def submit(srv, subject, rcpts=("bob@dest.test",), sender=ALICE, body=None, time
         if code != 250:
             raise smtplib.SMTPDataError(code, text)
         return code, text
+
+
+def queued_ids(listing):
+    """The queue ids `truefrom queue list` shows."""
+    return re.findall(r"(?m)^(\S+)  (?:active|delivering|deferred|held|unreadable)\b", listing)
+
+
+def deliver_sentinel(test, srv, left=()):
+    """A message submitted after the ones under test and waited for at the sink, then a
+    queue holding exactly the ids in `left`: by then the server has delivered whatever the
+    earlier messages could still make it deliver, so what the sink does not hold now will
+    not come later (an absence asserted after a fact, not after a pause)."""
+    marker = unique("sentinel")
+    code, text = submit(srv, marker)
+    test.assertEqual(code, 250, text)
+    test.sink.wait_for_marker(marker, timeout=15)
+
+    def settled():
+        listing = srv.cli_ok("queue", "list").stdout
+        test.assertEqual(sorted(queued_ids(listing)), sorted(left), listing)
+    eventually(settled, timeout=20)
 
 
 def alice_server(cls, relay_port, name, extra_config=QUEUE_CONFIG, preexec=None):
@@ -103,18 +122,19 @@ class QueueTests(IntegrationTestCase):
             self.assertEqual(code, 250, text)
             self.assertIn(b"queued as", text)
             queued.append(text.split()[-1].decode())
-        time.sleep(1.5)
+
+        def all_deferred():   # each one has had its attempt, and the admin sees why it failed
+            listing = self.queue_list()
+            for qid in queued:
+                self.assertRegex(listing, r"(?m)^%s  deferred .*\n    .*last error: .*"
+                                 r"No relay reachable" % re.escape(qid))
+        eventually(all_deferred, timeout=20)
         self.assertEqual(self.sink.find(marker), [])
-        listing = self.queue_list()
-        for qid in queued:
-            self.assertIn(qid, listing)
-        self.assertIn("deferred", listing)
-        self.assertIn("No relay reachable", listing)   # the last error, for the admin
 
         self.sink.start()
         msgs = eventually(lambda: self._exactly(marker, 10), timeout=20)
         self.wait_until_queue_empty()
-        time.sleep(1.5)   # nothing arrives twice later
+        deliver_sentinel(self, self.srv)   # nothing arrives twice later
         ids = self.ids_at_sink(marker)
         self.assertEqual(len(ids), 10, msgs)
         self.assertEqual(len(set(ids)), 10, "a message arrived twice: %s" % ids)
@@ -129,7 +149,7 @@ class QueueTests(IntegrationTestCase):
     def test_sigkill_under_load_loses_no_accepted_message(self):
         marker = unique("crash")
         accepted, lock, stop = {}, threading.Lock(), threading.Event()
-        attempts = [0]
+        attempts, failures = [0], [0]
 
         def client(n):
             i = 0
@@ -139,7 +159,9 @@ class QueueTests(IntegrationTestCase):
                 try:
                     code, text = submit(self.srv, subject, timeout=5)
                 except (OSError, smtplib.SMTPException):
-                    time.sleep(0.05)   # server down or killed mid-session: not acknowledged
+                    with lock:         # server down or killed mid-session: not acknowledged
+                        failures[0] += 1
+                    stop.wait(0.02)    # pacing while the server is down; waits for nothing
                     continue
                 finally:
                     with lock:
@@ -151,16 +173,29 @@ class QueueTests(IntegrationTestCase):
         threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
         for t in threads:
             t.start()
+        # Kill points: after a seeded number of messages accepted since the last start (the
+        # other clients are then somewhere inside their sessions), not after a pause that a
+        # slow machine fills with less work.
+        rng = seeded_random(self.id())
+
+        def accepted_since(base, n):
+            eventually(lambda: self.assertGreaterEqual(len(accepted), base + n),
+                       timeout=60, interval=0.005)
+        kill_points = []
         try:
             for _ in range(4):
-                time.sleep(random.uniform(0.4, 1.2))
+                kill_points.append(rng.randint(4, 12))
+                accepted_since(len(accepted), kill_points[-1])
+                seen = failures[0]
                 self.srv.proc.send_signal(signal.SIGKILL)
                 self.srv.proc.wait()
                 self.srv._log.close()
                 self.srv.proc = None
-                time.sleep(0.2)
+                # a client met the dead server before it comes back
+                eventually(lambda: self.assertGreater(failures[0], seen), timeout=10,
+                           interval=0.005)
                 self.srv.start()
-            time.sleep(0.5)
+            accepted_since(len(accepted), 5)   # the last start serves again
         finally:
             stop.set()
             for t in threads:
@@ -178,8 +213,9 @@ class QueueTests(IntegrationTestCase):
 
         got = eventually(all_arrived, timeout=30)
         duplicates = sum(n - 1 for n in got.values())
-        print("\n  crash test: %d attempts, %d accepted, all delivered, %d duplicate(s) "
-              "(at-least-once)" % (attempts[0], len(accepted), duplicates))
+        print("\n  crash test: killed after %s more accepted; %d attempts, %d accepted, all "
+              "delivered, %d duplicate(s) (at-least-once)"
+              % ("/".join(map(str, kill_points)), attempts[0], len(accepted), duplicates))
         self.wait_until_queue_empty()
 
     # -- refusals ----------------------------------------------------------------------------
@@ -229,7 +265,7 @@ class QueueTests(IntegrationTestCase):
         eventually(lambda: self.assertIn(qid + " to <" + REFUSED + ">: refused",
                                          self.srv.log_text()))
         self.assertIn("null sender, no report", self.srv.log_text())
-        time.sleep(1)
+        deliver_sentinel(self, self.srv)
         self.assertEqual([d for _, d in self.sink.messages()
                           if b"multipart/report" in d and marker.encode() in d], [])
 
@@ -260,7 +296,7 @@ class QueueTests(IntegrationTestCase):
         self.srv.cli_ok("queue", "flush")
         self.sink.wait_for_marker(marker, timeout=15)
         self.wait_until_queue_empty()
-        time.sleep(1.5)
+        deliver_sentinel(self, self.srv)
         self.assertEqual(len(self.sink.find(marker)), 1)
 
     # -- the admin's commands ----------------------------------------------------------------
@@ -295,7 +331,7 @@ class QueueTests(IntegrationTestCase):
         self.sink.start()
         self.assertIn("flushed", self.srv.cli_ok("queue", "flush").stdout)
         self.sink.wait_for_marker(marker + " keep", timeout=10)
-        time.sleep(1.5)
+        deliver_sentinel(self, self.srv, left=[held])
         self.assertEqual(self.sink.find(marker + " hold"), [])
         self.assertEqual(self.sink.find(marker + " delete"), [])
         self.assertIn(held, self.queue_list())
@@ -303,7 +339,7 @@ class QueueTests(IntegrationTestCase):
         eventually(lambda: change("release", held))
         self.sink.wait_for_marker(marker + " hold", timeout=10)
         self.wait_until_queue_empty()
-        time.sleep(1)
+        deliver_sentinel(self, self.srv)
         self.assertEqual(self.sink.find(marker + " delete"), [])
 
         p = self.srv.cli("queue", "show", "0123456789ABCDEFFF")
@@ -553,7 +589,7 @@ class FirstAttemptTests(IntegrationTestCase):
         self.sink.wait_for_marker(marker + " held", timeout=15)
         eventually(lambda: self.assertIn("the queue is empty",
                                          self.srv.cli_ok("queue", "list").stdout), timeout=10)
-        time.sleep(1)
+        deliver_sentinel(self, self.srv)
         self.assertEqual(len(self.sink.find(marker + " sent")), 1)
         self.assertEqual(len(self.sink.find(marker + " held")), 1)
 

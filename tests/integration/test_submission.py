@@ -57,6 +57,21 @@ class SubmissionTests(IntegrationTestCase):
         srv.start()
 
     # -- helpers ---------------------------------------------------------------------------
+    def deliver_sentinel(self):
+        """A message sent after the one under test and waited for at the sink: once it is
+        there, the server has had its turn to relay the earlier one, so an absence at the
+        sink asserted afterwards means something."""
+        marker = unique("sentinel")
+        c = self.srv.session(ALICE, ALICE_PW)
+        try:
+            self.assertReply(c.cmd("MAIL FROM:<%s>" % ALICE), 250, "2.1.0")
+            self.assertReply(c.cmd("RCPT TO:<rcpt@dest.test>"), 250, "2.1.5")
+            self.assertReply(c.send_data(make_message(ALICE, "rcpt@dest.test", marker)), 250,
+                             None)
+        finally:
+            c.close()
+        self.sink.wait_for_marker(marker)
+
     def smtp_starttls(self):
         s = smtplib.SMTP("127.0.0.1", self.srv.submission_port,
                          local_hostname="client.example.test", timeout=15)
@@ -460,6 +475,7 @@ class SubmissionTests(IntegrationTestCase):
         finally:
             c.close()
         self.sink.wait_for_marker(ok_marker)
+        self.deliver_sentinel()
         self.assertEqual(self.sink.find(bad_marker), [])
 
     def test_message_too_big_552(self):
@@ -474,6 +490,7 @@ class SubmissionTests(IntegrationTestCase):
             self.assertEqual(c.cmd("NOOP").code, 250)
         finally:
             c.close()
+        self.deliver_sentinel()
         self.assertEqual(self.sink.find(marker), [])
 
     def test_message_just_under_the_limit_is_accepted(self):
