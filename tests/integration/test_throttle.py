@@ -1,14 +1,13 @@
 """Login throttling and connections per network (issue: abuse controls), with the real
 binary, a real PostgreSQL and real TLS sessions. Loopback addresses 127.0.0.x stand for
 different client networks (the default allowlist is loopback, so these servers clear it)."""
-import os
-import random
 import socket
 import statistics
 import sys
 import time
 
-from harness import IntegrationTestCase, PostgresCluster, SMTPConn, Sink, Truefrom
+from harness import (IntegrationTestCase, PostgresCluster, SMTPConn, Sink, Truefrom,
+                     seeded_random)
 
 ALICE, ALICE_PW = "alice@example.test", "alice-pass"
 BOB, BOB_PW = "bob@example.test", "bob-pass"
@@ -176,9 +175,7 @@ class SameReplySameTimeTests(ThrottleCase):
             "disabled account": (CAROL, CAROL_PW),
             "blocked account": (BOB, BOB_PW),
         }
-        seed = int(os.environ.get("TRUEFROM_TEST_SEED", random.randrange(1 << 30)))
-        print("test_same_reply_same_time: seed %d (TRUEFROM_TEST_SEED)" % seed, file=sys.stderr)
-        rng = random.Random(seed)
+        rng = seeded_random(self.id())
         order = list(kinds.items())
         replies = set()
         tries = []
