@@ -2,564 +2,129 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
-#include <boost/asio/ssl/stream.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <ctime>
-#include <random>
+#include <stdexcept>
 
-#include "auth/identity_syntax.hpp"
-#include "auth/password_hash.hpp"
-#include "submission/core/trace.hpp"
-#include "submission/net/tls_socket.hpp"
-#include "submission/policy/message_preparer.hpp"
-#include "submission/policy/sender_policy.hpp"
-#include "submission/policy/temporary_failures.hpp"
+#include "submission/net/connection_state.hpp"
 #include "submission/runtime/fault_injection.hpp"
 #include "submission/runtime/log.hpp"
-#include "submission/runtime/on_workers.hpp"
 
 namespace truefrom::net {
 
-using runtime::log_error;
-
 using runtime::log_info;
-using runtime::log_warning;
 
-using runtime::on_workers;
-using runtime::on_workers_then;
-
-namespace {
-
-namespace asio = boost::asio;
-using asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
-using smtp::Reply;
-
-// After a timeout or shutdown, the 421 gets this long to be written before the socket closes.
-constexpr std::chrono::seconds kGoodbyeGrace{10};
-constexpr std::size_t kReadBuffer = 16 * 1024;
-// While DATA content arrives, every this many octets earn the client another idle_timeout
-// (RFC 5321 4.5.3.2.5-6's per-block bound in spirit): a big message at modem speed passes,
-// one octet every few seconds does not. At 100 octets/s a block takes under 3 minutes.
-constexpr std::size_t kDataBlock = 16 * 1024;
-
-std::string new_message_id() {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string id;
-  std::uint64_t v = rng();
-  for (int i = 0; i < 14; ++i) {
-    id += kHex[v & 15];
-    v >>= 4;
+asio::awaitable<void> Connection::State::watchdog() {
+  while (!closed) {
+    boost::system::error_code ec;
+    timer.expires_at(deadline);
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (closed) break;
+    if (Clock::now() < deadline) continue;
+    if (busy && !timed_out) {  // checked again once we have answered
+      deadline = Clock::now() + ctx.idle_timeout;
+      continue;
+    }
+    if (!timed_out) {
+      timed_out = true;
+      deadline = Clock::now() + kGoodbyeGrace;
+      if (reading) socket.cancel(ec);
+    } else {
+      socket.close(ec);
+      break;
+    }
   }
-  return id;
 }
 
-// What the work at the end of DATA gives back: the signature and, in queue mode, whether
-// the spool could store the message.
-struct Prepared {
-  Signing signing;
-  bool stored = false;  // queue mode: handed to the spool
-  std::string error;    // queue mode: why the spool could not store it
-};
+void Connection::State::client_clock_from_now() {
+  busy = false;
+  if (timed_out) return;  // the goodbye's grace period runs
+  deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
+  data_since_deadline = 0;
+}
 
-}  // namespace
-
-struct Connection::State {
-  State(tcp::socket accepted, const ConnectionContext& c, bool implicit)
-      : ctx(c),
-        socket(std::move(accepted)),
-        timer(socket.get_executor()),
-        implicit_tls(implicit),
-        session([&] {
-          smtp::SessionConfig sc = c.session;
-          sc.implicit_tls = implicit;
-          return sc;
-        }()) {}
-
-  const ConnectionContext& ctx;
-  tcp::socket socket;
-  // Made at the TLS handshake (STARTTLS, or at once on the implicit-TLS port): a plain
-  // connection never pays for TLS state.
-  std::unique_ptr<TlsSocket> tls_stream;
-  asio::steady_timer timer;
-  bool implicit_tls;
-  bool tls = false;
-  smtp::Session session;
-  std::string peer;
-
-  Clock::time_point session_deadline;
-  Clock::time_point deadline;
-  std::size_t data_since_deadline = 0;  // DATA octets since the deadline was last set
-  bool busy = false;                    // working on what the client sent: its clock is stopped
-  bool reading = false;
-  bool timed_out = false;
-  bool stopping = false;
-  bool closed = false;
-
-  std::optional<policy::IpAddress> client;  // for the abuse controls
-  std::unique_ptr<auth::SaslExchange> sasl;
-  std::string login;                       // the authenticated account
-  auth::IdentityCache::Entry txn_account;  // the account as it was at MAIL FROM
-  std::string txn_srs_sender;  // the SRS address relayed instead of MAIL FROM (forwarded)
-  std::string txn_srs_audit;   // which SRS rule decided, for the log
-  // Not zero-filled: an idle connection keeps only the pages a read has touched resident.
-  std::unique_ptr<char[]> read_buffer{new char[kReadBuffer]};
-
-  asio::awaitable<void> watchdog() {
-    while (!closed) {
-      boost::system::error_code ec;
-      timer.expires_at(deadline);
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-      if (closed) break;
-      if (Clock::now() < deadline) continue;
-      if (busy && !timed_out) {  // checked again once we have answered
-        deadline = Clock::now() + ctx.idle_timeout;
-        continue;
-      }
-      if (!timed_out) {
-        timed_out = true;
-        deadline = Clock::now() + kGoodbyeGrace;
-        if (reading) socket.cancel(ec);
-      } else {
-        socket.close(ec);
-        break;
-      }
-    }
+asio::awaitable<bool> Connection::State::flush() {
+  if (!session.has_output()) co_return true;
+  client_clock_from_now();
+  const std::string out = session.take_output();
+  boost::system::error_code ec;
+  if (tls) {
+    co_await tls_stream->write_all(out.data(), out.size(), ec);
+  } else {
+    co_await asio::async_write(socket, asio::buffer(out),
+                               asio::redirect_error(asio::use_awaitable, ec));
   }
+  co_return !ec;
+}
 
-  // The client's clock: idle_timeout from our last reply to its next whole command (not
-  // from its last octet: a client trickling one octet at a time gets no more time), and
-  // stopped while we work on what it sent.
-  // (The deadline only ever moves later while the watchdog sleeps on it: it re-arms when it
-  // wakes early.)
-  void client_clock_from_now() {
-    busy = false;
-    if (timed_out) return;  // the goodbye's grace period runs
-    deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
-    data_since_deadline = 0;
+asio::awaitable<bool> Connection::State::read_more() {
+  if (stopping) {
+    session.shutting_down();
+    co_return true;
   }
-  void client_clock_stopped() { busy = true; }
-
-  asio::awaitable<bool> flush() {
-    if (!session.has_output()) co_return true;
-    client_clock_from_now();
-    const std::string out = session.take_output();
-    boost::system::error_code ec;
-    if (tls) {
-      co_await tls_stream->write_all(out.data(), out.size(), ec);
-    } else {
-      co_await asio::async_write(socket, asio::buffer(out),
-                                 asio::redirect_error(asio::use_awaitable, ec));
-    }
-    co_return !ec;
+  if (timed_out) {
+    session.timed_out();
+    co_return true;
   }
-
-  // Reads more input into the session; false when the connection is gone.
-  asio::awaitable<bool> read_more() {
-    if (stopping) {
-      session.shutting_down();
-      co_return true;
-    }
+  const bool in_data = session.receiving_data();
+  boost::system::error_code ec;
+  std::size_t n = 0;
+  reading = true;
+  if (tls) {
+    n = co_await tls_stream->read_some(read_buffer.get(), kReadBuffer, ec);
+  } else {
+    n = co_await socket.async_read_some(asio::buffer(read_buffer.get(), kReadBuffer),
+                                        asio::redirect_error(asio::use_awaitable, ec));
+  }
+  reading = false;
+  if (ec) {
     if (timed_out) {
       session.timed_out();
       co_return true;
     }
-    const bool in_data = session.receiving_data();
-    boost::system::error_code ec;
-    std::size_t n = 0;
-    reading = true;
-    if (tls) {
-      n = co_await tls_stream->read_some(read_buffer.get(), kReadBuffer, ec);
-    } else {
-      n = co_await socket.async_read_some(asio::buffer(read_buffer.get(), kReadBuffer),
-                                          asio::redirect_error(asio::use_awaitable, ec));
+    if (stopping) {
+      session.shutting_down();
+      co_return true;
     }
-    reading = false;
-    if (ec) {
-      if (timed_out) {
-        session.timed_out();
-        co_return true;
-      }
-      if (stopping) {
-        session.shutting_down();
-        co_return true;
-      }
-      co_return false;
-    }
-    if (in_data && (data_since_deadline += n) >= kDataBlock) client_clock_from_now();
-    session.receive(std::string_view(read_buffer.get(), n));
-    co_return true;
+    co_return false;
   }
+  if (in_data && (data_since_deadline += n) >= kDataBlock) client_clock_from_now();
+  session.receive(std::string_view(read_buffer.get(), n));
+  co_return true;
+}
 
-  asio::awaitable<bool> handshake() {
-    deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
-    reading = true;
-    tls_stream = std::make_unique<TlsSocket>(socket, ctx.tls->native_handle());
-    const std::string failed = co_await tls_stream->handshake();
-    reading = false;
-    if (!failed.empty()) {
-      log_info("TLS handshake with " + peer + " failed: " + failed);
-      co_return false;
-    }
-    tls = true;
-    co_return true;
+asio::awaitable<bool> Connection::State::handshake() {
+  deadline = std::min(Clock::now() + ctx.idle_timeout, session_deadline);
+  reading = true;
+  tls_stream = std::make_unique<TlsSocket>(socket, ctx.tls->native_handle());
+  const std::string failed = co_await tls_stream->handshake();
+  reading = false;
+  if (!failed.empty()) {
+    log_info("TLS handshake with " + peer + " failed: " + failed);
+    co_return false;
   }
+  tls = true;
+  co_return true;
+}
 
-  std::string tls_description() {
-    if (!tls_stream) return "no TLS";
-    SSL* ssl = tls_stream->native_handle();
-    return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
-  }
+std::string Connection::State::tls_description() {
+  if (!tls_stream) return "no TLS";
+  SSL* ssl = tls_stream->native_handle();
+  return std::string(SSL_get_version(ssl)) + " " + SSL_get_cipher_name(ssl);
+}
 
-  // Login throttling before an AUTH exchange starts: a blocked network is refused, one with
-  // recent failures waits (on a timer: no thread blocks) before its credentials are checked,
-  // whatever they turn out to be. False: the session got its refusal.
-  asio::awaitable<bool> throttle_auth() {
-    if (!ctx.throttle || !client) co_return true;
-    const auto gate = ctx.throttle->check(*client, Clock::now());
-    const std::string net = policy::client_network(*client);
-    if (gate.blocked) {
-      const auto minutes =
-          std::chrono::duration_cast<std::chrono::minutes>(gate.retry_after).count() + 1;
-      log_warning("throttle: " + peer + " AUTH refused: network " + net + " is blocked (" +
-                  std::to_string(gate.failures) + " failed logins), " + std::to_string(minutes) +
-                  " minute(s) left");
-      session.auth_failed(policy::temporary::network_blocked(minutes));
-      co_return false;
-    }
-    if (gate.delay > Clock::duration::zero()) {
-      log_info("throttle: " + peer + " AUTH delayed " +
-               std::to_string(
-                   std::chrono::duration_cast<std::chrono::milliseconds>(gate.delay).count()) +
-               " ms (" + std::to_string(gate.failures) + " failed logins from " + net + ")");
-      asio::steady_timer wait(socket.get_executor(), gate.delay);
-      boost::system::error_code ec;
-      co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    }
-    co_return true;
-  }
-
-  // The credential check, with login throttling's account block in front: a blocked
-  // account is refused like a wrong password after the same work (the dummy hash unknown
-  // accounts get), so neither the reply nor its time tells whether the password was right.
-  auth::CredentialCheck throttled_check() {
-    if (!ctx.throttle || !client) return ctx.check;
-    return [inner = ctx.check, throttle = ctx.throttle, ip = *client](const std::string& who,
-                                                                      std::string_view password) {
-      if (!throttle->account_blocked(ip, who, Clock::now())) return inner(who, password);
-      auth::verify_password_dummy(password);
-      auth::CredentialVerdict v;
-      v.kind = auth::CredentialVerdict::Kind::kRejected;
-      v.detail = "account " + who + " is blocked for network " + policy::client_network(ip) +
-                 " (failed logins from elsewhere; it has not logged in from there)";
-      return v;
-    };
-  }
-
-  asio::awaitable<void> auth_step(const smtp::event::AuthStart* start,
-                                  const smtp::event::AuthResponse* response) {
-    if (start && !co_await throttle_auth()) co_return;
-    if (!sasl) {
-      const int bits = tls_stream ? SSL_get_cipher_bits(tls_stream->native_handle(), nullptr) : 0;
-      sasl = std::make_unique<auth::SaslExchange>(throttled_check(), ctx.session.hostname,
-                                                  static_cast<unsigned>(bits > 0 ? bits : 0));
-    }
-    // Only pointers cross to the worker: `start`/`response` live in run()'s frame until this
-    // coroutine resumes (GCC 12 mishandles non-trivial captures of temporaries in co_await).
-    auth::SaslExchange* exchange = sasl.get();
-    auto job = [exchange, start, response] {
-      return start ? exchange->start(start->mechanism, start->initial_response)
-                   : exchange->step(response->response);
-    };
-    auth::AuthOutcome out = co_await on_workers(*ctx.workers, std::move(job));
-    using K = auth::AuthOutcome::Kind;
-    switch (out.kind) {
-      case K::kChallenge:
-        session.auth_challenge(out.challenge);
-        co_return;
-      case K::kSuccess:
-        if (ctx.throttle && client) {
-          ctx.throttle->record_success(*client, out.account->account.login, Clock::now());
-        }
-        login = out.account->account.login;
-        log_info("auth: " + peer + " authenticated as " + login);
-        session.auth_succeeded(login);
-        break;
-      case K::kRejected:
-        log_warning("auth: " + peer + " failed: " + out.detail);
-        if (ctx.throttle && client) {
-          const auto r = ctx.throttle->record_failure(*client, out.attempted_login, Clock::now());
-          if (r.blocked_now) {
-            log_warning("throttle: network " + policy::client_network(*client) + " blocked for " +
-                        std::to_string(ctx.throttle->options().block_time.count()) + " s after " +
-                        std::to_string(r.failures) + " failed logins (last from " + peer + ")");
-          }
-        }
-        session.auth_failed(Reply{535, {5, 7, 8}, "Authentication credentials invalid"});
-        break;
-      case K::kUnavailable:
-        log_error("auth: " + peer + " could not be checked: " + out.detail);
-        session.auth_failed(policy::temporary::auth_unavailable());
-        break;
-      case K::kProtocolError:
-        log_warning("auth: " + peer + " sent a malformed exchange: " + out.detail);
-        session.auth_failed(Reply{501, {5, 5, 2}, "Malformed authentication exchange"});
-        break;
-    }
-    sasl.reset();
-  }
-
-  // The events that need a decision (AUTH, MAIL FROM, end of DATA).
-  asio::awaitable<void> decide(const smtp::Event& ev) {
-    if (runtime::fault_point("decide")) throw std::runtime_error("fault injected at decide");
-    if (auto* a = std::get_if<smtp::event::AuthStart>(&ev)) {
-      co_await auth_step(a, nullptr);
-    } else if (auto* r = std::get_if<smtp::event::AuthResponse>(&ev)) {
-      co_await auth_step(nullptr, r);
-    } else if (auto* m = std::get_if<smtp::event::MailFrom>(&ev)) {
-      co_await mail_from(m);
-    } else if (std::holds_alternative<smtp::event::DataEnd>(ev)) {
-      co_await data_end();
-    }
-  }
-
-  // A decision step threw: log it, and answer the pending command with a temporary failure
-  // unless the step had answered it already.
-  void internal_error(const smtp::Event& ev, const std::string& what) {
-    log_error("internal error: " + peer + (login.empty() ? "" : " user " + login) + ": " + what +
-              "; answered with a temporary failure");
-    if (!session.awaiting_decision()) return;
-    if (std::holds_alternative<smtp::event::AuthStart>(ev) ||
-        std::holds_alternative<smtp::event::AuthResponse>(ev)) {
-      sasl.reset();
-      session.auth_failed(policy::temporary::auth_unavailable());
-    } else {
-      session.reply(policy::temporary::internal_error());
-    }
-  }
-
-  struct Loaded {
-    auth::StoreStatus status;
-    auth::IdentityCache::Entry entry;
-  };
-
-  // MAIL FROM: the account's identities as they are now (a change made by an admin applies
-  // to the next transaction), from memory or, on a miss, from the store on the workers.
-  asio::awaitable<void> mail_from(const smtp::event::MailFrom* ev) {
-    txn_account.reset();
-    txn_srs_sender.clear();
-    txn_srs_audit.clear();
-    auth::IdentityCache::Entry entry;
-    if (!ctx.identities->lookup(login, entry)) {
-      auth::IdentityCache* cache = ctx.identities;
-      const std::string* who = &login;
-      auto job = [cache, who] {
-        Loaded r;
-        r.status = cache->get(*who, r.entry);
-        return r;
-      };
-      Loaded r = co_await on_workers(*ctx.workers, std::move(job));
-      if (!r.status) {
-        log_error("policy: " + peer + " user " + login +
-                  ": sender check unavailable: " + r.status.detail);
-        session.reply(policy::temporary::sender_check_unavailable());
-        co_return;
-      }
-      entry = std::move(r.entry);
-    }
-    if (!entry) {
-      log_warning("policy: " + peer + " user " + login + " no longer exists");
-      session.reply(Reply{550, {5, 7, 1}, "Account " + login + " no longer exists"});
-      co_return;
-    }
-    const auto& sender = ev->argument.sender;
-    const std::string shown = sender ? sender->to_string() : std::string{};
-    policy::Decision d = ctx.policy.check_envelope(*entry, sender);
-    if (d.refusal) {
-      log_warning("policy: " + peer + " user " + login + " refused MAIL FROM <" + shown +
-                  ">: " + d.refusal->text);
-      session.reply(*d.refusal);
-      co_return;
-    }
-    if (d.forwarded && ctx.srs && !forwarded_sender(*sender, shown)) co_return;
-    txn_account = std::move(entry);
-    session.accept(Reply{
-        250,
-        {2, 1, 0},
-        "Sender <" + shown + "> OK" +
-            (txn_srs_sender.empty() ? std::string{} : ", forwarded as <" + txn_srs_sender + ">")});
-  }
-
-  // A forwarder account's foreign envelope sender: the SRS rules say rewrite (the default),
-  // refuse or pass. Returns false when the session got a refusal.
-  bool forwarded_sender(const smtp::Mailbox& sender, const std::string& shown) {
-    const auto domain = auth::normalize_domain(sender.domain);
-    const auto verdict = ctx.srs_rules->current()->decide(domain ? *domain : sender.domain, login);
-    if (verdict.action == signer::srs::SrsAction::kRefuse) {
-      log_warning("srs: " + peer + " user " + login + " refused MAIL FROM <" + shown +
-                  ">: " + verdict.reason);
-      session.reply(Reply{550, {5, 7, 1}, "forwarding of <" + shown + "> refused by policy"});
-      return false;
-    }
-    if (verdict.action == signer::srs::SrsAction::kPass) {
-      txn_srs_audit = "srs: <" + shown + "> passed unchanged by " + verdict.reason;
-      return true;
-    }
-    std::string error;
-    const auto srs =
-        ctx.srs->forward(sender.local + "@" + sender.domain, std::time(nullptr), error);
-    if (!srs) {
-      log_warning("srs: " + peer + " user " + login + " MAIL FROM <" + shown + ">: " + error);
-      session.reply(Reply{553, {5, 1, 7}, "forwarding of <" + shown + "> impossible: " + error});
-      return false;
-    }
-    const auto at = srs->rfind('@');
-    txn_srs_sender = smtp::Mailbox{srs->substr(0, at), srs->substr(at + 1)}.to_string();
-    txn_srs_audit =
-        "srs: <" + shown + "> rewritten as <" + txn_srs_sender + "> by " + verdict.reason;
-    return true;
-  }
-
-  asio::awaitable<void> data_end() {
-    const std::string& message = session.message();
-    policy::Transaction txn;
-    txn.login = login;
-    txn.peer = peer;
-    txn.peer_address = peer.substr(0, peer.rfind(':'));
-    txn.helo = session.helo_name();
-    txn.hostname = ctx.session.hostname;
-    txn.tls = tls_description();
-    txn.mail_from = session.mail_from();
-    txn.recipients = session.recipients();
-    txn.smtputf8 = session.mail_argument().smtputf8;
-    txn.eight_bit = session.mail_argument().body == smtp::BodyType::k8BitMime;
-    txn.srs_sender = txn_srs_sender;
-    txn.srs_audit = txn_srs_audit;
-    txn.queue_id = queue::new_queue_id();
-    txn.now = std::time(nullptr);
-    txn.message_id_token = new_message_id();
-    auto prepared = policy::prepare_message(ctx.policy, txn_account.get(), txn, message);
-    if (auto* refusal = std::get_if<policy::Refusal>(&prepared)) {
-      log_warning(refusal->log);
-      session.reply(refusal->reply);
-      co_return;
-    }
-    const policy::Preparation& prep = std::get<policy::Preparation>(prepared);
-
-    relay::Envelope env;
-    env.mail_from = prep.relay_mail_from;
-    env.recipients = prep.relay_recipients;
-    env.eight_bit = txn.eight_bit;
-    env.smtputf8 = txn.smtputf8;
-    queue::MessageInfo info;
-    if (ctx.scheduler) {
-      info.id = txn.queue_id;
-      info.mail_from = env.mail_from;
-      info.recipients = env.recipients;
-      info.eight_bit = env.eight_bit;
-      info.smtputf8 = env.smtputf8;
-      info.user = login;
-      info.arrival = txn.now;
-    }
-
-    // Signed on the workers; in queue mode the worker then hands the message to the spool's
-    // commit thread (append and group commit), which resumes this session: the I/O thread
-    // is not woken in between. What is spooled is exactly what leaves: the DKIM fields, the
-    // added fields, the client's message (not copied).
-    Prepared done;
-    {
-      const ConnectionContext* c = &ctx;
-      const policy::Preparation* pp = &prep;
-      const std::string* body = &message;
-      const queue::MessageInfo* ip = ctx.scheduler ? &info : nullptr;
-      auto job = [c, pp, body, ip](auto complete) {
-        auto out = std::make_shared<Prepared>();
-        if (runtime::fault_point("sign")) throw std::runtime_error("fault injected at sign");
-        out->signing = sign_message(c->dkim, pp->added_fields, *body, pp->section, pp->dkim_domain);
-        if (!ip || out->signing.outcome.tempfail) {
-          if (ip) c->spool->withdraw();
-          complete(std::move(*out));
-          return;
-        }
-        out->stored = true;
-        c->spool->store(
-            *ip, {out->signing.fields, pp->added_fields, *body},
-            [out, complete](const std::string& error) mutable {
-              out->error = error;
-              complete(std::move(*out));
-            },
-            true);
-      };
-      // A commit in progress may wait for this message rather than sync without it; a job
-      // that fails before it reaches the spool withdraws the announcement.
-      if (ip) ctx.spool->announce();
-      auto on_failure = [c, ip] {
-        if (ip) c->spool->withdraw();
-      };
-      done =
-          co_await on_workers_then<Prepared>(*ctx.workers, std::move(job), std::move(on_failure));
-    }
-    const std::vector<std::string_view> parts{done.signing.fields, prep.added_fields, message};
-    policy::HandOff handoff;
-    if (done.stored) {
-      handoff.kind =
-          done.error.empty() ? policy::HandOff::Kind::kQueued : policy::HandOff::Kind::kStoreFailed;
-      handoff.detail = done.error;
-    } else if (!ctx.scheduler && !done.signing.outcome.tempfail) {
-      // (No co_await inside a conditional expression: GCC 12 destroys its temporaries twice.)
-      const relay::Attempt attempt = co_await ctx.relay->send(env, parts, true);
-      handoff.kind = policy::HandOff::Kind::kRelayed;
-      handoff.relay_reply = relay::RelayClient::client_reply(attempt, env);
-    }
-    const policy::Conclusion c =
-        policy::conclude(txn, prep, message.size(), done.signing.outcome, handoff);
-    for (const auto& line : c.log) log_line(line);
-    if (handoff.kind == policy::HandOff::Kind::kQueued) enqueued(std::move(info), parts);
-    if (c.accepted) {
-      session.accept(c.reply);
-    } else {
-      session.reply(c.reply);
-    }
-  }
-
-  static void log_line(const policy::LogLine& line) {
-    switch (line.level) {
-      case policy::LogLine::Level::kInfo:
-        log_info(line.text);
-        break;
-      case policy::LogLine::Level::kWarning:
-        log_warning(line.text);
-        break;
-      case policy::LogLine::Level::kError:
-        log_error(line.text);
-        break;
-    }
-  }
-
-  // Queue mode: the message is durable (group commit); its first delivery attempt starts
-  // from memory.
-  void enqueued(queue::MessageInfo info, const std::vector<std::string_view>& parts) {
-    std::string data;
-    for (auto p : parts) info.size += p.size();
-    data.reserve(info.size);
-    for (auto p : parts) data += p;
-    ctx.scheduler->enqueued(std::move(info), std::move(data));
-  }
-};
-
-Connection::Connection(tcp::socket socket, const ConnectionContext& context, bool implicit_tls)
+Connection::Connection(tcp::socket socket, const ConnectionContext& context, bool implicit_tls,
+                       std::optional<policy::IpAddress> client)
     : s_(std::make_unique<State>(std::move(socket), context, implicit_tls)) {
   boost::system::error_code ec;
   const auto ep = s_->socket.remote_endpoint(ec);
   s_->peer =
       ec ? std::string("unknown") : ep.address().to_string() + ":" + std::to_string(ep.port());
-  if (!ec) s_->client = policy::parse_ip(ep.address().to_string());
+  // The address the server counted at accept, not a second look at the socket: a client
+  // that resets in between must still give back the slot it took.
+  s_->client = client;
 }
 
 const std::optional<policy::IpAddress>& Connection::client() const { return s_->client; }

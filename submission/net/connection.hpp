@@ -65,15 +65,17 @@ struct ConnectionContext {
 
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
+  /// `client`: the client's address as the server read it when it accepted the socket
+  /// (the abuse controls count by it; nullopt when the socket could not tell).
   Connection(boost::asio::ip::tcp::socket socket, const ConnectionContext& context,
-             bool implicit_tls);
+             bool implicit_tls, std::optional<policy::IpAddress> client);
   ~Connection();
 
   /// Runs the session to its end.
   boost::asio::awaitable<void> run();
   /// Asks the session to end with 421 (server shutdown). Safe from any thread.
   void stop();
-  /// The client's address (nullopt when the socket could not tell).
+  /// The client's address given at construction: what the abuse controls counted.
   const std::optional<policy::IpAddress>& client() const;
 
  private:

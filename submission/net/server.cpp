@@ -170,7 +170,10 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
     std::shared_ptr<Connection> conn;
     {
       std::lock_guard lock(mutex_);
-      if (stopping_) co_return;
+      if (stopping_) {
+        if (client && context_.connection_limits) context_.connection_limits->release(*client);
+        co_return;
+      }
       if (connections_.size() >= max_connections_) {
         if (client && context_.connection_limits) context_.connection_limits->release(*client);
         log_warning("refused connection from " + describe(socket) + ": " +
@@ -180,7 +183,8 @@ asio::awaitable<void> Server::accept_loop(Listener& listener) {
                policy::temporary::too_many_connections(false));
         continue;
       }
-      conn = std::make_shared<Connection>(std::move(socket), context_, listener.implicit_tls);
+      conn =
+          std::make_shared<Connection>(std::move(socket), context_, listener.implicit_tls, client);
       connections_.insert(conn);
       peak_since_trim_ = std::max(peak_since_trim_, connections_.size());
     }

@@ -17,6 +17,19 @@ std::string ConnectionLimits::admit(const IpAddress& client, Clock::time_point n
   }
   const std::string net = client_network(client);
   std::lock_guard lock(mutex_);
+  if (entries_.size() >= options_.max_tracked && !entries_.count(net)) {
+    // Full: forget networks with nothing open and nothing recent (a walk of the table, at
+    // most once a second). Still full: this network is let in untracked.
+    if (now >= next_sweep_) {
+      next_sweep_ = now + std::chrono::seconds(1);
+      for (auto it = entries_.begin(); it != entries_.end();) {
+        auto& r = it->second.recent;
+        while (!r.empty() && r.front() + kMinute <= now) r.pop_front();
+        it = (it->second.open == 0 && r.empty()) ? entries_.erase(it) : std::next(it);
+      }
+    }
+    if (entries_.size() >= options_.max_tracked) return {};
+  }
   Entry& e = entries_[net];
   while (!e.recent.empty() && e.recent.front() + kMinute <= now) e.recent.pop_front();
   if (options_.concurrent && e.open >= options_.concurrent) {
@@ -29,14 +42,6 @@ std::string ConnectionLimits::admit(const IpAddress& client, Clock::time_point n
   }
   ++e.open;
   if (options_.per_minute) e.recent.push_back(now);
-  if (entries_.size() > options_.max_tracked) {
-    // Forget networks with nothing open and nothing recent; they count from zero again.
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      auto& r = it->second.recent;
-      while (!r.empty() && r.front() + kMinute <= now) r.pop_front();
-      it = (it->second.open == 0 && r.empty()) ? entries_.erase(it) : std::next(it);
-    }
-  }
   return {};
 }
 

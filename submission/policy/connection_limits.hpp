@@ -2,7 +2,7 @@
 // `per_minute` new ones in any sliding minute; beyond either, the connection is greeted with
 // 421 4.7.0 and closed (the global [server] max_connections stays). Allowed networks are
 // not limited. Memory is bounded: a network is tracked while it has connections or recent
-// ones, `max_tracked` at most.
+// ones, `max_tracked` at most (a full table lets newcomers in untracked).
 // Sans-IO (the caller passes the time). Thread-safe: one mutex.
 #pragma once
 
@@ -42,6 +42,7 @@ class ConnectionLimits {
   ConnectionLimitOptions options_;
   std::mutex mutex_;
   std::map<std::string, Entry> entries_;
+  Clock::time_point next_sweep_{};
 };
 
 }  // namespace truefrom::policy

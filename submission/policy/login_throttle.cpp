@@ -30,19 +30,40 @@ void LoginThrottle::prune(std::deque<Clock::time_point>& d, Clock::time_point no
   while (!d.empty() && d.front() + options_.window <= now) d.pop_front();
 }
 
-template <class Map>
-void LoginThrottle::bound(Map& map, Clock::time_point now) {
-  if (map.size() <= options_.max_tracked) return;
-  const auto horizon = std::max<Clock::duration>(options_.window, options_.block_time);
-  for (auto it = map.begin(); it != map.end();) {
-    it = it->second.last + horizon <= now ? map.erase(it) : std::next(it);
+// Room for one more entry under `max_tracked`. A full table is swept of what no longer
+// counts at most once a second (a sweep walks it all); if it is still full, the newcomer is
+// not tracked. Nothing is evicted that still counts: an account's remembered networks stay,
+// so nobody can push them out by spraying made-up logins.
+bool LoginThrottle::room_for_source(const std::string& key, Clock::time_point now) {
+  if (sources_.size() < options_.max_tracked || sources_.count(key)) return true;
+  if (now >= next_source_sweep_) {
+    next_source_sweep_ = now + std::chrono::seconds(1);
+    for (auto it = sources_.begin(); it != sources_.end();) {
+      Source& src = it->second;
+      prune(src.failures, now);
+      const bool spent = src.failures.empty() && src.blocked_until <= now;
+      it = spent ? sources_.erase(it) : std::next(it);
+    }
   }
-  while (map.size() > options_.max_tracked) {
-    auto oldest = std::min_element(map.begin(), map.end(), [](const auto& a, const auto& b) {
-      return a.second.last < b.second.last;
-    });
-    map.erase(oldest);
+  return sources_.size() < options_.max_tracked;
+}
+
+bool LoginThrottle::room_for_account(const std::string& key, Clock::time_point now) {
+  if (accounts_.size() < options_.max_tracked || accounts_.count(key)) return true;
+  if (now >= next_account_sweep_) {
+    next_account_sweep_ = now + std::chrono::seconds(1);
+    for (auto it = accounts_.begin(); it != accounts_.end();) {
+      Account& a = it->second;
+      while (!a.failures.empty() && a.failures.front().first + options_.window <= now) {
+        a.failures.pop_front();
+      }
+      const bool remembered = std::any_of(a.good.begin(), a.good.end(), [&](const auto& g) {
+        return g.second + options_.remember_good > now;
+      });
+      it = a.failures.empty() && !remembered ? accounts_.erase(it) : std::next(it);
+    }
   }
+  return accounts_.size() < options_.max_tracked;
 }
 
 LoginThrottle::Gate LoginThrottle::check(const IpAddress& client, Clock::time_point now) {
@@ -75,6 +96,17 @@ LoginThrottle::Recorded LoginThrottle::record_failure(const IpAddress& client,
   if (allowed(client)) return r;
   const std::string net = client_network(client);
   std::lock_guard lock(mutex_);
+  const std::string account = login.empty() ? std::string{} : throttle_account_key(login);
+  if (!account.empty() && room_for_account(account, now)) {
+    Account& a = accounts_[account];
+    a.last = now;
+    while (!a.failures.empty() && a.failures.front().first + options_.window <= now) {
+      a.failures.pop_front();
+    }
+    a.failures.emplace_back(now, net);
+    while (a.failures.size() > options_.account_block_after + 1) a.failures.pop_front();
+  }
+  if (!room_for_source(net, now)) return r;
   Source& s = sources_[net];
   s.last = now;
   prune(s.failures, now);
@@ -87,17 +119,6 @@ LoginThrottle::Recorded LoginThrottle::record_failure(const IpAddress& client,
     s.blocked_until = now + options_.block_time;
     r.blocked_now = true;
   }
-  if (!login.empty()) {
-    Account& a = accounts_[throttle_account_key(login)];
-    a.last = now;
-    while (!a.failures.empty() && a.failures.front().first + options_.window <= now) {
-      a.failures.pop_front();
-    }
-    a.failures.emplace_back(now, net);
-    while (a.failures.size() > options_.account_block_after + 1) a.failures.pop_front();
-    bound(accounts_, now);
-  }
-  bound(sources_, now);
   return r;
 }
 
@@ -124,7 +145,7 @@ void LoginThrottle::record_success(const IpAddress& client, const std::string& l
   const std::string key = throttle_account_key(login);
   auto it = accounts_.find(key);
   if (it == accounts_.end()) {
-    if (options_.remember_good.count() == 0) return;
+    if (options_.remember_good.count() == 0 || !room_for_account(key, now)) return;
     it = accounts_.emplace(key, Account{}).first;
   }
   Account& a = it->second;
@@ -140,7 +161,6 @@ void LoginThrottle::record_success(const IpAddress& client, const std::string& l
   a.failures.erase(std::remove_if(a.failures.begin(), a.failures.end(),
                                   [&](const auto& f) { return f.second == net; }),
                    a.failures.end());
-  bound(accounts_, now);
 }
 
 }  // namespace truefrom::policy

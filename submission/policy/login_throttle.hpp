@@ -8,7 +8,8 @@
 // like a wrong password (same reply, same work: its password is never checked), except from
 // a network that logged in to it successfully within `remember_good`: an attacker cannot
 // lock its owner out. Allowed networks are never
-// delayed or blocked. Memory is bounded (`max_tracked` networks and accounts each).
+// delayed or blocked. Memory is bounded (`max_tracked` networks and accounts each; when
+// the tables are full of entries that still count, newcomers are not tracked).
 //
 // Sans-IO: the caller passes the time and performs the delays. State is per process (a
 // restart forgets it). Thread-safe: one mutex, held for a map look-up.
@@ -90,13 +91,15 @@ class LoginThrottle {
 
   bool allowed(const IpAddress& client) const;
   void prune(std::deque<Clock::time_point>& d, Clock::time_point now) const;
-  template <class Map>
-  void bound(Map& map, Clock::time_point now);
+  bool room_for_source(const std::string& key, Clock::time_point now);
+  bool room_for_account(const std::string& key, Clock::time_point now);
 
   ThrottleOptions options_;
   std::mutex mutex_;
   std::map<std::string, Source> sources_;
   std::map<std::string, Account> accounts_;
+  Clock::time_point next_source_sweep_{};
+  Clock::time_point next_account_sweep_{};
 };
 
 /// ASCII lower-case login, the key accounts are counted by.

@@ -16,9 +16,9 @@
 #include <type_traits>
 
 #include "submission/core/header_fields.hpp"
+#include "submission/queue/dsn.hpp"
 #include "submission/runtime/log.hpp"
 #include "submission/runtime/on_workers.hpp"
-#include "submission/queue/dsn.hpp"
 
 namespace truefrom::queue {
 
@@ -273,7 +273,7 @@ void Scheduler::scan(bool initial) {
   }
   if (initial && !entries_.empty()) {
     runtime::log_info("queue: " + std::to_string(entries_.size()) + " message(s) in " +
-                  spool_.dir().string() + ", " + std::to_string(ready_.size()) + " due now");
+                      spool_.dir().string() + ", " + std::to_string(ready_.size()) + " due now");
   }
   pump();
 }
@@ -328,9 +328,9 @@ asio::awaitable<void> Scheduler::control_loop() {
     } else if (line == "scan\n") {
       Scheduler* self = this;
       auto scanned = co_await runtime::on_workers(workers_, catching([self] {
-        self->scan(false);
-        return 0;
-      }));
+                                                    self->scan(false);
+                                                    return 0;
+                                                  }));
       if (scanned.error) {
         answer = "scan failed\n";
         try {
@@ -377,23 +377,24 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
     }
   }
   if (!l.info) {
-    auto loaded = co_await runtime::on_workers(workers_, catching([spool, idp] {
-      Loaded r;
-      // A message still in a segment has no file to lock: the admin's commands leave it alone
-      // until this attempt moves it into active/ or delivers it.
-      if (!spool->in_segment(*idp)) {
-        r.lock = std::make_shared<MessageLock>(spool->path(*idp, Where::kActive));
-      }
-      if (!r.lock || r.lock->locked()) {
-        r.info = spool->read(*idp, Where::kActive, &r.data, r.error, &r.corrupt);
-        if (r.info) r.state = spool->load_state(*idp);
-      }
-      if (r.corrupt) {
-        std::string ignored;
-        spool->move(*idp, Where::kActive, Where::kHold, ignored);
-      }
-      return r;
-    }));
+    auto loaded = co_await runtime::on_workers(
+        workers_, catching([spool, idp] {
+          Loaded r;
+          // A message still in a segment has no file to lock: the admin's commands leave it alone
+          // until this attempt moves it into active/ or delivers it.
+          if (!spool->in_segment(*idp)) {
+            r.lock = std::make_shared<MessageLock>(spool->path(*idp, Where::kActive));
+          }
+          if (!r.lock || r.lock->locked()) {
+            r.info = spool->read(*idp, Where::kActive, &r.data, r.error, &r.corrupt);
+            if (r.info) r.state = spool->load_state(*idp);
+          }
+          if (r.corrupt) {
+            std::string ignored;
+            spool->move(*idp, Where::kActive, Where::kHold, ignored);
+          }
+          return r;
+        }));
     l = loaded.take();
   }
 
@@ -483,18 +484,26 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
     const std::string* text = &dsn.message;
     std::string error;
     std::string* ep = &error;
-    auto queued = co_await runtime::on_workers(workers_, catching([spool, dp, text, ep] {
-      auto w = spool->write(*dp, {*text}, *ep);
-      return w && spool->commit_and_wait(std::move(*w), *ep);
-    }));
-    const bool ok = queued.take();
+    auto queued =
+        co_await runtime::on_workers(workers_, catching([spool, dp, text, ep] {
+                                       auto w = spool->write(*dp, {*text}, *ep);
+                                       return w && spool->commit_and_wait(std::move(*w), *ep);
+                                     }));
+    bool ok = false;
+    try {
+      ok = queued.take();
+    } catch (const std::exception& e) {
+      error = e.what();
+    } catch (...) {
+      error = "unknown exception";
+    }
     if (ok) {
       dinfo.size = dsn.message.size();
       enqueued(dinfo);
     } else {
       reported = false;
       runtime::log_error("queue: " + id + ": cannot queue the delivery status notification to <" +
-                     info.mail_from + ">: " + error + "; the failed recipients are retried");
+                         info.mail_from + ">: " + error + "; the failed recipients are retried");
     }
   }
 
@@ -524,7 +533,7 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
     state.last_error = out.deferred.front().second.summary();
     for (const auto& [r, reply] : out.deferred) {
       runtime::log_info("queue: " + id + " to <" + r + ">: deferred (" + reply.summary() +
-                    "), next attempt in " + std::to_string(delay.count()) + " s");
+                        "), next attempt in " + std::to_string(delay.count()) + " s");
     }
   }
   const bool done = out.deferred.empty();
@@ -538,15 +547,29 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
   if (!done || !spool_.remove_later(id)) {
     const AttemptHook* hook = &attempt_hook_;
     const MessageInfo* ip = &info;
-    auto stored = co_await runtime::on_workers(
-        workers_, catching([spool, idp, sp, done, ep, hook, ip] {
-          if (*hook) (*hook)(*ip, AttemptStage::kRecord);
-          return done ? spool->remove(*idp, Where::kActive, *ep)
-                      : spool->save_state(*idp, *sp, *ep);
-        }));
-    saved = stored.take();
+    auto stored =
+        co_await runtime::on_workers(workers_, catching([spool, idp, sp, done, ep, hook, ip] {
+                                       if (*hook) (*hook)(*ip, AttemptStage::kRecord);
+                                       return done ? spool->remove(*idp, Where::kActive, *ep)
+                                                   : spool->save_state(*idp, *sp, *ep);
+                                     }));
+    // The relay has answered: a throw here is a failed save, not a failed attempt (which
+    // would deliver the delivered recipients again at once). The outcome stands in memory.
+    try {
+      saved = stored.take();
+    } catch (const std::exception& e) {
+      saved = false;
+      error = std::string("cannot record the outcome: ") + e.what();
+    } catch (...) {
+      saved = false;
+      error = "cannot record the outcome: unknown exception";
+    }
   }
-  if (!saved) runtime::log_error("queue: " + id + ": " + error);
+  if (!saved) {
+    runtime::log_error(
+        "queue: " + id + ": " + error +
+        (done ? "" : "; recipients delivered now may be delivered again after a restart"));
+  }
   l.lock.reset();
   Finished finished;
   if (done) {

@@ -97,9 +97,13 @@ inline auto on_workers_then(boost::asio::thread_pool& pool, F&& f, G&& on_failur
               } catch (...) {
                 const std::exception_ptr failure = std::current_exception();
                 log_job_failure(failure);
-                if (!resumed->load()) {
+                // Claimed here or by `complete`, never both: once `complete` ran (or runs,
+                // from the thread the job handed it to), what the job set up stays.
+                if (!resumed->exchange(true)) {
                   undo();
-                  resume(failure, R{});
+                  auto ex = work.get_executor();
+                  boost::asio::post(
+                      ex, [shared, failure]() mutable { std::move (*shared)(failure, R{}); });
                 }
               }
             });

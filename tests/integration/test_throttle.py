@@ -104,7 +104,8 @@ class BruteForceTests(ThrottleCase):
         try:
             r, t = self.timed_auth(c, DAVE, DAVE_PW)
             self.assertReply(r, 235, "2.7.0")
-            self.assertLess(t, 0.4, "the other network waited %.3fs" % t)
+            self.assertNotIn("throttle: 127.0.0.3:", self.srv.log_text(),
+                             "the other network was throttled")
         finally:
             c.close()
 
@@ -233,12 +234,21 @@ class ConnectionsPerNetworkTests(ThrottleCase):
             for c in held:
                 c.quit()
         # Two more starts fill the minute (4); the fifth is refused although none is open.
+        # (The held sessions' slots are given back just after their close: a start refused
+        # for being concurrent is not counted, so it is simply tried again.)
         for _ in range(2):
-            c = SourceConn(self.srv.submission_port, "127.0.0.30")
-            try:
-                c.expect(220)
-            finally:
-                c.quit()
+            deadline = time.monotonic() + 15
+            while True:
+                c = SourceConn(self.srv.submission_port, "127.0.0.30")
+                try:
+                    r = c.read_reply()
+                    if r.code == 220:
+                        c.quit()
+                        break
+                finally:
+                    c.close()
+                self.assertLess(time.monotonic(), deadline, "never greeted again: %s" % r)
+                time.sleep(0.05)
         c = SourceConn(self.srv.submission_port, "127.0.0.30")
         try:
             self.assertReply(c.read_reply(), 421, "4.7.0", "too many connections from")

@@ -192,18 +192,47 @@ TEST(LoginThrottle, ASuccessClearsThatNetworksFailuresForTheAccountOnly) {
   }
 }
 
-TEST(LoginThrottle, MemoryIsBounded) {
+TEST(LoginThrottle, MemoryIsBoundedAndAFullTableEvictsNothingThatCounts) {
   ThrottleOptions o = small();
   o.max_tracked = 100;
   LoginThrottle t(o);
   const Clock::time_point t0{};
+  // The owner's network is remembered before the spray.
+  t.record_success(ip("198.51.100.7"), "victim", t0);
   for (int i = 0; i < 1000; ++i) {
     const std::string a = "10.0." + std::to_string(i / 250) + "." + std::to_string(i % 250);
-    t.record_failure(ip(a.c_str()), "user" + std::to_string(i), t0 + std::chrono::milliseconds(i));
+    t.record_failure(ip(a.c_str()), "made-up-" + std::to_string(i),
+                     t0 + std::chrono::milliseconds(i));
   }
-  // The most recent networks are remembered, the oldest forgotten.
-  EXPECT_EQ(t.check(ip("10.0.3.249"), t0 + 2s).failures, 1u);
-  EXPECT_EQ(t.check(ip("10.0.0.0"), t0 + 2s).failures, 0u);
+  // Full of entries that still count: the first networks stay tracked, the newcomers not.
+  EXPECT_EQ(t.check(ip("10.0.0.0"), t0 + 2s).failures, 1u);
+  EXPECT_EQ(t.check(ip("10.0.3.249"), t0 + 2s).failures, 0u);
+  // The victim's remembered network survived the spray: an attack on it from four
+  // networks does not lock its owner out.
+  for (const char* n : {"203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4"}) {
+    t.record_failure(ip(n), "victim", t0 + 3s);
+  }
+  EXPECT_FALSE(t.account_blocked(ip("198.51.100.7"), "victim", t0 + 4s));
+  // Once the window has passed, the spent entries are swept and newcomers counted again.
+  t.record_failure(ip("10.9.9.9"), "x", t0 + 700s);
+  EXPECT_EQ(t.check(ip("10.9.9.9"), t0 + 701s).failures, 1u);
+}
+
+TEST(ConnectionLimits, AFullTableLetsNewcomersInUntracked) {
+  ConnectionLimitOptions o;
+  o.concurrent = 1;
+  o.per_minute = 0;
+  o.max_tracked = 2;
+  ConnectionLimits l(o);
+  const Clock::time_point t0{};
+  EXPECT_EQ(l.admit(ip("192.0.2.1"), t0), "");
+  EXPECT_EQ(l.admit(ip("192.0.2.2"), t0), "");
+  EXPECT_EQ(l.admit(ip("192.0.2.3"), t0), "");  // untracked: the table is full
+  EXPECT_EQ(l.admit(ip("192.0.2.3"), t0), "");
+  EXPECT_NE(l.admit(ip("192.0.2.1"), t0), "");  // tracked ones keep their limit
+  l.release(ip("192.0.2.2"));
+  EXPECT_EQ(l.admit(ip("192.0.2.4"), t0 + 2s), "");  // swept: room again, and tracked
+  EXPECT_NE(l.admit(ip("192.0.2.4"), t0 + 2s), "");
 }
 
 TEST(ConnectionLimits, ConcurrentAndPerMinuteTable) {
