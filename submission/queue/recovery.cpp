@@ -38,8 +38,7 @@ std::vector<std::filesystem::path> segment_paths(const std::filesystem::path& di
   return out;
 }
 
-std::size_t recover_segments(const std::filesystem::path& dir,
-                             std::vector<std::string>& warnings) {
+std::size_t recover_segments(const std::filesystem::path& dir, std::vector<std::string>& warnings) {
   std::size_t moved = 0;
   std::error_code ec;
   std::vector<std::filesystem::path> unfinished;

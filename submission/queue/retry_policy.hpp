@@ -18,17 +18,16 @@
 namespace truefrom::queue {
 
 struct RetryPolicy {
-  std::chrono::seconds first{60};               ///< the delay after the first failure
-  std::chrono::seconds max{3600};               ///< the longest delay before jitter
+  std::chrono::seconds first{60};                ///< the delay after the first failure
+  std::chrono::seconds max{3600};                ///< the longest delay before jitter
   std::chrono::seconds lifetime{5 * 24 * 3600};  ///< then give up
-  double jitter = 0.10;                         ///< each delay varies by up to this share
+  double jitter = 0.10;                          ///< each delay varies by up to this share
 };
 
 /// The delay until the next attempt after `attempts` attempts (>= 1, counting the one that
 /// just failed), or nullopt when the message, `age` after its arrival, is to be given up.
 /// The delay is at least one second (attempts are scheduled in whole unix seconds).
 std::optional<std::chrono::seconds> next_retry(const RetryPolicy& policy, unsigned attempts,
-                                               std::chrono::seconds age,
-                                               std::mt19937_64& random);
+                                               std::chrono::seconds age, std::mt19937_64& random);
 
 }  // namespace truefrom::queue

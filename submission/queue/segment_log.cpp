@@ -52,7 +52,8 @@ void extend_with_zeros(int fd, std::uint64_t& allocated, std::uint64_t need) {
 // segment carries it (until then a crash can only deliver the message again).
 void mark_done(int fd, std::uint64_t offset) {
   const char d = 'D';
-  while (::pwrite(fd, &d, 1, static_cast<off_t>(offset + kRecordMarkOffset)) < 0 && errno == EINTR) {
+  while (::pwrite(fd, &d, 1, static_cast<off_t>(offset + kRecordMarkOffset)) < 0 &&
+         errno == EINTR) {
   }
 }
 
@@ -140,8 +141,8 @@ void SegmentLog::sweep() {
 }
 
 std::optional<SegmentLog::Written> SegmentLog::append(const MessageInfo& info,
-                                                     const std::vector<std::string_view>& parts,
-                                                     std::string& error) {
+                                                      const std::vector<std::string_view>& parts,
+                                                      std::string& error) {
   if (!check_envelope(info, error)) return std::nullopt;
   MessageInfo sized = info;
   sized.size = 0;
@@ -168,9 +169,9 @@ std::optional<SegmentLog::Written> SegmentLog::append(const MessageInfo& info,
 }
 
 std::optional<SegmentLog::Written> SegmentLog::append_record(const std::string& id,
-                                                            std::vector<iovec>& iov,
-                                                            std::uint64_t length,
-                                                            std::string& error) {
+                                                             std::vector<iovec>& iov,
+                                                             std::uint64_t length,
+                                                             std::string& error) {
   // Appends are serialized so that only the unacknowledged tail can be torn. The index is
   // not locked during the write itself: lookups (the I/O thread's Spool::remove_later) never
   // wait for one.
@@ -259,8 +260,8 @@ std::optional<SegmentLog::Location> SegmentLog::locate(const std::string& id) co
 bool SegmentLog::read_payload(const Location& at, std::string& out, std::string& error) const {
   out.resize(at.length);
   if (!pread_all(at.segment->fd, out.data(), out.size(), static_cast<off_t>(at.offset))) {
-    error = "cannot read " + at.segment->path.string() + " at offset " +
-            std::to_string(at.offset) + ": " + errno_text(errno);
+    error = "cannot read " + at.segment->path.string() + " at offset " + std::to_string(at.offset) +
+            ": " + errno_text(errno);
     return false;
   }
   out.erase(0, kRecordHeader);

@@ -70,8 +70,8 @@ class SegmentLog {
 
   /// Appends the head of `info` and `parts` as one live record at the end of the current
   /// segment (opening one when needed). Not synced. On failure nothing counts as written.
-  std::optional<Written> append(const MessageInfo& info,
-                                const std::vector<std::string_view>& parts, std::string& error);
+  std::optional<Written> append(const MessageInfo& info, const std::vector<std::string_view>& parts,
+                                std::string& error);
   /// fdatasync of the segment (one per batch of records in it); false with `error` when it
   /// or an earlier one failed (then no record in it counts as stored).
   bool sync(Segment& segment, std::string& error);

@@ -57,11 +57,10 @@ TEST(RetryPolicy, DoublesFromFirstUpToMaxAndGivesUpAfterLifetime) {
   std::mt19937_64 random(test_seed());
   for (const auto& c : cases) {
     const auto got = next_retry(c.policy, c.attempts, c.age, random);
-    EXPECT_EQ(got.has_value(), c.want.has_value()) << c.attempts << " attempts, age "
-                                                    << c.age.count();
+    EXPECT_EQ(got.has_value(), c.want.has_value())
+        << c.attempts << " attempts, age " << c.age.count();
     if (got && c.want) {
-      EXPECT_EQ(got->count(), c.want->count())
-          << c.attempts << " attempts, age " << c.age.count();
+      EXPECT_EQ(got->count(), c.want->count()) << c.attempts << " attempts, age " << c.age.count();
     }
   }
 }

@@ -256,8 +256,8 @@ TEST_F(SchedulerTest, AnAttemptThatThrowsIsRetriedAndFreesItsSlot) {
   EXPECT_NE(got[1].find("first"), std::string::npos);
   EXPECT_EQ(attempts_a.load(), 2);
   // Delivered: nothing left in the spool.
-  for (int i = 0; i < 100 && (spool_->find("0123456789ABCDEFA1") ||
-                              spool_->find("0123456789ABCDEFB2")); ++i) {
+  for (int i = 0;
+       i < 100 && (spool_->find("0123456789ABCDEFA1") || spool_->find("0123456789ABCDEFB2")); ++i) {
     std::this_thread::sleep_for(50ms);
   }
   EXPECT_FALSE(spool_->find("0123456789ABCDEFA1"));

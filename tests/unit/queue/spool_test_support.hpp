@@ -65,7 +65,9 @@ class SpoolTest : public ::testing::Test {
   fs::path dir_;
 };
 
-inline std::size_t bytes_in(const fs::path& p) { return static_cast<std::size_t>(fs::file_size(p)); }
+inline std::size_t bytes_in(const fs::path& p) {
+  return static_cast<std::size_t>(fs::file_size(p));
+}
 
 inline std::string slurp(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
