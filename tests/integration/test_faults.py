@@ -6,8 +6,7 @@ of DATA) that throw are answered with a temporary failure, and the same session 
 import os
 import unittest
 
-from harness import (IntegrationTestCase, PostgresCluster, Sink, Truefrom, eventually,
-                     make_message, unique)
+from harness import IntegrationTestCase, eventually, make_message, unique
 
 ALICE, ALICE_PW = "alice@example.test", "alice-pass"
 
@@ -18,20 +17,12 @@ class FaultTests(IntegrationTestCase):
 
     @classmethod
     def start_fixtures(cls):
-        cls.pg = cls.use(PostgresCluster()).start()
-        cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port))
-        # One connection slot: a slot that is not given back refuses every later session.
-        cls.srv.write_config(cls.srv.config_text().replace(
-            "[server]\n", "[server]\nmax_connections = 1\n", 1))
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, ALICE_PW)
-        cls.srv.add_sender(ALICE, ALICE)
         # session: the first STARTTLS throws out of the session's coroutine; decide: the
         # first decision step (AUTH) throws; sign: the first signing job throws.
         os.environ["TRUEFROM_FAULT_POINTS"] = "session:1,decide:1,sign:1"
         try:
-            cls.srv.start()
+            # One connection slot: a slot that is not given back refuses every later session.
+            cls.start_stack({ALICE: (ALICE_PW, [ALICE])}, server_extra="max_connections = 1")
         finally:
             del os.environ["TRUEFROM_FAULT_POINTS"]
 

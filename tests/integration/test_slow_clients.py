@@ -6,7 +6,7 @@ import select
 import time
 import unittest
 
-from harness import IntegrationTestCase, PostgresCluster, Sink, Truefrom, make_message, unique
+from harness import IntegrationTestCase, make_message, unique
 
 ALICE, ALICE_PW = "alice@example.test", "alice-pass"
 IDLE = 2  # seconds
@@ -16,15 +16,7 @@ class SlowClientTests(IntegrationTestCase):
 
     @classmethod
     def start_fixtures(cls):
-        cls.pg = cls.use(PostgresCluster()).start()
-        cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port))
-        cls.srv.write_config(cls.srv.config_text().replace(
-            "[server]\n", "[server]\nidle_timeout = %d\n" % IDLE, 1))
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, ALICE_PW)
-        cls.srv.add_sender(ALICE, ALICE)
-        cls.srv.start()
+        cls.start_stack({ALICE: (ALICE_PW, [ALICE])}, server_extra="idle_timeout = %d" % IDLE)
 
     def trickle_until_dropped(self, c, data, interval=0.4, limit=20):
         """Sends `data` one octet per `interval` until the server speaks; returns what it

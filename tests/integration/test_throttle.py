@@ -262,13 +262,7 @@ class MaxConnectionsTests(ThrottleCase):
 
     @classmethod
     def start_fixtures(cls):
-        cls.pg = cls.use(PostgresCluster()).start()
-        cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port))
-        cls.srv.write_config(cls.srv.config_text().replace(
-            "[server]\n", "[server]\nmax_connections = 2\n", 1))
-        cls.srv.migrate()
-        cls.srv.start()
+        cls.start_stack({}, server_extra="max_connections = 2")
 
     def test_the_421_is_written(self):
         held = []

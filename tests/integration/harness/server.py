@@ -37,6 +37,7 @@ class Truefrom:
         self.relay_port = relay_port
         self.relay_starttls = relay_starttls
         self.relay_mode = relay_mode
+        self.server_extra = ""   # more [server] keys, e.g. "max_connections = 2"
         self.relay_extra = ""    # more [relay] keys, e.g. 'ca_file = "..."'
         self.relay_hosts = None  # ["host:port", ...] instead of relay_host and relay_port
         self.max_message_size = max_message_size
@@ -64,6 +65,7 @@ class Truefrom:
             'hostname = "%s"' % HOSTNAME,
             "max_message_size = %d" % self.max_message_size,
             "max_recipients = %d" % self.max_recipients,
+            self.server_extra,
             "",
             "[listen]",
             'submission = "127.0.0.1:%d"' % self.submission_port,

@@ -29,12 +29,14 @@ class IntegrationTestCase(unittest.TestCase):
         raise NotImplementedError
 
     @classmethod
-    def start_stack(cls, accounts):
+    def start_stack(cls, accounts, server_extra=""):
         """A cluster, a sink and a running server; `accounts` maps login -> (password,
-        [owned sender identities])."""
+        [owned sender identities]); `server_extra`: more [server] keys."""
         cls.pg = cls.use(PostgresCluster()).start()
         cls.sink = cls.use(Sink()).start()
         cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port))
+        cls.srv.server_extra = server_extra
+        cls.srv.write_config()
         cls.srv.migrate()
         for login, (password, senders) in accounts.items():
             cls.srv.add_account(login, password)
