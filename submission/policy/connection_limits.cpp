@@ -10,11 +10,13 @@ constexpr std::chrono::minutes kMinute{1};
 
 ConnectionLimits::ConnectionLimits(ConnectionLimitOptions options) : options_(std::move(options)) {}
 
+bool ConnectionLimits::allowed(const IpAddress& client) const {
+  return std::any_of(options_.allow.begin(), options_.allow.end(),
+                     [&](const Network& n) { return n.contains(client); });
+}
+
 std::string ConnectionLimits::admit(const IpAddress& client, Clock::time_point now) {
-  if (std::any_of(options_.allow.begin(), options_.allow.end(),
-                  [&](const Network& n) { return n.contains(client); })) {
-    return {};
-  }
+  if (allowed(client)) return {};
   const std::string net = client_network(client);
   std::lock_guard lock(mutex_);
   if (entries_.size() >= options_.max_tracked && !entries_.count(net)) {
@@ -46,10 +48,7 @@ std::string ConnectionLimits::admit(const IpAddress& client, Clock::time_point n
 }
 
 void ConnectionLimits::release(const IpAddress& client) {
-  if (std::any_of(options_.allow.begin(), options_.allow.end(),
-                  [&](const Network& n) { return n.contains(client); })) {
-    return;
-  }
+  if (allowed(client)) return;
   std::lock_guard lock(mutex_);
   const auto it = entries_.find(client_network(client));
   if (it == entries_.end() || it->second.open == 0) return;

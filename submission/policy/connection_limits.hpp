@@ -35,6 +35,7 @@ class ConnectionLimits {
   void release(const IpAddress& client);
 
  private:
+  bool allowed(const IpAddress& client) const;
   struct Entry {
     unsigned open = 0;
     std::deque<Clock::time_point> recent;  ///< starts within the last minute

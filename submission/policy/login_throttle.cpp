@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "auth/identity_syntax.hpp"
+
 namespace truefrom::policy {
 
 namespace {
@@ -11,13 +13,7 @@ constexpr std::size_t kGoodNetworksPerAccount = 64;
 
 }  // namespace
 
-std::string throttle_account_key(const std::string& login) {
-  std::string k = login;
-  for (char& c : k) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
-  }
-  return k;
-}
+std::string throttle_account_key(const std::string& login) { return auth::ascii_lower(login); }
 
 LoginThrottle::LoginThrottle(ThrottleOptions options) : options_(std::move(options)) {}
 
@@ -28,6 +24,12 @@ bool LoginThrottle::allowed(const IpAddress& client) const {
 
 void LoginThrottle::prune(std::deque<Clock::time_point>& d, Clock::time_point now) const {
   while (!d.empty() && d.front() + options_.window <= now) d.pop_front();
+}
+
+void LoginThrottle::prune(Account& a, Clock::time_point now) const {
+  while (!a.failures.empty() && a.failures.front().first + options_.window <= now) {
+    a.failures.pop_front();
+  }
 }
 
 // Room for one more entry under `max_tracked`. A full table is swept of what no longer
@@ -54,9 +56,7 @@ bool LoginThrottle::room_for_account(const std::string& key, Clock::time_point n
     next_account_sweep_ = now + std::chrono::seconds(1);
     for (auto it = accounts_.begin(); it != accounts_.end();) {
       Account& a = it->second;
-      while (!a.failures.empty() && a.failures.front().first + options_.window <= now) {
-        a.failures.pop_front();
-      }
+      prune(a, now);
       const bool remembered = std::any_of(a.good.begin(), a.good.end(), [&](const auto& g) {
         return g.second + options_.remember_good > now;
       });
@@ -100,9 +100,7 @@ LoginThrottle::Recorded LoginThrottle::record_failure(const IpAddress& client,
   if (!account.empty() && room_for_account(account, now)) {
     Account& a = accounts_[account];
     a.last = now;
-    while (!a.failures.empty() && a.failures.front().first + options_.window <= now) {
-      a.failures.pop_front();
-    }
+    prune(a, now);
     a.failures.emplace_back(now, net);
     while (a.failures.size() > options_.account_block_after + 1) a.failures.pop_front();
   }
@@ -130,9 +128,7 @@ bool LoginThrottle::account_blocked(const IpAddress& client, const std::string& 
   const auto it = accounts_.find(throttle_account_key(login));
   if (it == accounts_.end()) return false;
   Account& a = it->second;
-  while (!a.failures.empty() && a.failures.front().first + options_.window <= now) {
-    a.failures.pop_front();
-  }
+  prune(a, now);
   if (a.failures.size() < options_.account_block_after) return false;
   const auto good = a.good.find(net);
   return good == a.good.end() || good->second + options_.remember_good <= now;

@@ -91,6 +91,7 @@ class LoginThrottle {
 
   bool allowed(const IpAddress& client) const;
   void prune(std::deque<Clock::time_point>& d, Clock::time_point now) const;
+  void prune(Account& a, Clock::time_point now) const;
   bool room_for_source(const std::string& key, Clock::time_point now);
   bool room_for_account(const std::string& key, Clock::time_point now);
 
