@@ -2,7 +2,9 @@
 // these cross the auth -> submission boundary. Thread-safety: value types.
 #pragma once
 
+#include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -56,6 +58,26 @@ struct SrsRuleRow {
   std::string action;      ///< "rewrite", "refuse" or "pass"
   std::string login;       ///< empty: global
   std::string created_at;  ///< "YYYY-MM-DD HH:MM" UTC
+};
+
+/// A sending-limit row (schema 0005): the values set at one scope; nullopt: not set here.
+struct LimitRuleRow {
+  std::int64_t id = 0;
+  std::string scope;   ///< "default", "domain" or "account"
+  std::string domain;  ///< scope "domain": lower-case A-labels
+  std::string login;   ///< scope "account": the login as stored
+  /// messages_per_hour, messages_per_day, recipients_per_message, recipients_per_day.
+  std::array<std::optional<std::int64_t>, 4> values;
+  std::string updated_at;  ///< "YYYY-MM-DD HH:MM" UTC
+};
+
+/// What an account sent in one 5-minute slot (schema 0005, sending_counts); as an
+/// increment, a negative count gives a reservation back.
+struct SlotCount {
+  std::string login;
+  std::int64_t slot = 0;  ///< Unix time, a multiple of 300
+  std::int64_t messages = 0;
+  std::int64_t recipients = 0;
 };
 
 /// Parses what an admin typed: "user@domain" is an address, "domain" (or "@domain") a

@@ -33,6 +33,7 @@ struct StoreStatus {
 inline const std::string kIdentityChannel = "truefrom_identities";
 inline const std::string kDkimKeyChannel = "truefrom_dkim_keys";
 inline const std::string kSrsRuleChannel = "truefrom_srs_rules";  ///< 0004: SRS rules
+inline const std::string kSendingLimitChannel = "truefrom_sending_limits";  ///< 0005
 
 class IdentityStore {
  public:
@@ -85,6 +86,26 @@ class IdentityStore {
   /// (`*replaced` then holds the old action). An unknown login is kNotFound.
   StoreStatus set_srs_rule(SrsRuleRow& row, std::string* replaced);
   StoreStatus remove_srs_rule(const std::string& domain, const std::string& login);
+
+  /// Sending limits (sending_limit_rows.cpp, schema 0005): the rows, default first, then
+  /// domains, then accounts.
+  StoreStatus list_limit_rules(std::vector<LimitRuleRow>& out);
+  /// Sets the values of `row` that are given (`clear[i]`: sets value i back to "not set")
+  /// at its scope; a row left with no value is deleted. An account scope's login is
+  /// matched case-insensitively and `row.login` becomes the stored spelling; unknown:
+  /// kNotFound.
+  StoreStatus set_limit_rule(LimitRuleRow& row, const std::array<bool, 4>& clear);
+  /// The stored spelling of `login` (case-insensitive); kNotFound when there is none.
+  StoreStatus canonical_login(const std::string& login, std::string& out);
+  /// Adds the increments in one statement (batched by the caller).
+  StoreStatus add_counts(const std::vector<SlotCount>& increments);
+  /// The slots since `since` of the given logins (as stored), in one statement.
+  StoreStatus read_counts(const std::vector<std::string>& logins, std::int64_t since,
+                          std::vector<SlotCount>& out);
+  /// Deletes the counts of `login` (as stored): its limits start afresh.
+  StoreStatus reset_counts(const std::string& login);
+  /// Deletes the slots before `before` (every account's).
+  StoreStatus expire_counts(std::int64_t before);
 
   /// Blocks on a dedicated connection that LISTENs on `channel`: calls `on_ready` once
   /// listening, then `on_change(payload)` for every notification. On kIdentityChannel the

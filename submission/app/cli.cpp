@@ -31,6 +31,8 @@ const char* const kUsage =
     "  srs rule add DOMAIN rewrite|refuse|pass [--account LOGIN]\n"
     "  srs rule remove DOMAIN [--account LOGIN] | srs rule list\n"
     "  srs encode ADDRESS | srs decode ADDRESS\n"
+    "  limits set LOGIN|DOMAIN|default KEY=VALUE...\n"
+    "  limits show LOGIN | limits reset LOGIN | limits list\n"
     "\n"
     "options:\n"
     "  --config FILE    configuration (default /etc/truefrom/truefrom.toml)\n"
@@ -116,6 +118,22 @@ const std::map<std::string, std::string> kHelp{
      "the account's own over a global one. Running servers apply changes within a second.\n"
      "encode prints the SRS form of an address as the server would write it now; decode\n"
      "prints the original of an SRS address, or why it is invalid or expired.\n"},
+    {"limits",
+     "usage: truefrom limits set LOGIN|DOMAIN|default KEY=VALUE... [--config FILE]\n"
+     "       truefrom limits show LOGIN\n"
+     "       truefrom limits reset LOGIN\n"
+     "       truefrom limits list\n"
+     "KEY is messages_per_hour, messages_per_day, recipients_per_message or\n"
+     "recipients_per_day; VALUE a count (0 = no limit) or inherit (the next level decides).\n"
+     "The most specific value wins, key by key: the account's, then its login's domain (and\n"
+     "that domain's parents), then the database default, then [limits] in the config. Past a\n"
+     "limit MAIL FROM (or RCPT TO) gets 451 4.7.1 naming the limit and when sending is\n"
+     "possible again; a transaction that does not end in 250 gives its counts back. Running\n"
+     "servers apply a change within a second. show prints the limits that apply to LOGIN,\n"
+     "where each comes from, and the counts of the last hour and day (all nodes); reset\n"
+     "clears the counts; list prints the config's values and every row.\n"
+     "  truefrom limits set example.com messages_per_hour=50\n"
+     "  truefrom limits set newsletter@example.com messages_per_day=0\n"},
     {"check",
      "usage: truefrom check LOGIN --mail-from ADDRESS [--message FILE] [--config FILE]\n"
      "Prints the verdict truefrom would give LOGIN for the envelope sender ADDRESS (\"<>\"\n"

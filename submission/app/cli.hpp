@@ -48,6 +48,8 @@ std::string describe(const auth::StoreStatus& st);
 int cmd_dkim(const Args& a, const Config& config);
 /// `truefrom queue ...` (queue_commands.cpp).
 int cmd_queue(const Args& a, const Config& config);
+/// `truefrom limits ...` (limits_commands.cpp).
+int cmd_limits(const Args& a, const Config& config);
 /// `truefrom srs ...` (srs_commands.cpp).
 int cmd_srs(const Args& a, const Config& config);
 /// The configured SRS with the secrets file read (srs_commands.cpp); nullopt with the

@@ -28,6 +28,7 @@
 #include "submission/app/config.hpp"
 #include "submission/app/dkim_keys.hpp"
 #include "submission/app/embedded_postgres.hpp"
+#include "submission/app/sending_limits.hpp"
 #include "submission/app/srs_rules.hpp"
 #include "submission/core/address.hpp"
 #include "submission/net/server.hpp"
@@ -209,6 +210,27 @@ int cmd_serve(const Config& config) {
     ctx.throttle = &*throttle;
     ctx.connection_limits = &*connection_limits;
   }
+  // Per-account sending limits (policy/sending_limits.hpp; the counts' sync thread in
+  // app/sending_limits.hpp). Stopped after the server: the sessions' counts are given back
+  // or kept first, then the last increments are written.
+  policy::LimitRuleHolder limit_rules(config.limits);
+  policy::SendingCounter sending_counter;
+  std::unique_ptr<SendingLimitSync> limit_sync;
+  if (config.limits_enabled) {
+    limit_sync = std::make_unique<SendingLimitSync>(
+        db.store(), limit_rules, sending_counter, config.limits_sync_interval,
+        [](bool ok, const std::string& line) {
+          ok ? runtime::log_info("limits: " + line) : runtime::log_error("limits: " + line);
+        });
+    if (auto lst = limit_sync->load_rules(); !lst)
+      return fail("cannot load the sending limits: " + describe(lst));
+    limit_sync->start();
+    ctx.limit_rules = &limit_rules;
+    ctx.sending_counter = &sending_counter;
+    ctx.load_sending_counts = [sync = limit_sync.get()](const std::string& login) {
+      return sync->load_account(login);
+    };
+  }
   net::Server server(io, ctx, config.max_connections);
   if (config.submission &&
       !server.listen(config.submission->host, config.submission->port, false, error)) {
@@ -228,6 +250,7 @@ int cmd_serve(const Config& config) {
   if (socketmap) socketmap->stop();
   if (srs_watcher) srs_watcher->stop();
   workers.join();
+  if (limit_sync) limit_sync->stop();
   dkim_watcher.stop();
   identities.stop();
   runtime::log_info("stopped");
@@ -512,6 +535,7 @@ int run_command_line(const std::vector<std::string>& in) {
   if (command == "dkim") return cmd_dkim(a, *config);
   if (command == "queue") return cmd_queue(a, *config);
   if (command == "srs") return cmd_srs(a, *config);
+  if (command == "limits") return cmd_limits(a, *config);
   return cmd_sender(a, *config);
 }
 

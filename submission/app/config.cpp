@@ -45,6 +45,9 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
      {"enabled", "auth_window", "auth_delay_after", "auth_first_delay_ms", "auth_max_delay_ms",
       "auth_block_after", "auth_block_time", "account_block_after", "remember_good_days",
       "connections_per_network", "connections_per_minute", "allow"}},
+    {"limits",
+     {"enabled", "messages_per_hour", "messages_per_day", "recipients_per_message",
+      "recipients_per_day", "sync_interval_ms"}},
 };
 
 std::string known_list(const std::set<std::string>& keys) {
@@ -298,6 +301,23 @@ void load_throttle(const toml::value& root, Config& c) {
   c.connection_limits.allow = t.allow;
 }
 
+// [limits]: per-account sending limits (policy/sending_limits.hpp); the database's rows
+// override these values per domain and per account.
+void load_limits(const toml::value& root, Config& c) {
+  if (auto* v = lookup(root, "limits", "enabled"))
+    c.limits_enabled = get_bool(*v, "limits.enabled");
+  for (std::size_t i = 0; i < policy::kLimitKeys; ++i) {
+    const std::string key(policy::kLimitNames[i]);
+    if (auto* v = lookup(root, "limits", key)) {
+      c.limits[i] = static_cast<std::uint32_t>(get_count(*v, "limits." + key, 0, 100000000));
+    }
+  }
+  if (auto* v = lookup(root, "limits", "sync_interval_ms")) {
+    c.limits_sync_interval =
+        std::chrono::milliseconds(get_count(*v, "limits.sync_interval_ms", 10, 60000));
+  }
+}
+
 }  // namespace
 
 std::vector<policy::Network> default_throttle_allow() {
@@ -483,6 +503,7 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     }
     load_srs(root, path, base, c);
     load_throttle(root, c);
+    load_limits(root, c);
     return c;
   } catch (const ConfigError& e) {
     error = e.what();

@@ -4,6 +4,8 @@
 // Thread-safety: a plain value once loaded.
 #pragma once
 
+#include <array>
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -14,6 +16,7 @@
 #include "submission/policy/connection_limits.hpp"
 #include "submission/policy/login_throttle.hpp"
 #include "submission/policy/sender_policy.hpp"
+#include "submission/policy/sending_limits.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/relay/relay_client.hpp"
 
@@ -71,6 +74,12 @@ struct Config {
   bool throttle_enabled = true;
   policy::ThrottleOptions throttle{.allow = default_throttle_allow()};
   policy::ConnectionLimitOptions connection_limits{.allow = default_throttle_allow()};
+
+  // [limits]: per-account sending limits (0 = none), overridden by the database's rows;
+  // counts are written to PostgreSQL and read back every sync interval.
+  bool limits_enabled = true;
+  std::array<std::uint32_t, policy::kLimitKeys> limits{200, 1000, 100, 2000};
+  std::chrono::milliseconds limits_sync_interval{1000};
 
   // [dkim]
   std::filesystem::path dkim_key_dir;  ///< where keygen writes keys; default <state dir>/dkim

@@ -157,8 +157,8 @@ asio::awaitable<void> Connection::run() {
       if (runtime::fault_point("session")) throw std::runtime_error("fault injected at session");
       alive = co_await s.flush() && co_await s.handshake();
       if (alive) s.session.tls_established();
-    } else if (std::holds_alternative<smtp::event::RcptTo>(ev)) {
-      s.session.accept(Reply{250, {2, 1, 5}, "Recipient OK"});
+    } else if (auto* rcpt = std::get_if<smtp::event::RcptTo>(&ev)) {
+      s.rcpt_to(*rcpt);
     } else if (s.session.awaiting_decision()) {
       // A step that throws is answered with a temporary failure and the session goes on.
       // (No co_await in a handler: the catch only records what happened.)

@@ -18,6 +18,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include "auth/identity_cache.hpp"
@@ -29,6 +30,7 @@
 #include "submission/policy/connection_limits.hpp"
 #include "submission/policy/login_throttle.hpp"
 #include "submission/policy/sender_policy.hpp"
+#include "submission/policy/sending_limits.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/queue/spool.hpp"
 #include "submission/relay/relay_client.hpp"
@@ -59,6 +61,12 @@ struct ConnectionContext {
   /// off.
   policy::LoginThrottle* throttle = nullptr;
   policy::ConnectionLimits* connection_limits = nullptr;
+  /// Per-account sending limits: the rules and the counts. Null: off.
+  const policy::LimitRuleHolder* limit_rules = nullptr;
+  policy::SendingCounter* sending_counter = nullptr;
+  /// Reads an account's counts at its first sight on this node (blocks: runs on the
+  /// workers); false when the database could not tell.
+  std::function<bool(const std::string& login)> load_sending_counts;
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds session_timeout{3600};
 };

@@ -19,6 +19,7 @@
 #include "submission/net/connection.hpp"
 #include "submission/net/tls_socket.hpp"
 #include "submission/policy/message_preparer.hpp"
+#include "submission/policy/sending_limits.hpp"
 
 namespace truefrom::net {
 
@@ -73,8 +74,16 @@ struct Connection::State {
   auth::IdentityCache::Entry txn_account;  // the account as it was at MAIL FROM
   std::string txn_srs_sender;  // the SRS address relayed instead of MAIL FROM (forwarded)
   std::string txn_srs_audit;   // which SRS rule decided, for the log
+  // Sending limits: what this transaction reserved (its message at MAIL FROM, its
+  // recipients at RCPT TO), given back unless it ends in 250.
+  policy::EffectiveLimits txn_limits;
+  bool txn_reserved = false;
+  policy::SendingCounter::Time txn_slot = 0;
+  policy::SendingCounter::Counts txn_counts;
   // Not zero-filled: an idle connection keeps only the pages a read has touched resident.
   std::unique_ptr<char[]> read_buffer{new char[kReadBuffer]};
+
+  ~State() { give_back_reserved(); }
 
   asio::awaitable<void> watchdog();
 
@@ -128,6 +137,14 @@ struct Connection::State {
   // A forwarder account's foreign envelope sender: the SRS rules say rewrite (the default),
   // refuse or pass. Returns false when the session got a refusal.
   bool forwarded_sender(const smtp::Mailbox& sender, const std::string& shown);
+
+  // Sending limits at MAIL FROM: loads the account's counts at its first sight, then
+  // reserves the message. False when the session got the 451.
+  asio::awaitable<bool> reserve_message(const std::string& shown);
+  // RCPT TO: the recipient limits, then 250.
+  void rcpt_to(const smtp::event::RcptTo& ev);
+  // The transaction ended without 250 (refused, RSET, a new MAIL, the connection's end).
+  void give_back_reserved();
 
   asio::awaitable<void> data_end();
 

@@ -168,6 +168,7 @@ void Connection::State::internal_error(const smtp::Event& ev, const std::string&
 }
 
 asio::awaitable<void> Connection::State::mail_from(const smtp::event::MailFrom* ev) {
+  give_back_reserved();
   txn_account.reset();
   txn_srs_sender.clear();
   txn_srs_audit.clear();
@@ -204,12 +205,63 @@ asio::awaitable<void> Connection::State::mail_from(const smtp::event::MailFrom* 
     co_return;
   }
   if (d.forwarded && ctx.srs && !forwarded_sender(*sender, shown)) co_return;
+  if (!co_await reserve_message(shown)) co_return;
   txn_account = std::move(entry);
   session.accept(Reply{
       250,
       {2, 1, 0},
       "Sender <" + shown + "> OK" +
           (txn_srs_sender.empty() ? std::string{} : ", forwarded as <" + txn_srs_sender + ">")});
+}
+
+asio::awaitable<bool> Connection::State::reserve_message(const std::string& shown) {
+  if (!ctx.sending_counter) co_return true;
+  if (!ctx.sending_counter->known(login) && ctx.load_sending_counts) {
+    const auto* load = &ctx.load_sending_counts;
+    const std::string* who = &login;
+    const bool loaded = co_await on_workers(*ctx.workers, [load, who] { return (*load)(*who); });
+    if (!loaded) {
+      log_warning("limits: " + peer + " user " + login +
+                  ": counts unavailable from PostgreSQL; counting on this node's own");
+    }
+  }
+  txn_limits = ctx.limit_rules->current()->for_account(login);
+  const auto now = static_cast<policy::SendingCounter::Time>(std::time(nullptr));
+  const auto hit = ctx.sending_counter->begin_message(login, txn_limits, now, &txn_slot);
+  if (hit) {
+    log_warning("limits: " + peer + " user " + login + " refused MAIL FROM <" + shown + ">: " +
+                policy::describe_hit(*hit, login, now) + " [" +
+                txn_limits.source[static_cast<std::size_t>(hit->key)] + "]");
+    session.reply(policy::limit_reply(*hit, login, now));
+    co_return false;
+  }
+  txn_reserved = true;
+  txn_counts = {1, 0};
+  co_return true;
+}
+
+void Connection::State::rcpt_to(const smtp::event::RcptTo& ev) {
+  if (txn_reserved) {
+    const auto now = static_cast<policy::SendingCounter::Time>(std::time(nullptr));
+    const auto hit = ctx.sending_counter->add_recipient(
+        login, txn_limits, session.recipients().size(), txn_slot, now);
+    if (hit) {
+      log_warning("limits: " + peer + " user " + login + " refused RCPT TO <" +
+                  ev.recipient.to_string() + ">: " + policy::describe_hit(*hit, login, now) + " [" +
+                  txn_limits.source[static_cast<std::size_t>(hit->key)] + "]");
+      session.reply(policy::limit_reply(*hit, login, now));
+      return;
+    }
+    ++txn_counts.recipients;
+  }
+  session.accept(Reply{250, {2, 1, 5}, "Recipient OK"});
+}
+
+void Connection::State::give_back_reserved() {
+  if (!txn_reserved) return;
+  txn_reserved = false;
+  ctx.sending_counter->give_back(login, txn_slot, txn_counts);
+  txn_counts = {};
 }
 
 bool Connection::State::forwarded_sender(const smtp::Mailbox& sender, const std::string& shown) {
@@ -259,6 +311,7 @@ asio::awaitable<void> Connection::State::data_end() {
   auto prepared = policy::prepare_message(ctx.policy, txn_account.get(), txn, message);
   if (auto* refusal = std::get_if<policy::Refusal>(&prepared)) {
     log_warning(refusal->log);
+    give_back_reserved();
     session.reply(refusal->reply);
     co_return;
   }
@@ -333,8 +386,10 @@ asio::awaitable<void> Connection::State::data_end() {
   for (const auto& line : c.log) log_line(line);
   if (handoff.kind == policy::HandOff::Kind::kQueued) enqueued(std::move(info), parts);
   if (c.accepted) {
+    txn_reserved = false;  // counted for good
     session.accept(c.reply);
   } else {
+    give_back_reserved();
     session.reply(c.reply);
   }
 }

@@ -120,18 +120,19 @@ void LimitRuleHolder::replace(std::vector<LimitRule> rules) {
   current_ = std::move(next);
 }
 
-LimitReplyText limit_reply(const LimitHit& hit, const std::string& login, std::int64_t now) {
-  LimitReplyText r;
+smtp::Reply limit_reply(const LimitHit& hit, const std::string& login, std::int64_t now) {
   const Measure m = measure(hit.key);
   if (hit.key == LimitKey::kRecipientsPerMessage) {
-    r.text = "Too many recipients for one message: the limit for " + login + " is " +
-             std::to_string(hit.limit) + " " + m.per + "; send to the others in another message";
-    return r;
+    return {451,
+            {4, 7, 1},
+            "Too many recipients for one message: the limit for " + login + " is " +
+                std::to_string(hit.limit) + " " + m.per + "; send to the others in another message"};
   }
-  r.text = "Sending limit reached for " + login + ": " + std::to_string(hit.limit) + " " + m.per +
-           "; sending is possible again after " + utc_hhmm(hit.retry_at) + " (in " +
-           wait_words(hit.retry_at - now) + ")";
-  return r;
+  return {451,
+          {4, 7, 1},
+          "Sending limit reached for " + login + ": " + std::to_string(hit.limit) + " " + m.per +
+              "; sending is possible again after " + utc_hhmm(hit.retry_at) + " (in " +
+              wait_words(hit.retry_at - now) + ")"};
 }
 
 std::string describe_hit(const LimitHit& hit, const std::string& login, std::int64_t now) {

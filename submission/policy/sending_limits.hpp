@@ -25,6 +25,8 @@
 #include <string_view>
 #include <vector>
 
+#include "submission/core/reply.hpp"
+
 namespace truefrom::policy {
 
 enum class LimitKey : std::size_t {
@@ -99,12 +101,7 @@ struct LimitHit {
 };
 
 /// The client's reply for a hit (451 4.7.1: never a permanent failure) and the log's words.
-struct LimitReplyText {
-  int code = 451;
-  std::array<int, 3> enhanced{4, 7, 1};
-  std::string text;
-};
-LimitReplyText limit_reply(const LimitHit& hit, const std::string& login, std::int64_t now);
+smtp::Reply limit_reply(const LimitHit& hit, const std::string& login, std::int64_t now);
 std::string describe_hit(const LimitHit& hit, const std::string& login, std::int64_t now);
 
 class SendingCounter {

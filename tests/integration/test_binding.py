@@ -191,7 +191,8 @@ class BindingTests(IntegrationTestCase):
 
     def test_hot_path_does_not_query_postgresql(self):
         """With the tables locked by an admin's transaction, a cached account still gets its
-        MAIL FROM answered at once: the check does not touch the database."""
+        MAIL FROM answered at once: neither the binding check nor the sending limits touch
+        the database (the limits' counts are written by their sync thread, which waits)."""
         c = self.srv.session(ALICE, PW)
         locker = None
         try:
@@ -202,7 +203,8 @@ class BindingTests(IntegrationTestCase):
                 PG_BIN / "psql", "-X", "-q", "-h", self.pg.sockdir, "-p", str(self.pg.port),
                 "-U", "postgres", "-d", "dbname=%s application_name=%s" % (self.pg.dbname,
                                                                           self.LOCKER),
-                "-c", "BEGIN; LOCK TABLE accounts, sender_identities IN ACCESS EXCLUSIVE MODE; "
+                "-c", "BEGIN; LOCK TABLE accounts, sender_identities, sending_limits, sending_counts "
+                "IN ACCESS EXCLUSIVE MODE; "
                 "SELECT pg_sleep(120); COMMIT;"]),
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             eventually(self.assertTablesLocked, timeout=10)
@@ -222,14 +224,15 @@ class BindingTests(IntegrationTestCase):
     LOCKER = "truefrom-test-locker"
 
     def assertTablesLocked(self):
-        """Both tables are locked ACCESS EXCLUSIVE by the locker (granted, in pg_locks)."""
+        """The tables are locked ACCESS EXCLUSIVE by the locker (granted, in pg_locks)."""
         held = self.pg.psql(
             "SELECT c.relname FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
             "JOIN pg_stat_activity a ON a.pid = l.pid "
             "WHERE l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND l.mode = 'AccessExclusiveLock' AND l.granted "
             "AND a.application_name = %s ORDER BY 1" % sql_quote(self.LOCKER)).split()
-        self.assertEqual(held, ["accounts", "sender_identities"])
+        self.assertEqual(held, ["accounts", "sender_identities", "sending_counts",
+                                "sending_limits"])
 
     def test_account_disabled_with_psql_stops_the_next_transaction(self):
         login = unique("dis") + "@example.test"

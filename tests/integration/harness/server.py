@@ -42,6 +42,9 @@ class Truefrom:
         self.relay_hosts = None  # ["host:port", ...] instead of relay_host and relay_port
         self.max_message_size = max_message_size
         self.max_recipients = max_recipients
+        # [limits] keys; the default keeps every test under the limits (they still count).
+        self.limits = ("messages_per_hour = 1000000\nmessages_per_day = 1000000\n"
+                       "recipients_per_day = 100000000")
         self.extra_config = ""   # appended to the generated config (more sections)
         self.preexec = None      # run in the server's process before exec (e.g. setrlimit)
         self.proc = None
@@ -89,6 +92,9 @@ class Truefrom:
             "",
             "[state]",
             'dir = "%s"' % self.state_dir,
+            "",
+            "[limits]",
+            self.limits,
             "",
         ]
         return "\n".join(lines) + self.extra_config

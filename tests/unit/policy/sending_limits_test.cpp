@@ -91,7 +91,7 @@ TEST(SendingCounter, HourlyLimitRefusesAndNamesWhenItIsPossibleAgain) {
   EXPECT_EQ(hit->retry_at, kNoon + 300 + 3600);
   const auto reply = limit_reply(*hit, "a", kNoon + 500);
   EXPECT_EQ(reply.code, 451);
-  EXPECT_EQ(reply.enhanced, (std::array<int, 3>{4, 7, 1}));
+  EXPECT_EQ(reply.status, (smtp::EnhancedStatus{4, 7, 1}));
   EXPECT_EQ(reply.text,
             "Sending limit reached for a: 3 messages per hour; sending is possible again after "
             "13:05 UTC (in 57 minutes)");
