@@ -50,6 +50,18 @@ int cmd_dkim(const Args& a, const Config& config);
 int cmd_queue(const Args& a, const Config& config);
 /// `truefrom limits ...` (limits_commands.cpp).
 int cmd_limits(const Args& a, const Config& config);
+/// The sending limits that apply to `login` (as stored), its counts of the last hour and
+/// day in the database, and the refusal its next MAIL FROM would get (limits_commands.cpp).
+struct LimitReport {
+  policy::EffectiveLimits limits;
+  policy::SendingCounter::Counts hour, day;
+  std::optional<policy::LimitHit> hit;
+  smtp::Reply reply;  ///< when hit
+};
+auth::StoreStatus load_limit_report(auth::IdentityStore& store, const Config& config,
+                                    const std::string& login, LimitReport& out);
+/// One line per limit: the value, where it comes from, the counts.
+void print_limit_report(const LimitReport& report);
 /// `truefrom srs ...` (srs_commands.cpp).
 int cmd_srs(const Args& a, const Config& config);
 /// The configured SRS with the secrets file read (srs_commands.cpp); nullopt with the

@@ -498,10 +498,27 @@ int cmd_check(const Args& a, const Config& config) {
     std::cout << "refused: " << d.refusal->serialize();
     return 1;
   }
+  // The sending limits with the counts in the database now (limits_commands.cpp).
+  LimitReport limits;
+  if (config.limits_enabled) {
+    if (auto st = load_limit_report(store, config, account->account.login, limits); !st)
+      return fail(describe(st));
+    if (limits.hit) {
+      std::cout << "refused: " << limits.reply.serialize() << "sending limits:\n";
+      print_limit_report(limits);
+      return 1;
+    }
+  }
   std::cout << (a.message ? "accepted (envelope and headers):\n"
                           : "accepted (envelope only; add --message FILE to check headers):\n");
   print_audit(d.audit);
   if (!srs_line.empty()) std::cout << "  " << srs_line << "\n";
+  if (config.limits_enabled) {
+    std::cout << "sending limits (within them now):\n";
+    print_limit_report(limits);
+  } else {
+    std::cout << "sending limits: off ([limits] enabled = false)\n";
+  }
   return 0;
 }
 

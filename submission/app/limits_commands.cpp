@@ -127,6 +127,17 @@ int list(const Config& config) {
   return 0;
 }
 
+void print_limits(const LimitReport& r) {
+  const std::string counted[4] = {std::to_string(r.hour.messages) + " sent in the last hour",
+                                  std::to_string(r.day.messages) + " sent in the last day", "",
+                                  std::to_string(r.day.recipients) + " in the last day"};
+  for (std::size_t i = 0; i < policy::kLimitKeys; ++i) {
+    std::cout << "  " << std::left << std::setw(24) << policy::kLimitNames[i] << std::setw(8)
+              << (r.limits.value[i] ? std::to_string(r.limits.value[i]) : std::string("none"))
+              << std::setw(34) << ("from " + r.limits.source[i]) << counted[i] << "\n";
+  }
+}
+
 int show(const Args& a, const Config& config) {
   Database db(config);
   std::string error;
@@ -135,33 +146,13 @@ int show(const Args& a, const Config& config) {
   if (const auto st = db.store().canonical_login(a.positional[2], login); !st) {
     return fail(describe(st));
   }
-  std::vector<auth::LimitRuleRow> rows;
-  if (const auto st = db.store().list_limit_rules(rows); !st) return fail(describe(st));
-  const policy::LimitRules rules(config.limits, to_limit_rules(rows));
-  const auto limits = rules.for_account(login);
-  const auto now = static_cast<SendingCounter::Time>(std::time(nullptr));
-  std::vector<auth::SlotCount> counts;
-  if (const auto st = db.store().read_counts({login}, SendingCounter::slot_of(now - SendingCounter::kDay),
-                                             counts);
-      !st) {
+  LimitReport report;
+  if (const auto st = load_limit_report(db.store(), config, login, report); !st) {
     return fail(describe(st));
   }
-  SendingCounter counter;
-  std::vector<std::pair<SendingCounter::Time, SendingCounter::Counts>> slots;
-  for (const auto& c : counts) slots.push_back({c.slot, {c.messages, c.recipients}});
-  counter.apply_totals(login, slots, now);
-  const auto hour = counter.in_window(login, SendingCounter::kHour, now);
-  const auto day = counter.in_window(login, SendingCounter::kDay, now);
   std::cout << "limits of " << login
             << (config.limits_enabled ? "" : " (limits.enabled = false: not enforced)") << "\n";
-  const std::string counted[4] = {std::to_string(hour.messages) + " sent in the last hour",
-                                  std::to_string(day.messages) + " sent in the last day", "",
-                                  std::to_string(day.recipients) + " in the last day"};
-  for (std::size_t i = 0; i < policy::kLimitKeys; ++i) {
-    std::cout << "  " << std::left << std::setw(24) << policy::kLimitNames[i] << std::setw(8)
-              << (limits.value[i] ? std::to_string(limits.value[i]) : std::string("none"))
-              << std::setw(34) << ("from " + limits.source[i]) << counted[i] << "\n";
-  }
+  print_limits(report);
   std::cout << "(counts as the servers last wrote them, every [limits] sync_interval_ms; "
                "a window counts 5-minute slots)\n";
   return 0;
@@ -183,6 +174,33 @@ int reset(const Args& a, const Config& config) {
 }
 
 }  // namespace
+
+auth::StoreStatus load_limit_report(auth::IdentityStore& store, const Config& config,
+                                    const std::string& login, LimitReport& out) {
+  std::vector<auth::LimitRuleRow> rows;
+  if (auto st = store.list_limit_rules(rows); !st) return st;
+  const policy::LimitRules rules(config.limits, to_limit_rules(rows));
+  out.limits = rules.for_account(login);
+  const auto now = static_cast<SendingCounter::Time>(std::time(nullptr));
+  std::vector<auth::SlotCount> counts;
+  if (auto st = store.read_counts({login}, SendingCounter::slot_of(now - SendingCounter::kDay),
+                                  counts);
+      !st) {
+    return st;
+  }
+  SendingCounter counter;
+  std::vector<std::pair<SendingCounter::Time, SendingCounter::Counts>> slots;
+  for (const auto& c : counts) slots.push_back({c.slot, {c.messages, c.recipients}});
+  counter.apply_totals(login, slots, now);
+  out.hour = counter.in_window(login, SendingCounter::kHour, now);
+  out.day = counter.in_window(login, SendingCounter::kDay, now);
+  SendingCounter::Time slot = 0;
+  out.hit = counter.begin_message(login, out.limits, now, &slot);
+  if (out.hit) out.reply = policy::limit_reply(*out.hit, login, now);
+  return {};
+}
+
+void print_limit_report(const LimitReport& report) { print_limits(report); }
 
 int cmd_limits(const Args& a, const Config& config) {
   const auto& p = a.positional;

@@ -101,6 +101,14 @@ class LimitKindTests(LimitCase):
                               r"limit messages_per_hour = 3 reached by %s \(3 counted"
                          % (re.escape(ALICE), re.escape(ALICE), re.escape(ALICE)))
         self.assertIn("[config]", log)
+        # `truefrom check` says the same, from the counts in the database.
+        eventually(lambda: self.assertEqual(self.counted(self.pg, ALICE)[0], 3), timeout=3)
+        p = self.srv.cli("check", ALICE, "--mail-from", ALICE)
+        self.assertEqual(p.returncode, 1, p.stdout + p.stderr)
+        self.assertIn("refused: 451 4.7.1 Sending limit reached for " + ALICE, p.stdout)
+        self.assertRegex(p.stdout, r"messages_per_hour\s+3\s+from config\s+3 sent in the last hour")
+        p = self.srv.cli_ok("check", BOB, "--mail-from", BOB)
+        self.assertIn("sending limits (within them now):", p.stdout)
 
     def test_recipients_per_message_from_a_domain_row(self):
         self.srv.cli_ok("limits", "set", "other.test", "recipients_per_message=2")
