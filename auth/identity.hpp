@@ -30,6 +30,10 @@ struct Account {
   bool enabled = true;
   /// May submit with foreign envelope senders; its headers are not bound.
   bool forwarder = false;
+  /// Suspended (schema 0006): authenticates, but every MAIL FROM is refused.
+  bool suspended = false;
+  std::string suspended_reason;
+  std::string suspended_at;  ///< "YYYY-MM-DD HH:MM" UTC, or ""
 };
 
 /// An account with everything the policy needs about it.

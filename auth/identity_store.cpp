@@ -80,7 +80,8 @@ StoreStatus IdentityStore::find_for_auth(const std::string& login,
     pqxx::nontransaction tx(c);
     const pqxx::result r = tx.exec_params(
         "SELECT a.login, a.password_hash, a.enabled, a.forwarder, s.id, s.kind, s.identity, "
-        "s.on_behalf "
+        "s.on_behalf, a.suspended_at IS NOT NULL, coalesce(a.suspended_reason, ''), "
+        "coalesce(to_char(a.suspended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') "
         "FROM accounts a LEFT JOIN sender_identities s ON s.login = a.login "
         "WHERE lower(a.login) = lower($1) ORDER BY s.id",
         login);
@@ -90,6 +91,9 @@ StoreStatus IdentityStore::find_for_auth(const std::string& login,
     found.account.password_hash = r[0][1].as<std::string>();
     found.account.enabled = r[0][2].as<bool>();
     found.account.forwarder = r[0][3].as<bool>();
+    found.account.suspended = r[0][8].as<bool>();
+    found.account.suspended_reason = r[0][9].as<std::string>();
+    found.account.suspended_at = r[0][10].as<std::string>();
     for (const auto& row : r) {
       if (row[4].is_null()) continue;
       found.identities.push_back(stored_identity(row[4].as<std::int64_t>(),
@@ -192,13 +196,46 @@ StoreStatus IdentityStore::set_forwarder(const std::string& login, bool forwarde
       forwarder);
 }
 
+StoreStatus IdentityStore::suspend(const std::string& login, const std::string& reason,
+                                   bool* already) {
+  if (already) *already = false;
+  return impl_->run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    const auto r = tx.exec_params(
+        "SELECT suspended_at IS NOT NULL FROM accounts WHERE lower(login) = lower($1) FOR UPDATE",
+        login);
+    if (r.empty()) return fail(StoreErrc::kNotFound, "no account " + login);
+    if (r[0][0].as<bool>()) {
+      if (already) *already = true;
+      return StoreStatus{};
+    }
+    tx.exec_params(
+        "UPDATE accounts SET suspended_at = now(), suspended_reason = $2, updated_at = now() "
+        "WHERE lower(login) = lower($1)",
+        login, reason);
+    tx.commit();
+    return StoreStatus{};
+  });
+}
+
+StoreStatus IdentityStore::resume(const std::string& login) {
+  return impl_->change_account(
+      login,
+      "UPDATE accounts SET suspended_at = NULL, suspended_reason = NULL, updated_at = now() "
+      "WHERE lower(login) = lower($1)");
+}
+
 StoreStatus IdentityStore::list_accounts(std::vector<Account>& out) {
   out.clear();
   return impl_->run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    for (const auto& row :
-         tx.exec("SELECT login, enabled, forwarder FROM accounts ORDER BY lower(login)")) {
-      out.push_back({row[0].as<std::string>(), {}, row[1].as<bool>(), row[2].as<bool>()});
+    for (const auto& row : tx.exec(
+             "SELECT login, enabled, forwarder, suspended_at IS NOT NULL, "
+             "coalesce(suspended_reason, ''), "
+             "coalesce(to_char(suspended_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI'), '') "
+             "FROM accounts ORDER BY lower(login)")) {
+      out.push_back({row[0].as<std::string>(), {}, row[1].as<bool>(), row[2].as<bool>(),
+                     row[3].as<bool>(), row[4].as<std::string>(), row[5].as<std::string>()});
     }
     return StoreStatus{};
   });

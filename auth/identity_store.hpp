@@ -57,6 +57,10 @@ class IdentityStore {
   StoreStatus set_enabled(const std::string& login, bool enabled);
   StoreStatus remove_account(const std::string& login);
   StoreStatus list_accounts(std::vector<Account>& out);
+  /// Suspends the account (schema 0006) with `reason`; one already suspended keeps its
+  /// first reason and time (`*already` is set).
+  StoreStatus suspend(const std::string& login, const std::string& reason, bool* already = nullptr);
+  StoreStatus resume(const std::string& login);
   StoreStatus set_forwarder(const std::string& login, bool forwarder);
   /// Adds the identity (with its on_behalf flag). When the account has it already in the
   /// other delegation form, the row is changed and `*updated` set.

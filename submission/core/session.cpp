@@ -168,6 +168,13 @@ void Session::handle_line(std::string_view line) {
 }
 
 void Session::handle_command(std::string_view line) {
+  if (end_reply_) {
+    Reply r = std::move(*end_reply_);
+    end_reply_.reset();
+    r.close_after = true;
+    send(r);
+    return;
+  }
   const CommandLine cmd = split_command(line);
   if (cmd.verb != Verb::kAuth && line.size() + 2 > kMaxCommandLine) {
     refuse(Reply{500, {5, 5, 2}, "Command line too long (limit 512 octets)"});
@@ -473,6 +480,11 @@ void Session::tls_established() {
 void Session::timed_out() {
   pending_ = Pending::kNone;
   send(Reply{421, {4, 4, 2}, config_.hostname + " timeout, closing connection", true});
+}
+
+void Session::end_at_next_command(Reply reply) {
+  if (phase_ == Phase::kClosed) return;
+  end_reply_ = std::move(reply);
 }
 
 void Session::shutting_down() {

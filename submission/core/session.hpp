@@ -105,6 +105,9 @@ class Session {
   void timed_out();
   /// The server is stopping: 421 and close.
   void shutting_down();
+  /// The client's next command (whatever it is) gets `reply` and the connection closes,
+  /// e.g. when its account was suspended meanwhile. Ignored once the session is closed.
+  void end_at_next_command(Reply reply);
 
   /// Bytes to write to the client; the buffer is emptied.
   std::string take_output();
@@ -171,6 +174,7 @@ class Session {
   std::vector<Mailbox> recipients_;
   MailArgument pending_mail_;
   std::optional<Mailbox> pending_rcpt_;
+  std::optional<Reply> end_reply_;  ///< end_at_next_command()
 
   DataReceiver data_;
   std::string message_;

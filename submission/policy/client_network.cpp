@@ -27,6 +27,17 @@ std::optional<IpAddress> parse_ip(std::string_view text) {
   return a;
 }
 
+std::string wide_network(const IpAddress& a) {
+  char buf[64];
+  if (a.v4) {
+    std::snprintf(buf, sizeof buf, "%u.%u.%u.0/24", a.octets[12], a.octets[13], a.octets[14]);
+  } else {
+    std::snprintf(buf, sizeof buf, "%x:%x:%x::/48", (a.octets[0] << 8) | a.octets[1],
+                  (a.octets[2] << 8) | a.octets[3], (a.octets[4] << 8) | a.octets[5]);
+  }
+  return buf;
+}
+
 std::string client_network(const IpAddress& a) {
   char buf[64];
   if (a.v4) {

@@ -25,6 +25,10 @@ std::optional<IpAddress> parse_ip(std::string_view text);
 /// The key abuse controls count by: "192.0.2.1" or "2001:db8:1:2::/64".
 std::string client_network(const IpAddress& address);
 
+/// A wider network, for telling one customer's addresses from many places: the /24 of an
+/// IPv4 address, the /48 of an IPv6 one ("192.0.2.0/24", "2001:db8:1::/48").
+std::string wide_network(const IpAddress& address);
+
 /// A network in CIDR form ("10.0.0.0/8", "2001:db8::/32"; a bare address is a /32 or /128).
 struct Network {
   IpAddress base;

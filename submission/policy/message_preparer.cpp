@@ -33,8 +33,10 @@ std::variant<Refusal, Preparation> prepare_message(const SenderPolicy& policy,
     d.refusal = smtp::Reply{550, {5, 6, 0}, "The message's header section is malformed: " + why};
   }
   if (d.refusal) {
-    return Refusal{*d.refusal, "policy: " + txn.peer + " user " + txn.login + " message from <" +
-                                   shown(txn.mail_from) + "> refused: " + d.refusal->text};
+    return Refusal{*d.refusal,
+                   "policy: " + txn.peer + " user " + txn.login + " message from <" +
+                       shown(txn.mail_from) + "> refused: " + d.refusal->text,
+                   section && d.refusal->status == smtp::EnhancedStatus{5, 7, 1}};
   }
 
   Preparation p;

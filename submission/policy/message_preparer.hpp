@@ -48,6 +48,8 @@ struct Transaction {
 struct Refusal {
   smtp::Reply reply;
   std::string log;
+  /// The headers named an address the account may not use (counts toward suspension).
+  bool sender_binding = false;
 };
 
 /// An accepted preparation: what the transport signs, spools or relays.

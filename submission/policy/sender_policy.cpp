@@ -116,12 +116,21 @@ Grant SenderPolicy::grant_for(const AccountIdentities& account, std::string_view
   return best;
 }
 
+std::string SenderPolicy::suspended_text(const std::string& login) const {
+  return "Account " + login + " is suspended" +
+         (options_.suspended_contact.empty() ? std::string(".") : "; " + options_.suspended_contact);
+}
+
 Decision SenderPolicy::check_envelope(const AccountIdentities& account,
                                       const std::optional<smtp::Mailbox>& mail_from) const {
   Decision d;
   const std::string& login = account.account.login;
   if (!account.account.enabled) {
     d.refusal = refused("Account " + login + " is disabled");
+    return d;
+  }
+  if (account.account.suspended) {
+    d.refusal = refused(suspended_text(login));
     return d;
   }
   if (!mail_from) {

@@ -37,6 +37,9 @@ struct PolicyOptions {
   bool refuse_address_in_display_name = true;
   /// MAIL FROM and From: must share an organizational domain (DMARC relaxed alignment).
   bool require_alignment = false;
+  /// What a suspended account's MAIL FROM is told after "Account X is suspended" (where to
+  /// turn; [suspension] contact). Empty: nothing more.
+  std::string suspended_contact;
 };
 
 /// What allows one address.
@@ -75,7 +78,11 @@ class SenderPolicy {
   Grant grant_for(const AccountIdentities& account, std::string_view local,
                   std::string_view domain) const;
 
-  /// MAIL FROM. `mail_from` is nullopt for the null sender "<>".
+  /// The words a suspended account is refused with ("Account X is suspended; CONTACT").
+  std::string suspended_text(const std::string& login) const;
+
+  /// MAIL FROM. `mail_from` is nullopt for the null sender "<>". A disabled or suspended
+  /// account is refused whatever the sender.
   Decision check_envelope(const AccountIdentities& account,
                           const std::optional<smtp::Mailbox>& mail_from) const;
 

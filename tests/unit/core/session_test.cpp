@@ -54,5 +54,20 @@ TEST(Session, ShutdownCloses) {
   EXPECT_NE(s.take_output().find("421 4.3.2"), std::string::npos);
 }
 
+// An account suspended while its session is open: whatever the client sends next is
+// answered with the given reply and the connection closes; a pipelined rest is discarded.
+TEST(Session, EndAtNextCommand) {
+  Session s(test_config());
+  s.receive("EHLO c\r\n");
+  EXPECT_TRUE(std::holds_alternative<event::NeedData>(s.next_event()));
+  (void)s.take_output();
+  s.end_at_next_command(Reply{421, {4, 7, 1}, "mx.test account suspended"});
+  EXPECT_TRUE(std::holds_alternative<event::NeedData>(s.next_event()));
+  EXPECT_EQ(s.take_output(), "");  // nothing before the client speaks
+  s.receive("NOOP\r\nQUIT\r\n");
+  EXPECT_TRUE(std::holds_alternative<event::Close>(s.next_event()));
+  EXPECT_EQ(s.take_output(), "421 4.7.1 mx.test account suspended\r\n");
+}
+
 }  // namespace
 }  // namespace truefrom::smtp

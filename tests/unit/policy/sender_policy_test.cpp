@@ -113,6 +113,18 @@ TEST(SenderPolicy, Envelope) {
   ASSERT_TRUE(d.refusal);
   EXPECT_EQ(d.refusal->text, "Account alice is disabled");
 
+  account = alice();
+  account.account.suspended = true;
+  d = policy.check_envelope(account, smtp::Mailbox{"alice", "example.test"});
+  ASSERT_TRUE(d.refusal);
+  EXPECT_EQ(d.refusal->code, 550);
+  EXPECT_EQ(d.refusal->text, "Account alice is suspended.");
+  PolicyOptions contact;
+  contact.suspended_contact = "call +1 555 0100";
+  d = SenderPolicy(contact).check_envelope(account, std::nullopt);
+  ASSERT_TRUE(d.refusal);
+  EXPECT_EQ(d.refusal->text, "Account alice is suspended; call +1 555 0100");
+
   PolicyOptions o;
   o.allow_null_sender = false;
   d = SenderPolicy(o).check_envelope(alice(), std::nullopt);

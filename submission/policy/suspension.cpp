@@ -1,0 +1,125 @@
+#include "submission/policy/suspension.hpp"
+
+#include <ctime>
+
+#include "auth/identity_syntax.hpp"
+
+namespace truefrom::policy {
+
+namespace {
+
+constexpr SuspensionTriggers::Time kHour = 3600;
+constexpr SuspensionTriggers::Time kDay = 86400;
+
+std::string utc(SuspensionTriggers::Time t) {
+  const std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+template <class T>
+void prune(std::deque<std::pair<SuspensionTriggers::Time, T>>& d, SuspensionTriggers::Time now) {
+  while (!d.empty() && d.front().first + kHour <= now) d.pop_front();
+}
+
+}  // namespace
+
+SuspensionTriggers::SuspensionTriggers(SuspensionOptions options) : options_(std::move(options)) {}
+
+SuspensionTriggers::Account* SuspensionTriggers::track(const std::string& login, Time now) {
+  const std::string key = auth::ascii_lower(login);
+  auto it = accounts_.find(key);
+  if (it == accounts_.end()) {
+    if (accounts_.size() >= options_.max_tracked && now >= next_sweep_) {
+      next_sweep_ = now + 1;
+      for (auto s = accounts_.begin(); s != accounts_.end();) {
+        Account& a = s->second;
+        prune(a.logins, now);
+        prune(a.refusals, now);
+        a.limit_hours.erase(a.limit_hours.begin(), a.limit_hours.lower_bound((now - kDay) / kHour));
+        const bool spent =
+            !a.fired && a.logins.empty() && a.refusals.empty() && a.limit_hours.empty();
+        s = spent ? accounts_.erase(s) : std::next(s);
+      }
+    }
+    if (accounts_.size() >= options_.max_tracked) return nullptr;
+    it = accounts_.emplace(key, Account{}).first;
+  }
+  it->second.last = now;
+  return &it->second;
+}
+
+std::optional<SuspensionTrigger> SuspensionTriggers::fire(Account& a, SuspensionTrigger t) {
+  if (a.fired) return std::nullopt;
+  a.fired = true;
+  return t;
+}
+
+std::optional<SuspensionTrigger> SuspensionTriggers::hourly_limit_reached(const std::string& login,
+                                                                         Time now) {
+  if (options_.limit_hours == 0) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  Account* a = track(login, now);
+  if (!a) return std::nullopt;
+  a->limit_hours.insert(now / kHour);
+  // Clock hours that overlap the last 24 hours.
+  a->limit_hours.erase(a->limit_hours.begin(), a->limit_hours.lower_bound((now - kDay) / kHour));
+  if (a->limit_hours.size() < options_.limit_hours) return std::nullopt;
+  std::string hours;
+  for (Time h : a->limit_hours) hours += (hours.empty() ? "" : ", ") + utc(h * kHour).substr(0, 16);
+  return fire(*a, {"hourly limit",
+                   "the hourly message limit was reached in " +
+                       std::to_string(a->limit_hours.size()) + " hours within a day (limit " +
+                       std::to_string(options_.limit_hours) + "): " + hours});
+}
+
+std::optional<SuspensionTrigger> SuspensionTriggers::login_succeeded(
+    const std::string& login, const std::string& wide_network, Time now) {
+  if (options_.login_networks == 0) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  Account* a = track(login, now);
+  if (!a) return std::nullopt;
+  prune(a->logins, now);
+  a->logins.emplace_back(now, wide_network);
+  std::map<std::string, Time> first_seen;
+  for (const auto& [when, net] : a->logins) first_seen.emplace(net, when);
+  if (first_seen.size() <= options_.login_networks) return std::nullopt;
+  std::string nets;
+  for (const auto& [net, when] : first_seen) {
+    nets += (nets.empty() ? "" : ", ") + net + " (" + utc(when).substr(11, 8) + ")";
+  }
+  return fire(*a, {"login networks", "successful logins from " + std::to_string(first_seen.size()) +
+                                         " networks within an hour (limit " +
+                                         std::to_string(options_.login_networks) + "): " + nets});
+}
+
+std::optional<SuspensionTrigger> SuspensionTriggers::binding_refused(const std::string& login,
+                                                                    const std::string& what,
+                                                                    Time now) {
+  if (options_.binding_refusals == 0) return std::nullopt;
+  std::lock_guard lock(mutex_);
+  Account* a = track(login, now);
+  if (!a) return std::nullopt;
+  prune(a->refusals, now);
+  a->refusals.emplace_back(now, what);
+  if (a->refusals.size() <= options_.binding_refusals) return std::nullopt;
+  std::string last;
+  std::size_t shown = 0;
+  for (auto it = a->refusals.rbegin(); it != a->refusals.rend() && shown < 5; ++it, ++shown) {
+    last += (last.empty() ? "" : "; ") + it->second;
+  }
+  return fire(*a, {"sender binding", std::to_string(a->refusals.size()) +
+                                         " refused senders within an hour (limit " +
+                                         std::to_string(options_.binding_refusals) +
+                                         "), the last: " + last});
+}
+
+void SuspensionTriggers::reset(const std::string& login) {
+  std::lock_guard lock(mutex_);
+  accounts_.erase(auth::ascii_lower(login));
+}
+
+}  // namespace truefrom::policy
