@@ -9,15 +9,20 @@ IdentityCache::IdentityCache(IdentityStore& store, std::size_t max_entries)
 
 IdentityCache::~IdentityCache() { stop(); }
 
-void IdentityCache::start(StateCallback on_state) {
+void IdentityCache::start(StateCallback on_state,
+                          std::function<void(const std::string&)> on_change) {
   on_state_ = std::move(on_state);
+  on_change_ = std::move(on_change);
   ChangeListener::Callbacks callbacks;
   callbacks.on_up = [this] {
     invalidate("");  // changes made while nobody listened are unknown
     fresh_ = true;
     if (on_state_) on_state_(true, "listening for identity changes");
   };
-  callbacks.on_change = [this](const std::string& login) { invalidate(login); };
+  callbacks.on_change = [this](const std::string& login) {
+    invalidate(login);
+    if (on_change_) on_change_(login);
+  };
   callbacks.on_down = [this](const std::string& detail, bool first) {
     fresh_ = false;
     invalidate("");
@@ -34,13 +39,16 @@ void IdentityCache::stop() {
 }
 
 void IdentityCache::invalidate(const std::string& login_lower) {
-  std::lock_guard lock(mutex_);
-  ++epoch_;
-  if (login_lower.empty()) {
-    entries_.clear();
-  } else {
-    entries_.erase(login_lower);
+  {
+    std::lock_guard lock(mutex_);
+    ++epoch_;
+    if (login_lower.empty()) {
+      entries_.clear();
+    } else {
+      entries_.erase(login_lower);
+    }
   }
+  changes_.fetch_add(1, std::memory_order_release);
 }
 
 bool IdentityCache::lookup(const std::string& login, Entry& out) const {

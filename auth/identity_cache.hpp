@@ -41,7 +41,10 @@ class IdentityCache {
   IdentityCache& operator=(const IdentityCache&) = delete;
 
   /// Starts the listener thread. Without it the cache serves nothing from memory.
-  void start(StateCallback on_state = {});
+  /// `on_change` (optional) is told the lower-case login of every changed account ("" for
+  /// all) on the listener thread, after its entry was dropped.
+  void start(StateCallback on_state = {},
+             std::function<void(const std::string& login_lower)> on_change = {});
   /// Stops the listener thread (also done by the destructor).
   void stop();
 
@@ -57,6 +60,10 @@ class IdentityCache {
   /// Drops one account ("" drops all). Called for every change notification.
   void invalidate(const std::string& login_lower);
 
+  /// Counts invalidations: a session compares it with what it saw to learn, without a
+  /// look-up, that some account changed (its own may have been suspended).
+  std::uint64_t changes() const { return changes_.load(std::memory_order_acquire); }
+
  private:
   IdentityStore& store_;
   const std::size_t max_entries_;
@@ -64,7 +71,9 @@ class IdentityCache {
   std::unordered_map<std::string, Entry> entries_;
   std::uint64_t epoch_ = 0;  // bumped by every invalidation, under mutex_
   std::atomic<bool> fresh_{false};
+  std::atomic<std::uint64_t> changes_{0};
   StateCallback on_state_;
+  std::function<void(const std::string&)> on_change_;
   std::unique_ptr<ChangeListener> listener_;
 };
 

@@ -30,6 +30,7 @@
 #include "submission/app/embedded_postgres.hpp"
 #include "submission/app/sending_limits.hpp"
 #include "submission/app/srs_rules.hpp"
+#include "submission/app/suspension.hpp"
 #include "submission/core/address.hpp"
 #include "submission/net/server.hpp"
 #include "submission/net/socketmap.hpp"
@@ -129,16 +130,24 @@ int cmd_serve(const Config& config) {
   ctx.session.max_recipients = config.max_recipients;
   ctx.tls = tls.get();
   ctx.workers = &workers;
+  // Automatic suspension's triggers (policy/suspension.hpp): an account changed by an admin
+  // (resumed, say) starts afresh.
+  std::optional<policy::SuspensionTriggers> triggers;
+  if (config.suspension_enabled) triggers.emplace(config.suspension);
   auth::IdentityCache identities(db.store());
-  identities.start([](bool up, const std::string& detail) {
-    if (up) {
-      runtime::log_info("identity cache: " + detail);
-    } else {
-      runtime::log_error("identity cache: " + detail +
-                         "; until it is back every check queries PostgreSQL and fails with 4xx "
-                         "when PostgreSQL is down");
-    }
-  });
+  identities.start(
+      [](bool up, const std::string& detail) {
+        if (up) {
+          runtime::log_info("identity cache: " + detail);
+        } else {
+          runtime::log_error("identity cache: " + detail +
+                             "; until it is back every check queries PostgreSQL and fails with "
+                             "4xx when PostgreSQL is down");
+        }
+      },
+      [&triggers](const std::string& login) {
+        if (triggers && !login.empty()) triggers->reset(login);
+      });
   ctx.check = auth::make_credential_check(identities);
   ctx.identities = &identities;
   ctx.policy = policy::SenderPolicy(config.policy);
@@ -229,6 +238,16 @@ int cmd_serve(const Config& config) {
     ctx.sending_counter = &sending_counter;
     ctx.load_sending_counts = [sync = limit_sync.get()](const std::string& login) {
       return sync->load_account(login);
+    };
+  }
+  std::unique_ptr<Suspender> suspender;
+  if (triggers) {
+    suspender = std::make_unique<Suspender>(db.store(), *triggers, ctx.spool, ctx.scheduler,
+                                            config.hostname, config.suspension_notify);
+    ctx.suspension = &*triggers;
+    ctx.suspend = [s = suspender.get()](const std::string& login,
+                                        const policy::SuspensionTrigger& t) {
+      s->suspend(login, t);
     };
   }
   net::Server server(io, ctx, config.max_connections);

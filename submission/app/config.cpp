@@ -48,6 +48,8 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
     {"limits",
      {"enabled", "messages_per_hour", "messages_per_day", "recipients_per_message",
       "recipients_per_day", "sync_interval_ms"}},
+    {"suspension",
+     {"enabled", "limit_hours", "login_networks", "binding_refusals", "contact", "notify"}},
 };
 
 std::string known_list(const std::set<std::string>& keys) {
@@ -318,6 +320,55 @@ void load_limits(const toml::value& root, Config& c) {
   }
 }
 
+// [suspension]: automatic suspension of a compromised account (policy/suspension.hpp).
+void load_suspension(const toml::value& root, Config& c) {
+  if (auto* v = lookup(root, "suspension", "enabled"))
+    c.suspension_enabled = get_bool(*v, "suspension.enabled");
+  auto count = [&](const char* key, unsigned& out) {
+    if (auto* v = lookup(root, "suspension", key))
+      out = static_cast<unsigned>(get_count(*v, std::string("suspension.") + key, 0, 1000000));
+  };
+  count("limit_hours", c.suspension.limit_hours);
+  count("login_networks", c.suspension.login_networks);
+  count("binding_refusals", c.suspension.binding_refusals);
+  if (c.suspension.limit_hours > 24) {
+    bad(*lookup(root, "suspension", "limit_hours"), "suspension.limit_hours is above 24",
+        "it counts the hours of one day in which the hourly limit was reached (0 = off)");
+  }
+  if (auto* v = lookup(root, "suspension", "contact")) {
+    const std::string text = get_string(*v, "suspension.contact");
+    for (char c : text) {
+      const auto ch = static_cast<unsigned char>(c);
+      if (ch < 0x20 || ch == 0x7f) {
+        bad(*v, "suspension.contact has a control character",
+            "one line of text, e.g. \"contact support at +1 555 0100\"");
+      }
+    }
+    if (text.size() > 200) {
+      bad(*v, "suspension.contact is longer than 200 characters", "it goes into an SMTP reply");
+    }
+    c.policy.suspended_contact = text;
+  }
+  if (auto* v = lookup(root, "suspension", "notify")) {
+    if (!v->is_array()) {
+      bad(*v, "suspension.notify must be a list of addresses",
+          "e.g. notify = [\"abuse@example.net\"]");
+    }
+    for (const auto& item : v->as_array()) {
+      std::string why = "not a string";
+      const std::string text = item.is_string() ? item.as_string().str : std::string{};
+      const auto at = text.rfind('@');
+      bool ok = item.is_string() && at != std::string::npos && at > 0 && at + 1 < text.size();
+      for (char c : text) {
+        const auto ch = static_cast<unsigned char>(c);
+        ok = ok && ch > 0x20 && ch != 0x7f && ch != '<' && ch != '>';
+      }
+      if (!ok) bad(item, "suspension.notify: not an address", "e.g. \"abuse@example.net\"");
+      c.suspension_notify.push_back(text);
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<policy::Network> default_throttle_allow() {
@@ -504,6 +555,7 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     load_srs(root, path, base, c);
     load_throttle(root, c);
     load_limits(root, c);
+    load_suspension(root, c);
     return c;
   } catch (const ConfigError& e) {
     error = e.what();

@@ -17,6 +17,7 @@
 #include "submission/policy/login_throttle.hpp"
 #include "submission/policy/sender_policy.hpp"
 #include "submission/policy/sending_limits.hpp"
+#include "submission/policy/suspension.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/relay/relay_client.hpp"
 
@@ -80,6 +81,12 @@ struct Config {
   bool limits_enabled = true;
   std::array<std::uint32_t, policy::kLimitKeys> limits{200, 1000, 100, 2000};
   std::chrono::milliseconds limits_sync_interval{1000};
+
+  // [suspension]: automatic suspension of a compromised account; the contact text is in
+  // policy.suspended_contact.
+  bool suspension_enabled = true;
+  policy::SuspensionOptions suspension;
+  std::vector<std::string> suspension_notify;  ///< admins told of an automatic suspension
 
   // [dkim]
   std::filesystem::path dkim_key_dir;  ///< where keygen writes keys; default <state dir>/dkim

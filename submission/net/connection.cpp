@@ -91,6 +91,9 @@ asio::awaitable<bool> Connection::State::read_more() {
     co_return false;
   }
   if (in_data && (data_since_deadline += n) >= kDataBlock) client_clock_from_now();
+  if (!in_data && !login.empty() && ctx.identities->changes() != seen_changes) {
+    co_await end_if_suspended();
+  }
   session.receive(std::string_view(read_buffer.get(), n));
   co_return true;
 }

@@ -31,6 +31,7 @@
 #include "submission/policy/login_throttle.hpp"
 #include "submission/policy/sender_policy.hpp"
 #include "submission/policy/sending_limits.hpp"
+#include "submission/policy/suspension.hpp"
 #include "submission/queue/scheduler.hpp"
 #include "submission/queue/spool.hpp"
 #include "submission/relay/relay_client.hpp"
@@ -67,6 +68,10 @@ struct ConnectionContext {
   /// Reads an account's counts at its first sight on this node (blocks: runs on the
   /// workers); false when the database could not tell.
   std::function<bool(const std::string& login)> load_sending_counts;
+  /// Automatic suspension: the triggers, and what suspends an account when one fires
+  /// (blocking: run on the workers). Null: off.
+  policy::SuspensionTriggers* suspension = nullptr;
+  std::function<void(const std::string& login, const policy::SuspensionTrigger& trigger)> suspend;
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds session_timeout{3600};
 };

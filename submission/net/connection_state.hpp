@@ -69,6 +69,7 @@ struct Connection::State {
   bool closed = false;
 
   std::optional<policy::IpAddress> client;  // for the abuse controls
+  std::uint64_t seen_changes = 0;           // IdentityCache::changes() when last looked
   std::unique_ptr<auth::SaslExchange> sasl;
   std::string login;                       // the authenticated account
   auth::IdentityCache::Entry txn_account;  // the account as it was at MAIL FROM
@@ -145,6 +146,13 @@ struct Connection::State {
   void rcpt_to(const smtp::event::RcptTo& ev);
   // The transaction ended without 250 (refused, RSET, a new MAIL, the connection's end).
   void give_back_reserved();
+
+  // Some account changed since this session last looked: if it was this session's and it
+  // is suspended now, the next command ends the session.
+  asio::awaitable<void> end_if_suspended();
+  // A suspension trigger fired (or nothing, when `t` is empty): log it and suspend the
+  // account on the workers.
+  void suspicion(std::optional<policy::SuspensionTrigger> t);
 
   asio::awaitable<void> data_end();
 

@@ -3,6 +3,7 @@
 // preparer, signing, the hand-off), each performed on the workers where it blocks.
 #include "submission/net/connection_state.hpp"
 
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <ctime>
@@ -114,8 +115,14 @@ asio::awaitable<void> Connection::State::auth_step(const smtp::event::AuthStart*
         ctx.throttle->record_success(*client, out.account->account.login, Clock::now());
       }
       login = out.account->account.login;
-      log_info("auth: " + peer + " authenticated as " + login);
+      seen_changes = ctx.identities->changes();
+      log_info("auth: " + peer + " authenticated as " + login +
+               (out.account->account.suspended ? " (suspended: MAIL FROM is refused)" : ""));
       session.auth_succeeded(login);
+      if (ctx.suspension && client) {
+        suspicion(ctx.suspension->login_succeeded(login, policy::wide_network(*client),
+                                                  static_cast<std::int64_t>(std::time(nullptr))));
+      }
       break;
     case K::kRejected:
       log_warning("auth: " + peer + " failed: " + out.detail);
@@ -199,9 +206,14 @@ asio::awaitable<void> Connection::State::mail_from(const smtp::event::MailFrom* 
   const std::string shown = sender ? sender->to_string() : std::string{};
   policy::Decision d = ctx.policy.check_envelope(*entry, sender);
   if (d.refusal) {
-    log_warning("policy: " + peer + " user " + login + " refused MAIL FROM <" + shown +
-                ">: " + d.refusal->text);
+    log_warning((entry->account.suspended ? "suspension: " : "policy: ") + peer + " user " +
+                login + " refused MAIL FROM <" + shown + ">: " + d.refusal->text);
     session.reply(*d.refusal);
+    // A foreign sender (553): evidence of a stolen password.
+    if (ctx.suspension && sender && d.refusal->code == 553) {
+      suspicion(ctx.suspension->binding_refused(login, "MAIL FROM <" + shown + ">",
+                                                static_cast<std::int64_t>(std::time(nullptr))));
+    }
     co_return;
   }
   if (d.forwarded && ctx.srs && !forwarded_sender(*sender, shown)) co_return;
@@ -233,6 +245,9 @@ asio::awaitable<bool> Connection::State::reserve_message(const std::string& show
                 policy::describe_hit(*hit, login, now) + " [" +
                 txn_limits.source[static_cast<std::size_t>(hit->key)] + "]");
     session.reply(policy::limit_reply(*hit, login, now));
+    if (ctx.suspension && hit->key == policy::LimitKey::kMessagesPerHour) {
+      suspicion(ctx.suspension->hourly_limit_reached(login, now));
+    }
     co_return false;
   }
   txn_reserved = true;
@@ -262,6 +277,36 @@ void Connection::State::give_back_reserved() {
   txn_reserved = false;
   ctx.sending_counter->give_back(login, txn_slot, txn_counts);
   txn_counts = {};
+}
+
+asio::awaitable<void> Connection::State::end_if_suspended() {
+  seen_changes = ctx.identities->changes();
+  auth::IdentityCache::Entry entry;
+  if (!ctx.identities->lookup(login, entry)) {
+    auth::IdentityCache* cache = ctx.identities;
+    const std::string* who = &login;
+    auto job = [cache, who] {
+      Loaded r;
+      r.status = cache->get(*who, r.entry);
+      return r;
+    };
+    Loaded r = co_await on_workers(*ctx.workers, std::move(job));
+    if (!r.status) co_return;  // unknown for now: the next MAIL FROM decides (4xx meanwhile)
+    entry = std::move(r.entry);
+  }
+  if (!entry || !entry->account.suspended) co_return;
+  log_warning("suspension: " + peer + " user " + login +
+              ": the account was suspended; the session ends at its next command");
+  session.end_at_next_command(Reply{421, {4, 7, 1}, ctx.policy.suspended_text(login)});
+}
+
+void Connection::State::suspicion(std::optional<policy::SuspensionTrigger> t) {
+  if (!t || !ctx.suspend) return;
+  log_warning("suspension: " + peer + " user " + login + ": trigger \"" + t->rule +
+              "\" fired: " + t->evidence);
+  asio::post(*ctx.workers, [suspend = &ctx.suspend, who = login, trigger = std::move(*t)] {
+    (*suspend)(who, trigger);
+  });
 }
 
 bool Connection::State::forwarded_sender(const smtp::Mailbox& sender, const std::string& shown) {
@@ -313,6 +358,9 @@ asio::awaitable<void> Connection::State::data_end() {
     log_warning(refusal->log);
     give_back_reserved();
     session.reply(refusal->reply);
+    if (ctx.suspension && refusal->sender_binding) {
+      suspicion(ctx.suspension->binding_refused(login, refusal->reply.text, txn.now));
+    }
     co_return;
   }
   const policy::Preparation& prep = std::get<policy::Preparation>(prepared);

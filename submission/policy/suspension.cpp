@@ -3,6 +3,7 @@
 #include <ctime>
 
 #include "auth/identity_syntax.hpp"
+#include "submission/core/trace.hpp"
 
 namespace truefrom::policy {
 
@@ -26,6 +27,34 @@ void prune(std::deque<std::pair<SuspensionTriggers::Time, T>>& d, SuspensionTrig
 }
 
 }  // namespace
+
+std::string suspension_notice(const SuspensionNotice& n) {
+  std::string to;
+  for (const auto& a : n.to) to += (to.empty() ? "" : ", ") + a;
+  // Header lines stay short: the evidence goes into the body, wrapped by the reader.
+  std::string m = "From: truefrom <postmaster@" + n.hostname + ">\r\n";
+  m += "To: " + to + "\r\n";
+  m += "Subject: truefrom: account " + n.login + " suspended (" + n.trigger.rule + ")\r\n";
+  m += "Date: " + smtp::rfc5322_date(static_cast<std::time_t>(n.now)) + "\r\n";
+  m += "Message-ID: " + n.message_id + "\r\n";
+  m += "Auto-Submitted: auto-generated\r\n";
+  m += "MIME-Version: 1.0\r\n";
+  m += "Content-Type: text/plain; charset=utf-8\r\n";
+  m += "Content-Transfer-Encoding: 8bit\r\n\r\n";
+  m += "truefrom on " + n.hostname + " suspended the account " + n.login + " at " + utc(n.now) +
+       ".\r\n\r\n";
+  m += "Trigger: " + n.trigger.rule + "\r\n";
+  m += "Evidence: " + n.trigger.evidence + "\r\n\r\n";
+  m += "The account still logs in, but every MAIL FROM is refused (550 5.7.1), and its\r\n"
+       "messages still in the queue are held, not delivered:\r\n"
+       "  truefrom queue list --account " + n.login + "\r\n\r\n"
+       "When the account is safe again (e.g. its password changed):\r\n"
+       "  truefrom account resume " + n.login + "\r\n"
+       "and then deliver or discard what it left in the queue:\r\n"
+       "  truefrom queue release --account " + n.login + "\r\n"
+       "  truefrom queue delete --account " + n.login + "\r\n";
+  return m;
+}
 
 SuspensionTriggers::SuspensionTriggers(SuspensionOptions options) : options_(std::move(options)) {}
 

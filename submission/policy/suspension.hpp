@@ -24,6 +24,7 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace truefrom::policy {
 
@@ -38,6 +39,19 @@ struct SuspensionTrigger {
   std::string rule;      ///< "hourly limit", "login networks", "sender binding"
   std::string evidence;  ///< counts, networks, times, for the log and the admin
 };
+
+/// The admins' notification of an automatic suspension: a plain-text message (RFC 5322,
+/// CRLF, 7-bit unless the login or evidence is UTF-8) from postmaster@hostname, sent with
+/// the null envelope sender (it never bounces) through the normal relay.
+struct SuspensionNotice {
+  std::string hostname;
+  std::string login;
+  SuspensionTrigger trigger;
+  std::vector<std::string> to;  ///< the admins' addresses
+  std::int64_t now = 0;
+  std::string message_id;  ///< "<...@hostname>"
+};
+std::string suspension_notice(const SuspensionNotice& n);
 
 class SuspensionTriggers {
  public:

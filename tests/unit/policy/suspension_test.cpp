@@ -85,5 +85,28 @@ TEST(Suspension, MemoryIsBounded) {
   EXPECT_TRUE(t.binding_refused("c", "x", kNoon + 3700));
 }
 
+TEST(Suspension, NoticeNamesTheAccountTheTriggerAndTheEvidence) {
+  const std::string m = suspension_notice({"mail.isp.test", "alice@example.test",
+                                           {"login networks", "logins from 6 networks"},
+                                           {"abuse@isp.test", "noc@isp.test"}, kNoon,
+                                           "<x1.suspended@mail.isp.test>"});
+  EXPECT_EQ(m.substr(0, m.find("\r\n\r\n")),
+            "From: truefrom <postmaster@mail.isp.test>\r\n"
+            "To: abuse@isp.test, noc@isp.test\r\n"
+            "Subject: truefrom: account alice@example.test suspended (login networks)\r\n"
+            "Date: Fri, 04 Dec 2026 12:00:00 +0000\r\n"
+            "Message-ID: <x1.suspended@mail.isp.test>\r\n"
+            "Auto-Submitted: auto-generated\r\n"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "Content-Transfer-Encoding: 8bit");
+  EXPECT_NE(m.find("Evidence: logins from 6 networks\r\n"), std::string::npos);
+  EXPECT_NE(m.find("truefrom account resume alice@example.test\r\n"), std::string::npos);
+  // CRLF only, no line past 998 octets.
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    if (m[i] == '\n') EXPECT_EQ(m[i - 1], '\r') << i;
+  }
+}
+
 }  // namespace
 }  // namespace truefrom::policy
