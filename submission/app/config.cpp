@@ -337,8 +337,8 @@ void load_suspension(const toml::value& root, Config& c) {
   }
   if (auto* v = lookup(root, "suspension", "contact")) {
     const std::string text = get_string(*v, "suspension.contact");
-    for (char c : text) {
-      const auto ch = static_cast<unsigned char>(c);
+    for (char octet : text) {
+      const auto ch = static_cast<unsigned char>(octet);
       if (ch < 0x20 || ch == 0x7f) {
         bad(*v, "suspension.contact has a control character",
             "one line of text, e.g. \"contact support at +1 555 0100\"");
@@ -359,8 +359,8 @@ void load_suspension(const toml::value& root, Config& c) {
       const std::string text = item.is_string() ? item.as_string().str : std::string{};
       const auto at = text.rfind('@');
       bool ok = item.is_string() && at != std::string::npos && at > 0 && at + 1 < text.size();
-      for (char c : text) {
-        const auto ch = static_cast<unsigned char>(c);
+      for (char octet : text) {
+        const auto ch = static_cast<unsigned char>(octet);
         ok = ok && ch > 0x20 && ch != 0x7f && ch != '<' && ch != '>';
       }
       if (!ok) bad(item, "suspension.notify: not an address", "e.g. \"abuse@example.net\"");
