@@ -16,6 +16,7 @@ const char* const kUsage =
     "  account enable LOGIN | account disable LOGIN\n"
     "  account remove LOGIN\n"
     "  account set LOGIN --forwarder yes|no\n"
+    "  account suspend LOGIN [--reason TEXT] | account resume LOGIN\n"
     "  account list\n"
     "  sender add LOGIN ADDRESS [--on-behalf]\n"
     "                                 ADDRESS: user@domain (exact) or domain (any local part)\n"
@@ -26,8 +27,8 @@ const char* const kUsage =
     "  dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [--bits 2048]\n"
     "  dkim activate DOMAIN SELECTOR | dkim retire DOMAIN SELECTOR\n"
     "  dkim list [DOMAIN] | dkim dns DOMAIN\n"
-    "  queue list | queue show ID | queue flush\n"
-    "  queue hold ID | queue release ID | queue delete ID\n"
+    "  queue list [--account LOGIN] | queue show ID | queue flush\n"
+    "  queue hold|release|delete ID | queue hold|release|delete --account LOGIN\n"
     "  srs rule add DOMAIN rewrite|refuse|pass [--account LOGIN]\n"
     "  srs rule remove DOMAIN [--account LOGIN] | srs rule list\n"
     "  srs encode ADDRESS | srs decode ADDRESS\n"
@@ -52,12 +53,20 @@ const std::map<std::string, std::string> kHelp{
      "       truefrom account passwd LOGIN --password-stdin\n"
      "       truefrom account enable LOGIN | disable LOGIN | remove LOGIN\n"
      "       truefrom account set LOGIN --forwarder yes|no\n"
+     "       truefrom account suspend LOGIN [--reason TEXT] | resume LOGIN\n"
      "       truefrom account list\n"
      "The password is the first line of standard input, e.g.\n"
      "  printf '%s\\n' 'secret' | truefrom account add alice@example.com --password-stdin\n"
      "It is stored as a yescrypt hash. Logins are matched case-insensitively.\n"
      "A forwarder account may submit with foreign envelope senders (forwarded mail); the\n"
-     "headers of its messages are the original author's and are not bound.\n"},
+     "headers of its messages are the original author's and are not bound.\n"
+     "A suspended account (a stolen password) still logs in, but every MAIL FROM gets\n"
+     "550 5.7.1 with [suspension] contact, its open sessions end at their next command, and\n"
+     "its queued messages are held (suspend holds them; see truefrom queue list --account).\n"
+     "Servers suspend accounts themselves when a [suspension] trigger fires, and tell the\n"
+     "[suspension] notify addresses. resume lets it send again; its held messages stay held\n"
+     "until you release or delete them (truefrom queue release|delete --account LOGIN).\n"
+     "list shows suspended accounts with when and why.\n"},
     {"sender",
      "usage: truefrom sender add LOGIN ADDRESS [--on-behalf] [--config FILE]\n"
      "       truefrom sender remove LOGIN ADDRESS\n"
@@ -90,17 +99,21 @@ const std::map<std::string, std::string> kHelp{
      "Mail is signed for its From: domain, else the closest parent domain with an active\n"
      "key, else [dkim] fallback_domain, else it leaves unsigned (logged).\n"},
     {"queue",
-     "usage: truefrom queue list [--config FILE]\n"
+     "usage: truefrom queue list [--account LOGIN] [--config FILE]\n"
      "       truefrom queue show ID\n"
      "       truefrom queue flush\n"
      "       truefrom queue hold ID | release ID | delete ID\n"
+     "       truefrom queue hold|release|delete --account LOGIN\n"
      "Works on the spool in [queue] dir, of a running server (which is told at once) or of\n"
      "a stopped one (changes apply when it starts). list prints one line per message: id,\n"
      "state (active, deferred or held), age, size, sender, recipients still to deliver and\n"
      "the last error. show prints the envelope, the delivery state and the message's\n"
      "header. flush makes every deferred message due now. hold keeps a message from being\n"
      "delivered until release; delete removes it without a report to the sender. A message\n"
-     "being delivered at that moment cannot be changed: try again a second later.\n"},
+     "being delivered at that moment cannot be changed: try again a second later.\n"
+     "With --account LOGIN, list, hold, release and delete work on that account's messages\n"
+     "(e.g. after a suspension). A suspended account's messages are held again when the\n"
+     "server comes to deliver them: resume the account first, or delete them.\n"},
     {"srs",
      "usage: truefrom srs rule add DOMAIN rewrite|refuse|pass [--account LOGIN] [--config FILE]\n"
      "       truefrom srs rule remove DOMAIN [--account LOGIN]\n"
@@ -169,6 +182,7 @@ Args parse_args(const std::vector<std::string>& in) {
                             : s == "--algorithm" ? &a.algorithm
                             : s == "--bits"      ? &a.bits
                             : s == "--account"   ? &a.account
+                            : s == "--reason"    ? &a.reason
                                                  : nullptr) {
       if (i + 1 >= in.size()) {
         if (a.unknown_option.empty()) a.unknown_option = s + " needs a value";

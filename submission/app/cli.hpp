@@ -29,6 +29,7 @@ struct Args {
   std::optional<std::string> algorithm;
   std::optional<std::string> bits;
   std::optional<std::string> account;
+  std::optional<std::string> reason;
   std::string unknown_option;
 };
 
@@ -48,6 +49,10 @@ std::string describe(const auth::StoreStatus& st);
 int cmd_dkim(const Args& a, const Config& config);
 /// `truefrom queue ...` (queue_commands.cpp).
 int cmd_queue(const Args& a, const Config& config);
+/// hold, release or delete every queued message of `login` (queue_commands.cpp): prints
+/// one line per message and a count; tells a running server. No queue: nothing to do.
+int queue_change_account(const Config& config, const std::string& verb,
+                         const std::string& login);
 /// `truefrom limits ...` (limits_commands.cpp).
 int cmd_limits(const Args& a, const Config& config);
 /// The sending limits that apply to `login` (as stored), its counts of the last hour and

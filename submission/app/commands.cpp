@@ -198,6 +198,14 @@ int cmd_serve(const Config& config) {
     if (!spool.prepare(error, &warnings)) return fail(error);
     for (const auto& w : warnings) runtime::log_error("queue: " + w);
     scheduler = std::make_unique<queue::Scheduler>(io, spool, *relay, workers, config.queue);
+    // A suspended account's messages are held, not delivered (schema 0006).
+    scheduler->set_held_user([&identities](const std::string& user, bool may_block) {
+      auth::IdentityCache::Entry entry;
+      if (!identities.lookup(user, entry) && (!may_block || !identities.get(user, entry))) {
+        return false;  // unknown now (PostgreSQL down): delivered, as before suspensions
+      }
+      return entry && entry->account.suspended;
+    });
     if (!scheduler->start(error)) return fail(error);
     ctx.spool = &spool;
     ctx.scheduler = scheduler.get();
@@ -296,7 +304,8 @@ int cmd_account(const Args& a, const Config& config) {
   const std::string& verb = p[1];
   const bool needs_login = verb != "list";
   if (verb != "add" && verb != "passwd" && verb != "enable" && verb != "disable" &&
-      verb != "remove" && verb != "list" && verb != "set") {
+      verb != "remove" && verb != "list" && verb != "set" && verb != "suspend" &&
+      verb != "resume") {
     return usage_error("unknown account command \"" + verb + "\"", "account");
   }
   if (p.size() != (needs_login ? 3u : 2u)) {
@@ -313,6 +322,17 @@ int cmd_account(const Args& a, const Config& config) {
   if (verb != "set" && a.forwarder) {
     return usage_error("--forwarder belongs to: truefrom account set LOGIN --forwarder yes|no",
                        "account");
+  }
+  if (verb != "suspend" && a.reason) {
+    return usage_error("--reason belongs to: truefrom account suspend LOGIN --reason TEXT",
+                       "account");
+  }
+  if (a.reason) {
+    for (char ch : *a.reason) {
+      if (static_cast<unsigned char>(ch) < 0x20) {
+        return usage_error("--reason must be one line of text", "account");
+      }
+    }
   }
   std::optional<std::string> hash;
   if (verb == "add" || verb == "passwd") {
@@ -356,13 +376,39 @@ int cmd_account(const Args& a, const Config& config) {
                          "headers are not bound\n"
                        : " is no longer a forwarder\n");
     }
+  } else if (verb == "suspend") {
+    bool already = false;
+    const std::string reason = "by the administrator" + (a.reason ? ": " + *a.reason : "");
+    st = store.suspend(login, reason, &already);
+    if (st && already) {
+      std::cout << "account " << login << " was suspended already (its reason is kept)\n";
+    } else if (st) {
+      std::cout << "account " << login
+                << " suspended: every MAIL FROM is refused, its open sessions end at their "
+                   "next command (running servers apply it within a second)\n";
+    }
+    if (st) return queue_change_account(config, "hold", login);
+  } else if (verb == "resume") {
+    st = store.resume(login);
+    if (st) {
+      std::cout << "account " << login
+                << " resumed; its held messages stay held: truefrom queue list --account "
+                << login << ", then queue release|delete --account " << login << "\n";
+    }
   } else {
     std::vector<auth::Account> accounts;
     st = store.list_accounts(accounts);
+    std::size_t suspended = 0;
     for (const auto& acc : accounts) {
       std::cout << acc.login << (acc.enabled ? "" : "\t(disabled)")
-                << (acc.forwarder ? "\t(forwarder)" : "") << "\n";
+                << (acc.forwarder ? "\t(forwarder)" : "")
+                << (acc.suspended ? "\t(suspended " + acc.suspended_at + " UTC: " +
+                                        acc.suspended_reason + ")"
+                                  : "")
+                << "\n";
+      suspended += acc.suspended ? 1 : 0;
     }
+    if (st && suspended) std::cout << suspended << " suspended account(s)\n";
   }
   if (!st) return fail(describe(st));
   return 0;

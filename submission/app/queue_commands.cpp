@@ -14,6 +14,7 @@
 #include <iostream>
 #include <optional>
 
+#include "auth/identity_syntax.hpp"
 #include "submission/app/cli.hpp"
 #include "submission/core/header_fields.hpp"
 #include "submission/queue/spool.hpp"
@@ -85,10 +86,16 @@ void print_warnings(const std::vector<std::string>& warnings) {
   for (const auto& w : warnings) std::cerr << "truefrom: warning: " << w << "\n";
 }
 
-int list(const Spool& spool) {
+bool same_login(const std::string& a, const std::string& b) {
+  return auth::ascii_lower(a) == auth::ascii_lower(b);
+}
+
+// `account`: only that account's messages (nullopt: all).
+int list(const Spool& spool, const std::optional<std::string>& account) {
   std::size_t count = 0;
   const auto now = std::time(nullptr);
   for (const auto& m : spool.list_segments()) {
+    if (account && !same_login(m.info.user, *account)) continue;
     std::string rcpts;
     for (const auto& r : m.info.recipients) rcpts += (rcpts.empty() ? "<" : ", <") + r + ">";
     std::cout << m.info.id << "  " << (m.held_by_server ? "delivering" : "active") << "  "
@@ -101,9 +108,10 @@ int list(const Spool& spool) {
       std::string error;
       const auto info = spool.read(id, where, nullptr, error);
       if (!info) {  // delivered and removed meanwhile, or unreadable
-        if (spool.find(id)) std::cout << id << "  unreadable: " << error << "\n";
+        if (spool.find(id) && !account) std::cout << id << "  unreadable: " << error << "\n";
         continue;
       }
+      if (account && !same_login(info->user, *account)) continue;
       const auto st = spool.load_state(id);
       std::string state = where == Where::kHold ? "held" : st.attempts > 0 ? "deferred" : "active";
       std::string rcpts;
@@ -123,9 +131,13 @@ int list(const Spool& spool) {
       ++count;
     }
   }
-  std::cout << (count == 0 ? std::string("the queue is empty")
-                           : std::to_string(count) + " message(s)")
-            << "\n";
+  if (account) {
+    std::cout << count << " message(s) of " << *account << "\n";
+  } else {
+    std::cout << (count == 0 ? std::string("the queue is empty")
+                             : std::to_string(count) + " message(s)")
+              << "\n";
+  }
   return 0;
 }
 
@@ -181,7 +193,8 @@ int show(const Spool& spool, const std::string& id) {
 }
 
 // hold, release, delete: under the message's lock, so never while it is being delivered.
-int change(Spool& spool, const std::string& verb, const std::string& id) {
+// `tell_server`: poke a running server afterwards (one poke for many changes: false).
+int change(Spool& spool, const std::string& verb, const std::string& id, bool tell_server = true) {
   auto where = spool.find(id);
   if (!where) {
     std::vector<std::string> warnings;
@@ -220,8 +233,86 @@ int change(Spool& spool, const std::string& verb, const std::string& id) {
                 : verb == "hold" ? " held"
                                  : " released")
             << "\n";
-  if (*where == Where::kActive || verb == "release") tell(spool, "scan");
+  if (tell_server && (*where == Where::kActive || verb == "release")) tell(spool, "scan");
   return 0;
+}
+
+// What belongs to `login` in active/ and hold/, and in segments (not changeable yet).
+struct AccountMessages {
+  std::vector<std::pair<std::string, Where>> files;
+  std::vector<std::string> in_segments;
+};
+AccountMessages messages_of(const Spool& spool, const std::string& login) {
+  AccountMessages out;
+  for (Where where : {Where::kActive, Where::kHold}) {
+    for (const auto& id : spool.list(where)) {
+      std::string error;
+      const auto info = spool.read(id, where, nullptr, error);
+      if (info && same_login(info->user, login)) out.files.emplace_back(id, where);
+    }
+  }
+  for (const auto& m : spool.list_segments()) {
+    if (same_login(m.info.user, login)) out.in_segments.push_back(m.info.id);
+  }
+  return out;
+}
+
+}  // namespace
+
+int queue_change_account(const Config& config, const std::string& verb,
+                         const std::string& login) {
+  Spool spool(config.queue_dir);
+  if (!spool.exists()) {
+    std::cout << "no queue at " << config.queue_dir.string() << ": no message of " << login
+              << " to " << verb << "\n";
+    return 0;
+  }
+  std::vector<std::string> warnings;
+  spool.recover(warnings);  // a stopped server's segments become files that can be changed
+  print_warnings(warnings);
+  const Where from = verb == "release" ? Where::kHold : Where::kActive;
+  const auto found = messages_of(spool, login);
+  std::size_t changed = 0, failed = 0;
+  for (const auto& [id, where] : found.files) {
+    if (verb != "delete" && where != from) continue;
+    if (change(spool, verb, id, false) == 0) {
+      ++changed;
+    } else {
+      ++failed;
+    }
+  }
+  for (const auto& id : found.in_segments) {
+    std::cout << id << " is on its first delivery attempt right now: "
+              << (verb == "delete" ? "it may still be delivered" : "not changed") << "\n";
+    ++failed;
+  }
+  std::cout << changed << " message(s) of " << login << " "
+            << (verb == "delete" ? "deleted" : verb == "hold" ? "held" : "released")
+            << (failed ? ", " + std::to_string(failed) + " not (see above; try again)" : "")
+            << "\n";
+  if (changed) tell(spool, "scan");
+  return failed ? 1 : 0;
+}
+
+namespace {
+
+int account_messages(const Args& a, const Config& config, const std::string& verb) {
+  if (verb == "release") {
+    // Released while still suspended, they would be held again when the server comes to
+    // deliver them.
+    Database db(config);
+    std::string error;
+    if (!db.open(error)) return fail(error);
+    std::optional<auth::AccountIdentities> account;
+    if (auto st = db.store().find_for_auth(*a.account, account); !st) return fail(describe(st));
+    if (account && account->account.suspended) {
+      return fail(account->account.login +
+                  " is suspended: its messages would be held again. Resume it first "
+                  "(truefrom account resume " +
+                  account->account.login + "), or delete them (queue delete --account)");
+    }
+  }
+  return queue_change_account(config, verb, *a.account);
 }
 
 }  // namespace
@@ -234,6 +325,15 @@ int cmd_queue(const Args& a, const Config& config) {
     return usage_error(
         verb.empty() ? "expected a queue command" : "unknown queue command \"" + verb + "\"",
         "queue");
+  }
+  if (a.account) {
+    if (verb == "show" || verb == "flush") {
+      return usage_error(verb + " takes no --account", "queue");
+    }
+    if (p.size() != 2) {
+      return usage_error("expected: truefrom queue " + verb + " --account LOGIN (no ID)", "queue");
+    }
+    if (verb != "list") return account_messages(a, config, verb);
   }
   if (p.size() != (takes_id ? 3u : 2u)) {
     return usage_error(
@@ -248,7 +348,7 @@ int cmd_queue(const Args& a, const Config& config) {
   if (takes_id && !queue::valid_id(p[2])) {
     return fail("\"" + p[2] + "\" is not a queue id (see truefrom queue list)");
   }
-  if (verb == "list") return list(spool);
+  if (verb == "list") return list(spool, a.account);
   if (verb == "show") return show(spool, p[2]);
   if (verb == "flush") {
     std::string answer;

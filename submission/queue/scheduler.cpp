@@ -350,6 +350,7 @@ asio::awaitable<void> Scheduler::control_loop() {
 }
 
 asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
+  // (held_user_ is set before start() and never changes: read without the mutex.)
   // Lock and read the file and its state on the workers (blocking file I/O). What is on
   // disk decides, not the copy in memory: the file is the truth after a scan or a restart.
   struct Loaded {
@@ -359,9 +360,12 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
     std::string data;
     std::string error;
     bool corrupt = false;
+    bool held = false;         // a held user's: moved to hold/ instead of delivered
+    bool hold_failed = false;  // a held user's that could not be moved (error says why)
   };
   Spool* spool = &spool_;
   const std::string* idp = &id;
+  const HeldUser* held_user = held_user_ ? &held_user_ : nullptr;
   Loaded l;
   {
     // The first attempt of a message a session just committed: its data is in memory, and
@@ -378,7 +382,7 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
   }
   if (!l.info) {
     auto loaded = co_await runtime::on_workers(
-        workers_, catching([spool, idp] {
+        workers_, catching([spool, idp, held_user] {
           Loaded r;
           // A message still in a segment has no file to lock: the admin's commands leave it alone
           // until this attempt moves it into active/ or delivers it.
@@ -393,9 +397,38 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
             std::string ignored;
             spool->move(*idp, Where::kActive, Where::kHold, ignored);
           }
+          if (r.info && held_user && !r.info->user.empty() && (*held_user)(r.info->user, true)) {
+            r.held = spool->move(*idp, Where::kActive, Where::kHold, r.error);
+            r.hold_failed = !r.held;
+          }
           return r;
         }));
     l = loaded.take();
+  } else if (held_user && !l.info->user.empty() && (*held_user)(l.info->user, false)) {
+    // A first attempt (from memory): only what the I/O thread knows without blocking.
+    auto moved = co_await runtime::on_workers(workers_, catching([spool, idp] {
+                                                std::string error;
+                                                spool->move(*idp, Where::kActive, Where::kHold,
+                                                            error);
+                                                return error;
+                                              }));
+    l.error = moved.take();
+    l.held = l.error.empty();
+    l.hold_failed = !l.held;
+  }
+  if (l.held || l.hold_failed) {
+    Finished gone;
+    if (l.held) {
+      runtime::log_warning("queue: " + id + " from " + l.info->user +
+                           " held: the account is suspended (truefrom queue list --account " +
+                           l.info->user + ")");
+      gone.kind = Finished::Kind::kGone;
+    } else {
+      runtime::log_error("queue: " + id + " from suspended " + l.info->user +
+                         " could not be held: " + l.error + "; trying again shortly");
+      gone.next_attempt = std::time(nullptr) + kBusyRetry;
+    }
+    co_return gone;
   }
 
   if (!l.info) {

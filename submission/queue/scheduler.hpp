@@ -83,6 +83,13 @@ class Scheduler {
   using AttemptHook = std::function<void(const MessageInfo&, AttemptStage)>;
   void set_attempt_hook(AttemptHook hook) { attempt_hook_ = std::move(hook); }
 
+  /// Whose messages are held instead of delivered (a suspended account's): asked before
+  /// each attempt with the message's user; `may_block` false on the I/O thread (answer
+  /// from memory only). A held message moves to hold/ for the admin (`truefrom queue
+  /// release|delete`). Set it before start().
+  using HeldUser = std::function<bool(const std::string& user, bool may_block)>;
+  void set_held_user(HeldUser held) { held_user_ = std::move(held); }
+
  private:
   struct Entry {
     MessageInfo info;
@@ -120,6 +127,7 @@ class Scheduler {
   QueueOptions options_;
   RetryPolicy retry_;
   AttemptHook attempt_hook_;
+  HeldUser held_user_;
 
   std::mutex mutex_;
   std::mt19937_64 random_;  ///< the retries' jitter
