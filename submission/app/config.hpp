@@ -67,8 +67,8 @@ struct Config {
   // [state]
   std::filesystem::path state_dir = "/var/lib/truefrom";
 
-  // [policy]
-  policy::PolicyOptions policy;
+  // [policy] (and [suspension] contact)
+  policy::PolicyOptions policy{.suspended_contact = "contact your provider's support"};
 
   // [throttle]: login throttling and connections per network. Local clients (loopback:
   // webmail on this host) are allowed by default.

@@ -174,7 +174,8 @@ class QueueTests(IntegrationTestCase):
                     with lock:
                         accepted[subject] = text.split()[-1].decode()
 
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        # 8 connections at once, 5 kills (issue: hardening, item 7).
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(8)]
         for t in threads:
             t.start()
         # Kill points: after a seeded number of messages accepted since the last start (the
@@ -187,7 +188,7 @@ class QueueTests(IntegrationTestCase):
                        timeout=60, interval=0.005)
         kill_points = []
         try:
-            for _ in range(4):
+            for _ in range(5):
                 kill_points.append(rng.randint(4, 12))
                 accepted_since(len(accepted), kill_points[-1])
                 seen = failures[0]
