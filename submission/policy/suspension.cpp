@@ -21,9 +21,13 @@ std::string utc(SuspensionTriggers::Time t) {
   return buf;
 }
 
-template <class T>
-void prune(std::deque<std::pair<SuspensionTriggers::Time, T>>& d, SuspensionTriggers::Time now) {
+void prune(std::deque<std::pair<SuspensionTriggers::Time, std::string>>& d,
+           SuspensionTriggers::Time now) {
   while (!d.empty() && d.front().first + kHour <= now) d.pop_front();
+}
+
+void prune(std::map<std::string, SuspensionTriggers::Time>& m, SuspensionTriggers::Time now) {
+  for (auto it = m.begin(); it != m.end();) it = it->second + kHour <= now ? m.erase(it) : ++it;
 }
 
 }  // namespace
@@ -111,16 +115,22 @@ std::optional<SuspensionTrigger> SuspensionTriggers::login_succeeded(
   std::lock_guard lock(mutex_);
   Account* a = track(login, now);
   if (!a) return std::nullopt;
+  // Each login costs a look-up: the map holds at most login_networks + 1 networks (one
+  // more fires), however often the same ones log in.
+  if (auto it = a->logins.find(wide_network); it != a->logins.end()) {
+    it->second = now;
+    return std::nullopt;
+  }
   prune(a->logins, now);
-  a->logins.emplace_back(now, wide_network);
-  std::map<std::string, Time> first_seen;
-  for (const auto& [when, net] : a->logins) first_seen.emplace(net, when);
-  if (first_seen.size() <= options_.login_networks) return std::nullopt;
+  a->logins.emplace(wide_network, now);
+  if (a->logins.size() <= options_.login_networks) return std::nullopt;
   std::string nets;
-  for (const auto& [net, when] : first_seen) {
+  for (const auto& [net, when] : a->logins) {
     nets += (nets.empty() ? "" : ", ") + net + " (" + utc(when).substr(11, 8) + ")";
   }
-  return fire(*a, {"login networks", "successful logins from " + std::to_string(first_seen.size()) +
+  const auto n = a->logins.size();
+  a->logins.clear();  // fired: counting starts afresh
+  return fire(*a, {"login networks", "successful logins from " + std::to_string(n) +
                                          " networks within an hour (limit " +
                                          std::to_string(options_.login_networks) + "): " + nets});
 }
@@ -135,13 +145,14 @@ std::optional<SuspensionTrigger> SuspensionTriggers::binding_refused(const std::
   prune(a->refusals, now);
   a->refusals.emplace_back(now, what);
   if (a->refusals.size() <= options_.binding_refusals) return std::nullopt;
+  const auto n = a->refusals.size();
   std::string last;
   std::size_t shown = 0;
   for (auto it = a->refusals.rbegin(); it != a->refusals.rend() && shown < 5; ++it, ++shown) {
     last += (last.empty() ? "" : "; ") + it->second;
   }
-  return fire(*a, {"sender binding", std::to_string(a->refusals.size()) +
-                                         " refused senders within an hour (limit " +
+  a->refusals.clear();  // fired: counting starts afresh (and the deque stays bounded)
+  return fire(*a, {"sender binding", std::to_string(n) + " refused senders within an hour (limit " +
                                          std::to_string(options_.binding_refusals) +
                                          "), the last: " + last});
 }

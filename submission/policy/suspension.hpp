@@ -70,8 +70,10 @@ class SuspensionTriggers {
  private:
   struct Account {
     std::set<Time> limit_hours;                           ///< clock hours (t / 3600)
-    std::deque<std::pair<Time, std::string>> logins;      ///< (when, wide network)
-    std::deque<std::pair<Time, std::string>> refusals;    ///< (when, what)
+    /// Wide network -> its last successful login; at most login_networks + 1 entries.
+    std::map<std::string, Time> logins;
+    /// (when, what), the newest last; at most binding_refusals + 1 entries.
+    std::deque<std::pair<Time, std::string>> refusals;
     bool fired = false;
     Time last = 0;
   };

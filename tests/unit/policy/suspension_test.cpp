@@ -65,6 +65,15 @@ TEST(Suspension, RefusedSendersInAnHour) {
   EXPECT_FALSE(t.binding_refused("b", "MAIL FROM <x@y.test>", kNoon + 2));
 }
 
+TEST(Suspension, ManyLoginsFromFewNetworksStayCheap) {
+  SuspensionTriggers t({.limit_hours = 0, .login_networks = 5, .binding_refusals = 0});
+  // A webmail frontend or a busy client: a million logins from two networks in an hour.
+  for (int i = 0; i < 1000000; ++i) {
+    ASSERT_FALSE(t.login_succeeded("a", i % 2 ? "192.0.2.0/24" : "198.51.100.0/24",
+                                   kNoon + i / 300));
+  }
+}
+
 TEST(Suspension, ZeroTurnsATriggerOff) {
   SuspensionTriggers t({.limit_hours = 0, .login_networks = 0, .binding_refusals = 0});
   for (int i = 0; i < 100; ++i) {
