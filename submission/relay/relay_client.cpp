@@ -9,17 +9,21 @@
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <deque>
+#include <map>
 #include <mutex>
-
+#include <optional>
 #include <variant>
 
 #include "submission/relay/client_session.hpp"
+#include "submission/relay/relay_health.hpp"
+#include "submission/runtime/log.hpp"
 
 namespace truefrom::relay {
 
@@ -30,10 +34,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// RFC 5321 4.5.3.2.6: the reply to the final dot may take 10 minutes.
-constexpr std::chrono::seconds kDataTimeout{600};
 // What one read takes from the socket (replies are short; a pipelined group's are a few).
 constexpr std::size_t kReadSize = 16 * 1024;
+// The first probe of a relay that went down (RelayHealth doubles it up to probe_max).
+constexpr std::chrono::milliseconds kFirstProbe{1000};
 
 std::string one_line(std::string text) {
   for (char& ch : text) {
@@ -57,6 +61,45 @@ ClientConfig session_config(const RelayOptions& o) {
   return c;
 }
 
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
+      .count();
+}
+
+std::string seconds_text(std::chrono::milliseconds d) {
+  const auto tenths = d.count() / 100;
+  return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " s";
+}
+
+// The reply the session waits for, in an admin's words.
+std::string awaited(const ClientSession& s) {
+  using S = ClientSession::State;
+  switch (s.state()) {
+    case S::kGreeting:
+      return "the greeting";
+    case S::kEhlo:
+      return "the reply to EHLO";
+    case S::kStartTls:
+      return "the reply to STARTTLS";
+    case S::kAuth:
+      return "the reply to AUTH";
+    case S::kCheck:
+      return "the reply to RSET (reuse check of an idle connection)";
+    case S::kRset:
+      return "the reply to RSET";
+    case S::kMail:
+      return "the reply to MAIL FROM";
+    case S::kRcpt:
+      return "the reply to RCPT TO";
+    case S::kData:
+      return "the reply to DATA";
+    case S::kMessage:
+      return "the reply to the message";
+    default:
+      return "the relay";
+  }
+}
+
 // async_write's own completion conditions hand the kernel at most 64 KiB per call: a 100 KiB
 // message would go out in two sendmsg() calls and wake the relay's reader twice. This one
 // lets one call take as much as the socket buffer does (plain connections; TLS writes go
@@ -76,30 +119,41 @@ std::string RelayHost::to_string() const {
 
 // One connection to a relay: the socket, its watchdog and the ClientSession it feeds.
 struct Conn {
-  Conn(const asio::any_io_executor& ex, asio::ssl::context& ctx, const RelayOptions& o)
-      : stream(ex, ctx), timer(ex), session(session_config(o)) {}
+  Conn(const asio::any_io_executor& ex, asio::ssl::context& ctx, const RelayOptions& o,
+       std::size_t host_index)
+      : stream(ex, ctx), timer(ex), session(session_config(o)), host(host_index) {}
   asio::ssl::stream<tcp::socket> stream;
   asio::steady_timer timer;
   ClientSession session;
+  std::size_t host = 0;  // index into RelayOptions::hosts
   bool tls = false;
   bool expired = false;
+  std::atomic<bool> cut{false};  // closed by cut_stuck (queue flush)
   std::atomic<std::uint64_t> generation{0};
+  std::atomic<std::int64_t> armed_at{0};  // steady_ms() of the last arm(); 0: disarmed
+  std::string waiting;                    // what the armed timeout waits for
+  std::chrono::seconds armed_for{0};
   std::vector<char> input = std::vector<char>(kReadSize);
   std::string relay;
   Clock::time_point idle_since;
+  std::uint64_t idle_epoch = 0;  // counts the times it went into the pool
 
   // Closes the socket if `timeout` passes before disarm() (or the next arm()). The watchdog
   // runs on the caller's executor, the one using the socket; a watchdog of an earlier arm()
   // whose timer fired late sees another generation and leaves the socket alone.
   void arm(const asio::any_io_executor& ex, std::chrono::seconds timeout,
-           const std::shared_ptr<Conn>& self) {
+           const std::shared_ptr<Conn>& self, std::string what) {
     expired = false;
+    waiting = std::move(what);
+    armed_for = timeout;
+    armed_at = steady_ms();
     const std::uint64_t gen = ++generation;
     timer.expires_after(timeout);
     asio::co_spawn(ex, watchdog(self, gen), asio::detached);
   }
   void disarm() {
     ++generation;
+    armed_at = 0;
     timer.cancel();
   }
   static asio::awaitable<void> watchdog(std::shared_ptr<Conn> self, std::uint64_t gen) {
@@ -119,24 +173,34 @@ struct Conn {
 
   // What a socket error says to an admin.
   std::string transport_error(const boost::system::error_code& ec) const {
-    return expired ? "timed out" : ec.message();
+    if (cut) return "cut by queue flush while waiting for " + waiting;
+    if (expired) {
+      return "timed out waiting for " + waiting + " (" + std::to_string(armed_for.count()) + " s)";
+    }
+    return ec.message();
   }
 
   // Moves bytes between the socket and the session until the session has an event other
-  // than NeedData. A socket error becomes a Failed event with the socket's words. Within a
-  // transaction (`self` set), writes that carry the message and the wait for the reply to
-  // it get the data timeout (RFC 5321 4.5.3.2.5/6), other waits `timeout`; `message_written`
-  // tells that the message went out (the relay may have it).
-  asio::awaitable<ClientEvent> exchange(const std::shared_ptr<Conn>& self,
-                                        std::chrono::seconds timeout, bool& message_written) {
-    const std::chrono::seconds data_timeout = std::max(timeout, kDataTimeout);
+  // than NeedData. A socket error becomes a Failed event with the socket's words. Each wait
+  // has its phase's timeout (RFC 5321 4.5.3.2): the greeting, each reply to a command
+  // (`reply_timeout`), the message's write and the reply to its end (data); the timeout of
+  // a reply starts again when a whole reply came (bytes that do not end one do not count).
+  // `message_written` tells that the message went out (the relay may have it).
+  asio::awaitable<ClientEvent> exchange(const std::shared_ptr<Conn>& self, const RelayOptions& o,
+                                        std::chrono::seconds reply_timeout, bool& message_written) {
+    using Wait = ClientSession::Wait;
     const asio::any_io_executor ex = co_await asio::this_coro::executor;
-    bool waiting_long = false;
+    std::size_t armed_replies = static_cast<std::size_t>(-1);
+    Wait armed_wait = Wait::kNothing;
     for (;;) {
       const std::vector<std::string_view> out = session.pending_output();
       if (!out.empty()) {
         const bool with_message = session.output_carries_message();
-        if (self && with_message) arm(ex, data_timeout, self);
+        if (with_message) {
+          arm(ex, o.timeouts.data, self, "the message to be written");
+        } else {
+          arm(ex, reply_timeout, self, "a command to be written");
+        }
         std::vector<asio::const_buffer> buffers;
         buffers.reserve(out.size());
         for (const auto p : out) buffers.emplace_back(p.data(), p.size());
@@ -149,19 +213,20 @@ struct Conn {
                                      asio::redirect_error(asio::use_awaitable, ec));
         }
         if (ec) co_return client_event::Failed{ec, transport_error(ec)};
-        if (with_message) {
-          message_written = true;
-          // What remains in flight is at most a socket buffer: the replies to MAIL and RCPT
-          // are due within the command timeout again.
-          if (self) arm(ex, timeout, self);
-        }
+        if (with_message) message_written = true;
+        armed_replies = static_cast<std::size_t>(-1);  // the wait for the reply arms anew
       }
       ClientEvent ev = session.next_event();
       if (!std::holds_alternative<client_event::NeedData>(ev)) co_return ev;
       if (session.has_output()) continue;
-      if (self && session.awaiting_message_reply() && !waiting_long) {
-        arm(ex, data_timeout, self);
-        waiting_long = true;
+      const Wait w = session.waiting_for();
+      if (w != armed_wait || session.replies() != armed_replies) {
+        armed_wait = w;
+        armed_replies = session.replies();
+        const std::chrono::seconds t = w == Wait::kGreeting       ? o.timeouts.greeting
+                                       : w == Wait::kMessageReply ? o.timeouts.data
+                                                                  : reply_timeout;
+        arm(ex, t, self, awaited(session));
       }
       boost::system::error_code ec;
       std::size_t n = 0;
@@ -182,16 +247,120 @@ struct Conn {
   }
 };
 
-struct RelayClient::Impl {
+struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
+  explicit Impl(RelayOptions o)
+      : options(std::move(o)),
+        health(options.hosts.size(),
+               HealthOptions{kFirstProbe, std::chrono::milliseconds(options.probe_max)}) {}
+
+  const RelayOptions options;
   asio::ssl::context tls{asio::ssl::context::tls_client};
-  std::mutex mutex;
+
+  std::mutex mutex;  // idle, health, busy, stopping
   std::deque<std::shared_ptr<Conn>> idle;
+  RelayHealth health;
+  struct Busy {
+    std::shared_ptr<Conn> conn;
+    asio::any_io_executor executor;  // the one using the socket
+  };
+  std::map<Conn*, Busy> busy;  // connections being set up, checked or carrying a message
+  bool stopping = false;
+  std::atomic<std::uint64_t> up_changes{0};
+
+  std::mutex callback_mutex;  // held while on_up runs
+  std::function<void()> on_up;
+
+  void track(const std::shared_ptr<Conn>& c, const asio::any_io_executor& ex) {
+    std::lock_guard lock(mutex);
+    busy[c.get()] = Busy{c, ex};
+  }
+  void untrack(const std::shared_ptr<Conn>& c) {
+    std::lock_guard lock(mutex);
+    busy.erase(c.get());
+  }
+
+  // --- health ----------------------------------------------------------------------------
+
+  void report_failure(std::size_t i, const std::string& reason, bool from_probe,
+                      const asio::any_io_executor& ex) {
+    std::optional<RelayHealth::Change> change;
+    {
+      std::lock_guard lock(mutex);
+      if (stopping) return;
+      change = health.failed(i, Clock::now(), reason, from_probe);
+    }
+    if (!change) return;
+    runtime::log_warning("relay " + options.hosts[i].to_string() + " down: " + reason +
+                         "; deliveries skip it until it answers a probe (one at a time, after " +
+                         seconds_text(kFirstProbe) + ", backing off to " +
+                         std::to_string(options.probe_max.count()) + " s)");
+    asio::co_spawn(ex, probe(weak_from_this(), i), asio::detached);
+  }
+
+  void report_answer(std::size_t i) {
+    std::optional<RelayHealth::Change> change;
+    {
+      std::lock_guard lock(mutex);
+      change = health.answered(i, Clock::now());
+      if (change) up_changes = health.up_changes();
+    }
+    if (!change) return;
+    runtime::log_info("relay " + options.hosts[i].to_string() + " up again after " +
+                      seconds_text(change->down_for) + " down");
+    std::lock_guard lock(callback_mutex);
+    if (on_up) on_up();
+  }
+
+  // Probes relay `i` while it is down: one connection setup at a time, when RelayHealth says
+  // one is due. The connection that answers goes into the pool for the deliveries.
+  static asio::awaitable<void> probe(std::weak_ptr<Impl> weak, std::size_t i) {
+    const asio::any_io_executor ex = co_await asio::this_coro::executor;
+    asio::steady_timer timer(ex);
+    for (;;) {
+      std::optional<RelayHealth::TimePoint> due;
+      {
+        const auto self = weak.lock();
+        if (!self) co_return;
+        std::lock_guard lock(self->mutex);
+        if (self->stopping) co_return;
+        due = self->health.probe_due(i);
+      }
+      if (!due) co_return;  // up again (a delivery's connection found it so)
+      timer.expires_at(*due);
+      boost::system::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      const auto self = weak.lock();
+      if (!self) co_return;
+      {
+        std::lock_guard lock(self->mutex);
+        if (self->stopping) co_return;
+        if (!self->health.start_probe(i, Clock::now())) continue;
+      }
+      auto c = std::make_shared<Conn>(ex, self->tls, self->options, i);
+      c->relay = self->options.hosts[i].to_string();
+      self->track(c, ex);
+      const std::string error = co_await self->open(c, self->options.hosts[i]);
+      c->disarm();
+      self->untrack(c);
+      if (error.empty()) {
+        self->release(std::move(c), ex);
+        self->report_answer(i);
+        co_return;
+      }
+      c->close();
+      self->report_failure(i, error, true, ex);
+    }
+  }
+
+  // --- connections -----------------------------------------------------------------------
 
   // Connects to one relay and sets the connection up (the session's greeting, EHLO,
-  // STARTTLS, AUTH). Returns the reason it could not, or "" when it is ready.
-  asio::awaitable<std::string> open(const std::shared_ptr<Conn>& c, const RelayOptions& o,
-                                    const RelayHost& h) {
+  // STARTTLS, AUTH). Returns the reason it could not, or "" when it is ready (its last
+  // timeout still armed: disarm it).
+  asio::awaitable<std::string> open(const std::shared_ptr<Conn>& c, const RelayHost& h) {
+    const RelayOptions& o = options;
     auto ex = co_await asio::this_coro::executor;
+    c->arm(ex, o.timeouts.connect, c, "the connection");
     tcp::resolver resolver(ex);
     boost::system::error_code ec;
     auto endpoints = co_await resolver.async_resolve(h.host, std::to_string(h.port),
@@ -203,12 +372,12 @@ struct RelayClient::Impl {
     // Commands and messages are written whole: Nagle would only delay them.
     c->stream.next_layer().set_option(tcp::no_delay(true), ec);
     bool unused = false;
-    const std::shared_ptr<Conn> setup;  // no transaction: the timer armed by acquire() stays
     for (;;) {
-      const ClientEvent ev = co_await c->exchange(setup, o.timeout, unused);
+      const ClientEvent ev = co_await c->exchange(c, o, o.timeouts.command, unused);
       if (std::holds_alternative<client_event::Ready>(ev)) co_return std::string{};
       if (const auto* f = std::get_if<client_event::Failed>(&ev)) co_return f->reason;
       if (std::holds_alternative<client_event::StartTls>(ev)) {
+        c->arm(ex, o.timeouts.command, c, "the TLS handshake");
         std::string error = co_await handshake(*c, o, h);
         if (!error.empty()) co_return error;
         c->tls = true;
@@ -243,7 +412,8 @@ struct RelayClient::Impl {
         co_return std::string("certificate not trusted: ") + X509_verify_cert_error_string(v) +
             " (set [relay] ca_file to the CA that issued it, or pin it with [relay] fingerprint)";
       }
-      co_return c.expired ? std::string("timed out") : "TLS handshake failed: " + ec.message();
+      if (c.cut || c.expired) co_return c.transport_error(ec);
+      co_return "TLS handshake failed: " + ec.message();
     }
     if (o.starttls == RelayTls::kRequired && !o.fingerprint.empty()) {
       X509* cert = SSL_get1_peer_certificate(ssl);
@@ -262,58 +432,125 @@ struct RelayClient::Impl {
     co_return std::string{};
   }
 
-  // An idle connection, or a new one to the first relay that works. Null with `why` when
-  // none could be reached.
-  asio::awaitable<std::shared_ptr<Conn>> acquire(const RelayOptions& o, bool fresh, bool& reused,
-                                                 std::string& why) {
-    if (!fresh) {
-      std::lock_guard lock(mutex);
-      const auto now = Clock::now();
-      while (!idle.empty()) {
-        auto c = std::move(idle.front());
-        idle.pop_front();
-        if (now - c->idle_since < o.idle_keep) {
-          reused = true;
-          co_return c;
+  // The reuse check of a pooled connection (RSET within check_timeout): "" or why it failed.
+  asio::awaitable<std::string> check(const std::shared_ptr<Conn>& c) {
+    c->session.check();
+    bool unused = false;
+    const ClientEvent ev = co_await c->exchange(c, options, options.check_timeout, unused);
+    c->disarm();
+    if (std::holds_alternative<client_event::Ready>(ev)) co_return std::string{};
+    if (const auto* f = std::get_if<client_event::Failed>(&ev)) co_return f->reason;
+    co_return std::string("relay client out of step in the reuse check");
+  }
+
+  // An idle connection (checked when it idled `check_after`), or a new one to the first
+  // relay that is up and works. Null with `why` when none could be reached.
+  asio::awaitable<std::shared_ptr<Conn>> acquire(bool fresh, bool& reused, std::string& why,
+                                                 const asio::any_io_executor& ex) {
+    const RelayOptions& o = options;
+    while (!fresh) {
+      std::shared_ptr<Conn> c;
+      {
+        std::lock_guard lock(mutex);
+        const auto now = Clock::now();
+        while (!idle.empty() && !c) {
+          auto x = std::move(idle.front());
+          idle.pop_front();
+          if (now - x->idle_since < o.idle_limit && health.usable(x->host)) {
+            c = std::move(x);
+          } else {
+            x->close();
+          }
         }
-        c->close();
       }
+      if (!c) break;
+      if (Clock::now() - c->idle_since >= o.check_after) {
+        track(c, ex);
+        const std::string error = co_await check(c);
+        untrack(c);
+        if (!error.empty()) {  // gone stale: the next one, or a new connection
+          c->close();
+          continue;
+        }
+      }
+      reused = true;
+      co_return c;
     }
     reused = false;
-    auto ex = co_await asio::this_coro::executor;
-    for (const auto& h : o.hosts) {
-      auto c = std::make_shared<Conn>(ex, tls, o);
+    for (std::size_t i = 0; i < o.hosts.size(); ++i) {
+      const RelayHost& h = o.hosts[i];
+      {
+        std::lock_guard lock(mutex);
+        if (!health.usable(i)) {
+          const auto down = std::chrono::duration_cast<std::chrono::milliseconds>(
+              Clock::now() - health.down_since(i));
+          why += (why.empty() ? "" : "; ") + h.to_string() + ": down for " + seconds_text(down) +
+                 " (" + health.down_reason(i) + ")";
+          continue;
+        }
+      }
+      auto c = std::make_shared<Conn>(ex, tls, o, i);
       c->relay = h.to_string();
-      c->arm(ex, o.timeout, c);
-      const std::string error = co_await open(c, o, h);
+      track(c, ex);
+      const std::string error = co_await open(c, h);
       c->disarm();
-      if (error.empty()) co_return c;
+      if (error.empty()) {
+        report_answer(i);
+        co_return c;
+      }
+      untrack(c);
       c->close();
+      if (!c->cut) report_failure(i, error, false, ex);
       why += (why.empty() ? "" : "; ") + h.to_string() + ": " + error;
     }
     co_return nullptr;
   }
 
-  void release(std::shared_ptr<Conn> c, const RelayOptions& o) {
+  void release(std::shared_ptr<Conn> c, const asio::any_io_executor& ex) {
     c->disarm();
+    untrack(c);
     if (!c->session.reusable()) {
       c->close();
       return;
     }
-    c->idle_since = Clock::now();
-    std::lock_guard lock(mutex);
-    if (idle.size() >= o.max_idle_connections) {
-      c->close();
-      return;
+    std::uint64_t epoch = 0;
+    {
+      std::lock_guard lock(mutex);
+      if (stopping || idle.size() >= options.max_idle_connections) {
+        c->close();
+        return;
+      }
+      c->idle_since = Clock::now();
+      epoch = ++c->idle_epoch;
+      idle.push_back(c);
     }
-    idle.push_back(std::move(c));
+    asio::co_spawn(ex, expire_idle(weak_from_this(), c, epoch, options.idle_limit), asio::detached);
+  }
+
+  // Closes a pooled connection still idle `after` it went into the pool.
+  static asio::awaitable<void> expire_idle(std::weak_ptr<Impl> weak, std::weak_ptr<Conn> conn,
+                                           std::uint64_t epoch, std::chrono::seconds after) {
+    asio::steady_timer timer(co_await asio::this_coro::executor);
+    timer.expires_after(after);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    const auto self = weak.lock();
+    const auto c = conn.lock();
+    if (!self || !c) co_return;
+    std::lock_guard lock(self->mutex);
+    for (auto it = self->idle.begin(); it != self->idle.end(); ++it) {
+      if (it->get() == c.get() && c->idle_epoch == epoch) {
+        c->close();
+        self->idle.erase(it);
+        break;
+      }
+    }
   }
 
   // One transaction on a set-up connection: the session's Done, or "" in `error` with the
   // reason of its Failed. `message_written` tells whether the message went out (BDAT: before
   // any reply), so that a relay silent after it is not sent the message again.
-  asio::awaitable<Attempt> transact(const std::shared_ptr<Conn>& c, std::chrono::seconds timeout,
-                                    const Envelope& env,
+  asio::awaitable<Attempt> transact(const std::shared_ptr<Conn>& c, const Envelope& env,
                                     const std::vector<std::string_view>& message,
                                     bool all_or_nothing, std::string& error,
                                     bool& message_written) {
@@ -321,7 +558,7 @@ struct RelayClient::Impl {
     a.relay = c->relay;
     c->session.start(env, message, all_or_nothing);
     for (;;) {
-      ClientEvent ev = co_await c->exchange(c, timeout, message_written);
+      ClientEvent ev = co_await c->exchange(c, options, options.timeouts.command, message_written);
       if (auto* d = std::get_if<client_event::Done>(&ev)) {
         a.reply = std::move(d->reply);
         a.recipients = std::move(d->recipients);
@@ -339,11 +576,21 @@ struct RelayClient::Impl {
 };
 
 RelayClient::RelayClient(RelayOptions options)
-    : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
+    : options_(options), impl_(std::make_shared<Impl>(std::move(options))) {}
 
-RelayClient::~RelayClient() { close_idle(); }
+RelayClient::~RelayClient() {
+  {
+    std::lock_guard lock(impl_->mutex);
+    impl_->stopping = true;
+  }
+  close_idle();
+}
 
 std::unique_ptr<RelayClient> RelayClient::create(RelayOptions options, std::string& error) {
+  if (options.hosts.empty()) {
+    error = "no relay configured";
+    return nullptr;
+  }
   std::unique_ptr<RelayClient> c(new RelayClient(std::move(options)));
   auto& ctx = c->impl_->tls;
   ctx.set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
@@ -364,10 +611,6 @@ std::unique_ptr<RelayClient> RelayClient::create(RelayOptions options, std::stri
       return nullptr;
     }
   }
-  if (c->options_.hosts.empty()) {
-    error = "no relay configured";
-    return nullptr;
-  }
   return c;
 }
 
@@ -375,6 +618,37 @@ void RelayClient::close_idle() {
   std::lock_guard lock(impl_->mutex);
   for (auto& c : impl_->idle) c->close();
   impl_->idle.clear();
+}
+
+void RelayClient::set_on_relay_up(std::function<void()> callback) {
+  std::lock_guard lock(impl_->callback_mutex);
+  impl_->on_up = std::move(callback);
+}
+
+std::uint64_t RelayClient::up_changes() const { return impl_->up_changes; }
+
+std::size_t RelayClient::cut_stuck(std::chrono::seconds bound) {
+  std::vector<Impl::Busy> stuck;
+  {
+    std::lock_guard lock(impl_->mutex);
+    const std::int64_t now = steady_ms();
+    const std::int64_t limit = std::chrono::milliseconds(bound).count();
+    for (const auto& [conn, b] : impl_->busy) {
+      const std::int64_t at = conn->armed_at;
+      if (at != 0 && now - at > limit) stuck.push_back(b);
+    }
+  }
+  for (const auto& b : stuck) {
+    // On the executor that uses the socket; only if it still waits for what it waited for.
+    const std::uint64_t gen = b.conn->generation;
+    asio::post(b.executor, [c = b.conn, gen] {
+      if (c->generation != gen) return;
+      c->cut = true;
+      boost::system::error_code ignored;
+      c->stream.next_layer().close(ignored);
+    });
+  }
+  return stuck.size();
 }
 
 asio::awaitable<Attempt> RelayClient::send(const Envelope& envelope,
@@ -385,32 +659,37 @@ asio::awaitable<Attempt> RelayClient::send(const Envelope& envelope,
     bool reused = false;
     std::string why;
     // The second round never takes a pooled connection: they may all be stale.
-    auto c = co_await impl_->acquire(options_, round > 0, reused, why);
+    auto c = co_await impl_->acquire(round > 0, reused, why, ex);
     if (!c) {
       Attempt a;
       a.reply = Reply{451, {4, 4, 1}, "No relay reachable (" + why + "), try again later"};
+      a.unreachable = true;
       co_return a;
     }
-    c->arm(ex, options_.timeout, c);
+    impl_->track(c, ex);
     bool message_written = false;
     std::string error;
-    Attempt a = co_await impl_->transact(c, options_.timeout, envelope, message, all_or_nothing,
-                                         error, message_written);
+    Attempt a =
+        co_await impl_->transact(c, envelope, message, all_or_nothing, error, message_written);
     if (error.empty()) {
-      impl_->release(std::move(c), options_);
+      impl_->release(std::move(c), ex);
       co_return a;
     }
     const std::string relay = c->relay;
     const bool answered = c->session.answered();
     const bool expired = c->expired;
+    const bool cut = c->cut;
+    impl_->untrack(c);
     c->close();
+    // A relay that stopped answering is down for every delivery.
+    if (expired && !cut) impl_->report_failure(c->host, error, false, ex);
     // An idle connection the relay closed meanwhile: once more on a fresh one. (Silence
-    // after the message went out is no sign of that: a relay slow to answer may have it.)
-    const bool silent_after_message = message_written && expired;
-    if (reused && !answered && !silent_after_message && round == 0) continue;
+    // is no sign of that: a relay slow to answer may have the message.)
+    if (reused && !answered && !expired && !cut && round == 0) continue;
     a = Attempt{};
     a.relay = relay;
     a.reply = Reply{451, {4, 4, 1}, "Relay " + relay + " failed (" + error + "), try again later"};
+    a.unreachable = true;
     co_return a;
   }
 }

@@ -196,7 +196,7 @@ class SchedulerTest : public ::testing::Test {
     relay::RelayOptions ro;
     ro.hosts = {{"127.0.0.1", relay_port}};
     ro.starttls = relay::RelayTls::kNone;
-    ro.timeout = std::chrono::seconds(10);
+    ro.timeouts.command = std::chrono::seconds(10);
     relay_ = relay::RelayClient::create(ro, error);
     ASSERT_TRUE(relay_) << error;
     options.hostname = "queue.test";
