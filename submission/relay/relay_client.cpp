@@ -4,6 +4,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include <algorithm>
 #include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -136,7 +137,7 @@ struct Conn {
   std::vector<char> input = std::vector<char>(kReadSize);
   std::string relay;
   Clock::time_point idle_since;
-  std::uint64_t idle_epoch = 0;  // counts the times it went into the pool
+  bool expiry_pending = false;  // an expire_idle() runs for it (under Impl::mutex)
 
   // Closes the socket if `timeout` passes before disarm() (or the next arm()). The watchdog
   // runs on the caller's executor, the one using the socket; a watchdog of an earlier arm()
@@ -513,7 +514,7 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
       c->close();
       return;
     }
-    std::uint64_t epoch = 0;
+    bool spawn = false;
     {
       std::lock_guard lock(mutex);
       if (stopping || idle.size() >= options.max_idle_connections) {
@@ -521,29 +522,42 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
         return;
       }
       c->idle_since = Clock::now();
-      epoch = ++c->idle_epoch;
       idle.push_back(c);
+      spawn = !std::exchange(c->expiry_pending, true);
     }
-    asio::co_spawn(ex, expire_idle(weak_from_this(), c, epoch, options.idle_limit), asio::detached);
+    // One timer per connection at most (not one per message): it looks again when it fires.
+    if (spawn) {
+      asio::co_spawn(ex, expire_idle(weak_from_this(), c, options.idle_limit), asio::detached);
+    }
   }
 
-  // Closes a pooled connection still idle `after` it went into the pool.
+  // Closes a pooled connection once it has idled `limit`. Ends when the connection is taken
+  // from the pool (its next release starts another).
   static asio::awaitable<void> expire_idle(std::weak_ptr<Impl> weak, std::weak_ptr<Conn> conn,
-                                           std::uint64_t epoch, std::chrono::seconds after) {
+                                           std::chrono::seconds limit) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
-    timer.expires_after(after);
-    boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    const auto self = weak.lock();
-    const auto c = conn.lock();
-    if (!self || !c) co_return;
-    std::lock_guard lock(self->mutex);
-    for (auto it = self->idle.begin(); it != self->idle.end(); ++it) {
-      if (it->get() == c.get() && c->idle_epoch == epoch) {
+    Clock::duration after = limit;
+    for (;;) {
+      timer.expires_after(after);
+      boost::system::error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      const auto self = weak.lock();
+      const auto c = conn.lock();
+      if (!self || !c) co_return;
+      std::lock_guard lock(self->mutex);
+      const auto it = std::find(self->idle.begin(), self->idle.end(), c);
+      if (it == self->idle.end()) {  // in use, or closed
+        c->expiry_pending = false;
+        co_return;
+      }
+      const Clock::duration idle_for = Clock::now() - c->idle_since;
+      if (idle_for >= limit) {
+        c->expiry_pending = false;
         c->close();
         self->idle.erase(it);
-        break;
+        co_return;
       }
+      after = limit - idle_for;  // it was used and went back meanwhile
     }
   }
 
@@ -582,6 +596,7 @@ RelayClient::~RelayClient() {
   {
     std::lock_guard lock(impl_->mutex);
     impl_->stopping = true;
+    impl_->busy.clear();  // their coroutines hold them (or are gone with the io_context)
   }
   close_idle();
 }
