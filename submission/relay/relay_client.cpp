@@ -307,7 +307,8 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
     }
     if (!change) return;
     runtime::log_info("relay " + options.hosts[i].to_string() + " up again after " +
-                      seconds_text(change->down_for) + " down");
+                      seconds_text(change->down_for) +
+                      " down: a probe's connection to it was set up");
     std::lock_guard lock(callback_mutex);
     if (on_up) on_up();
   }
