@@ -455,9 +455,10 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
       {
         std::lock_guard lock(mutex);
         const auto now = Clock::now();
+        // The most recently used first: it needs no check, and the others may idle out.
         while (!idle.empty() && !c) {
-          auto x = std::move(idle.front());
-          idle.pop_front();
+          auto x = std::move(idle.back());
+          idle.pop_back();
           if (now - x->idle_since < o.idle_limit && health.usable(x->host)) {
             c = std::move(x);
           } else {
