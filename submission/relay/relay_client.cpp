@@ -23,6 +23,7 @@
 #include <variant>
 
 #include "submission/relay/client_session.hpp"
+#include "submission/relay/relay_connection.hpp"
 #include "submission/relay/relay_health.hpp"
 #include "submission/runtime/log.hpp"
 
@@ -35,8 +36,6 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// What one read takes from the socket (replies are short; a pipelined group's are a few).
-constexpr std::size_t kReadSize = 16 * 1024;
 // The first probe of a relay that went down (RelayHealth doubles it up to probe_max).
 constexpr std::chrono::milliseconds kFirstProbe{1000};
 
@@ -53,63 +52,10 @@ bool is_ip_literal(const std::string& host) {
   return !ec;
 }
 
-ClientConfig session_config(const RelayOptions& o) {
-  ClientConfig c;
-  c.helo_name = o.helo_name;
-  c.starttls = o.starttls;
-  c.username = o.username;
-  c.password = o.password;
-  return c;
-}
-
-std::int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch())
-      .count();
-}
-
 std::string seconds_text(std::chrono::milliseconds d) {
   const auto tenths = d.count() / 100;
   return std::to_string(tenths / 10) + "." + std::to_string(tenths % 10) + " s";
 }
-
-// The reply the session waits for, in an admin's words.
-std::string awaited(const ClientSession& s) {
-  using S = ClientSession::State;
-  switch (s.state()) {
-    case S::kGreeting:
-      return "the greeting";
-    case S::kEhlo:
-      return "the reply to EHLO";
-    case S::kStartTls:
-      return "the reply to STARTTLS";
-    case S::kAuth:
-      return "the reply to AUTH";
-    case S::kCheck:
-      return "the reply to RSET (reuse check of an idle connection)";
-    case S::kRset:
-      return "the reply to RSET";
-    case S::kMail:
-      return "the reply to MAIL FROM";
-    case S::kRcpt:
-      return "the reply to RCPT TO";
-    case S::kData:
-      return "the reply to DATA";
-    case S::kMessage:
-      return "the reply to the message";
-    default:
-      return "the relay";
-  }
-}
-
-// async_write's own completion conditions hand the kernel at most 64 KiB per call: a 100 KiB
-// message would go out in two sendmsg() calls and wake the relay's reader twice. This one
-// lets one call take as much as the socket buffer does (plain connections; TLS writes go
-// out a record at a time anyway).
-struct WholeWrites {
-  std::size_t operator()(const boost::system::error_code& ec, std::size_t) const {
-    return ec ? 0 : std::size_t{64} << 20;
-  }
-};
 
 }  // namespace
 
@@ -117,136 +63,6 @@ std::string RelayHost::to_string() const {
   const bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
-
-// One connection to a relay: the socket, its watchdog and the ClientSession it feeds.
-struct Conn {
-  Conn(const asio::any_io_executor& ex, asio::ssl::context& ctx, const RelayOptions& o,
-       std::size_t host_index)
-      : stream(ex, ctx), timer(ex), session(session_config(o)), host(host_index) {}
-  asio::ssl::stream<tcp::socket> stream;
-  asio::steady_timer timer;
-  ClientSession session;
-  std::size_t host = 0;  // index into RelayOptions::hosts
-  bool tls = false;
-  bool expired = false;
-  std::atomic<bool> cut{false};  // closed by cut_stuck (queue flush)
-  std::atomic<std::uint64_t> generation{0};
-  std::atomic<std::int64_t> armed_at{0};  // steady_ms() of the last arm(); 0: disarmed
-  std::string waiting;                    // what the armed timeout waits for
-  std::chrono::seconds armed_for{0};
-  std::vector<char> input = std::vector<char>(kReadSize);
-  std::string relay;
-  Clock::time_point idle_since;
-  bool expiry_pending = false;  // an expire_idle() runs for it (under Impl::mutex)
-
-  // Closes the socket if `timeout` passes before disarm() (or the next arm()). The watchdog
-  // runs on the caller's executor, the one using the socket; a watchdog of an earlier arm()
-  // whose timer fired late sees another generation and leaves the socket alone.
-  void arm(const asio::any_io_executor& ex, std::chrono::seconds timeout,
-           const std::shared_ptr<Conn>& self, std::string what) {
-    expired = false;
-    waiting = std::move(what);
-    armed_for = timeout;
-    armed_at = steady_ms();
-    const std::uint64_t gen = ++generation;
-    timer.expires_after(timeout);
-    asio::co_spawn(ex, watchdog(self, gen), asio::detached);
-  }
-  void disarm() {
-    ++generation;
-    armed_at = 0;
-    timer.cancel();
-  }
-  static asio::awaitable<void> watchdog(std::shared_ptr<Conn> self, std::uint64_t gen) {
-    boost::system::error_code ec;
-    co_await self->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec && self->generation == gen) {
-      self->expired = true;
-      self->stream.next_layer().close(ec);
-    }
-  }
-
-  void close() {
-    boost::system::error_code ignored;
-    disarm();
-    stream.next_layer().close(ignored);
-  }
-
-  // What a socket error says to an admin.
-  std::string transport_error(const boost::system::error_code& ec) const {
-    if (cut) return "cut by queue flush while waiting for " + waiting;
-    if (expired) {
-      return "timed out waiting for " + waiting + " (" + std::to_string(armed_for.count()) + " s)";
-    }
-    return ec.message();
-  }
-
-  // Moves bytes between the socket and the session until the session has an event other
-  // than NeedData. A socket error becomes a Failed event with the socket's words. Each wait
-  // has its phase's timeout (RFC 5321 4.5.3.2): the greeting, each reply to a command
-  // (`reply_timeout`), the message's write and the reply to its end (data); the timeout of
-  // a reply starts again when a whole reply came (bytes that do not end one do not count).
-  // `message_written` tells that the message went out (the relay may have it).
-  asio::awaitable<ClientEvent> exchange(const std::shared_ptr<Conn>& self, const RelayOptions& o,
-                                        std::chrono::seconds reply_timeout, bool& message_written) {
-    using Wait = ClientSession::Wait;
-    const asio::any_io_executor ex = co_await asio::this_coro::executor;
-    std::size_t armed_replies = static_cast<std::size_t>(-1);
-    Wait armed_wait = Wait::kNothing;
-    for (;;) {
-      const std::vector<std::string_view> out = session.pending_output();
-      if (!out.empty()) {
-        const bool with_message = session.output_carries_message();
-        if (with_message) {
-          arm(ex, o.timeouts.data, self, "the message to be written");
-        } else {
-          arm(ex, reply_timeout, self, "a command to be written");
-        }
-        std::vector<asio::const_buffer> buffers;
-        buffers.reserve(out.size());
-        for (const auto p : out) buffers.emplace_back(p.data(), p.size());
-        boost::system::error_code ec;
-        if (tls) {
-          co_await asio::async_write(stream, buffers,
-                                     asio::redirect_error(asio::use_awaitable, ec));
-        } else {
-          co_await asio::async_write(stream.next_layer(), buffers, WholeWrites{},
-                                     asio::redirect_error(asio::use_awaitable, ec));
-        }
-        if (ec) co_return client_event::Failed{ec, transport_error(ec)};
-        if (with_message) message_written = true;
-        armed_replies = static_cast<std::size_t>(-1);  // the wait for the reply arms anew
-      }
-      ClientEvent ev = session.next_event();
-      if (!std::holds_alternative<client_event::NeedData>(ev)) co_return ev;
-      if (session.has_output()) continue;
-      const Wait w = session.waiting_for();
-      if (w != armed_wait || session.replies() != armed_replies) {
-        armed_wait = w;
-        armed_replies = session.replies();
-        const std::chrono::seconds t = w == Wait::kGreeting       ? o.timeouts.greeting
-                                       : w == Wait::kMessageReply ? o.timeouts.data
-                                                                  : reply_timeout;
-        arm(ex, t, self, awaited(session));
-      }
-      boost::system::error_code ec;
-      std::size_t n = 0;
-      if (tls) {
-        n = co_await stream.async_read_some(asio::buffer(input),
-                                            asio::redirect_error(asio::use_awaitable, ec));
-      } else {
-        n = co_await stream.next_layer().async_read_some(
-            asio::buffer(input), asio::redirect_error(asio::use_awaitable, ec));
-      }
-      if (n > 0) session.receive(std::string_view(input.data(), n));
-      if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated) {
-        session.connection_closed();
-      } else if (ec) {
-        co_return client_event::Failed{ec, transport_error(ec)};
-      }
-    }
-  }
-};
 
 struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
   explicit Impl(RelayOptions o)
@@ -258,24 +74,24 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
   asio::ssl::context tls{asio::ssl::context::tls_client};
 
   std::mutex mutex;  // idle, health, busy, stopping
-  std::deque<std::shared_ptr<Conn>> idle;
+  std::deque<std::shared_ptr<RelayConnection>> idle;
   RelayHealth health;
   struct Busy {
-    std::shared_ptr<Conn> conn;
+    std::shared_ptr<RelayConnection> conn;
     asio::any_io_executor executor;  // the one using the socket
   };
-  std::map<Conn*, Busy> busy;  // connections being set up, checked or carrying a message
+  std::map<RelayConnection*, Busy> busy;  // connections being set up, checked or carrying a message
   bool stopping = false;
   std::atomic<std::uint64_t> up_changes{0};
 
   std::mutex callback_mutex;  // held while on_up runs
   std::function<void()> on_up;
 
-  void track(const std::shared_ptr<Conn>& c, const asio::any_io_executor& ex) {
+  void track(const std::shared_ptr<RelayConnection>& c, const asio::any_io_executor& ex) {
     std::lock_guard lock(mutex);
     busy[c.get()] = Busy{c, ex};
   }
-  void untrack(const std::shared_ptr<Conn>& c) {
+  void untrack(const std::shared_ptr<RelayConnection>& c) {
     std::lock_guard lock(mutex);
     busy.erase(c.get());
   }
@@ -338,7 +154,7 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
         if (self->stopping) co_return;
         if (!self->health.start_probe(i, Clock::now())) continue;
       }
-      auto c = std::make_shared<Conn>(ex, self->tls, self->options, i);
+      auto c = std::make_shared<RelayConnection>(ex, self->tls, self->options, i);
       c->relay = self->options.hosts[i].to_string();
       self->track(c, ex);
       const std::string error = co_await self->open(c, self->options.hosts[i]);
@@ -359,7 +175,7 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
   // Connects to one relay and sets the connection up (the session's greeting, EHLO,
   // STARTTLS, AUTH). Returns the reason it could not, or "" when it is ready (its last
   // timeout still armed: disarm it).
-  asio::awaitable<std::string> open(const std::shared_ptr<Conn>& c, const RelayHost& h) {
+  asio::awaitable<std::string> open(const std::shared_ptr<RelayConnection>& c, const RelayHost& h) {
     const RelayOptions& o = options;
     auto ex = co_await asio::this_coro::executor;
     c->arm(ex, o.timeouts.connect, c, "the connection");
@@ -391,7 +207,8 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
   }
 
   // The TLS handshake and the verification [relay] asks for; "" or the reason it failed.
-  asio::awaitable<std::string> handshake(Conn& c, const RelayOptions& o, const RelayHost& h) {
+  asio::awaitable<std::string> handshake(RelayConnection& c, const RelayOptions& o,
+                                         const RelayHost& h) {
     SSL* ssl = c.stream.native_handle();
     const bool verify_chain = o.starttls == RelayTls::kRequired && o.fingerprint.empty();
     if (!is_ip_literal(h.host)) SSL_set_tlsext_host_name(ssl, h.host.c_str());
@@ -435,7 +252,7 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
   }
 
   // The reuse check of a pooled connection (RSET within check_timeout): "" or why it failed.
-  asio::awaitable<std::string> check(const std::shared_ptr<Conn>& c) {
+  asio::awaitable<std::string> check(const std::shared_ptr<RelayConnection>& c) {
     c->session.check();
     bool unused = false;
     const ClientEvent ev = co_await c->exchange(c, options, options.check_timeout, unused);
@@ -447,11 +264,12 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
 
   // An idle connection (checked when it idled `check_after`), or a new one to the first
   // relay that is up and works. Null with `why` when none could be reached.
-  asio::awaitable<std::shared_ptr<Conn>> acquire(bool fresh, bool& reused, std::string& why,
-                                                 const asio::any_io_executor& ex) {
+  asio::awaitable<std::shared_ptr<RelayConnection>> acquire(bool fresh, bool& reused,
+                                                            std::string& why,
+                                                            const asio::any_io_executor& ex) {
     const RelayOptions& o = options;
     while (!fresh) {
-      std::shared_ptr<Conn> c;
+      std::shared_ptr<RelayConnection> c;
       {
         std::lock_guard lock(mutex);
         const auto now = Clock::now();
@@ -492,7 +310,7 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
           continue;
         }
       }
-      auto c = std::make_shared<Conn>(ex, tls, o, i);
+      auto c = std::make_shared<RelayConnection>(ex, tls, o, i);
       c->relay = h.to_string();
       track(c, ex);
       const std::string error = co_await open(c, h);
@@ -509,7 +327,7 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
     co_return nullptr;
   }
 
-  void release(std::shared_ptr<Conn> c, const asio::any_io_executor& ex) {
+  void release(std::shared_ptr<RelayConnection> c, const asio::any_io_executor& ex) {
     c->disarm();
     untrack(c);
     if (!c->session.reusable()) {
@@ -535,7 +353,8 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
 
   // Closes a pooled connection once it has idled `limit`. Ends when the connection is taken
   // from the pool (its next release starts another).
-  static asio::awaitable<void> expire_idle(std::weak_ptr<Impl> weak, std::weak_ptr<Conn> conn,
+  static asio::awaitable<void> expire_idle(std::weak_ptr<Impl> weak,
+                                           std::weak_ptr<RelayConnection> conn,
                                            std::chrono::seconds limit) {
     asio::steady_timer timer(co_await asio::this_coro::executor);
     Clock::duration after = limit;
@@ -566,7 +385,7 @@ struct RelayClient::Impl : std::enable_shared_from_this<RelayClient::Impl> {
   // One transaction on a set-up connection: the session's Done, or "" in `error` with the
   // reason of its Failed. `message_written` tells whether the message went out (BDAT: before
   // any reply), so that a relay silent after it is not sent the message again.
-  asio::awaitable<Attempt> transact(const std::shared_ptr<Conn>& c, const Envelope& env,
+  asio::awaitable<Attempt> transact(const std::shared_ptr<RelayConnection>& c, const Envelope& env,
                                     const std::vector<std::string_view>& message,
                                     bool all_or_nothing, std::string& error,
                                     bool& message_written) {
