@@ -366,8 +366,11 @@ class LifetimeTests(IntegrationTestCase):
     def start_fixtures(cls):
         cls.pg = cls.use(PostgresCluster()).start()
         cls.sink = cls.use(Sink()).start()
+        # The report has the same 3 s lifetime: the relay, down while the message expires,
+        # must be probed every second (probe_max) to be seen back before the report expires.
         cls.srv = alice_server(cls, cls.sink.port, "lifetime",
-                               "\n[queue]\nretry_first = 1\nretry_max = 1\nlifetime = 3\n")
+                               "\n[queue]\nretry_first = 1\nretry_max = 1\nlifetime = 3\n",
+                               relay_extra="probe_max = 1")
 
     def test_expired_message_is_reported_not_delivered(self):
         marker = unique("expired")
