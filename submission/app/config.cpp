@@ -33,7 +33,8 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
     {"database", {"url"}},
     {"relay",
      {"mode", "host", "port", "hosts", "starttls", "ca_file", "fingerprint", "username", "password",
-      "timeout", "connections"}},
+      "timeout", "connect_timeout", "greeting_timeout", "command_timeout", "data_timeout",
+      "connections", "idle_limit", "check_after", "check_timeout", "probe_max"}},
     {"queue", {"dir", "retry_first", "retry_max", "lifetime"}},
     {"state", {"dir"}},
     {"policy",
@@ -214,8 +215,29 @@ void load_relay(const toml::value& root, const std::filesystem::path& path,
     }
   }
   if (auto* v = lookup(root, "relay", "timeout")) {
-    c.relay.timeout = std::chrono::seconds(get_count(*v, "relay.timeout", 1, 3600));
+    // Until 2026-12 one bound for a connection setup or a whole transaction (default 120):
+    // a relay that stopped answering held its messages that long. Its meaning cannot be kept
+    // (a transaction's phases now have bounds of their own), so say what to write instead.
+    bad(*v, "relay.timeout is replaced by one timeout per phase",
+        "write connect_timeout, greeting_timeout, command_timeout and data_timeout (seconds; "
+        "defaults 10, 30, 30 and 120), e.g. command_timeout = " +
+            std::to_string(get_count(*v, "relay.timeout", 1, 3600)) +
+            " to keep the old bound for each reply");
   }
+  const auto seconds = [&](const char* key, std::chrono::seconds& out, std::uint64_t min,
+                           std::uint64_t max) {
+    if (auto* v = lookup(root, "relay", key)) {
+      out = std::chrono::seconds(get_count(*v, std::string("relay.") + key, min, max));
+    }
+  };
+  seconds("connect_timeout", c.relay.timeouts.connect, 1, 3600);
+  seconds("greeting_timeout", c.relay.timeouts.greeting, 1, 3600);
+  seconds("command_timeout", c.relay.timeouts.command, 1, 3600);
+  seconds("data_timeout", c.relay.timeouts.data, 1, 3600);
+  seconds("idle_limit", c.relay.idle_limit, 1, 3600);
+  seconds("check_after", c.relay.check_after, 0, 3600);
+  seconds("check_timeout", c.relay.check_timeout, 1, 600);
+  seconds("probe_max", c.relay.probe_max, 1, 3600);
   if (auto* v = lookup(root, "relay", "connections")) {
     c.relay.max_idle_connections = get_count(*v, "relay.connections", 1, 1000);
   }

@@ -357,6 +357,11 @@ int cmd_queue(const Args& a, const Config& config) {
                   "; a server delivers everything due when it starts");
     }
     std::cout << "flushed: every deferred message is due now\n";
+    // "ok cut N": deliveries stuck on a relay that did not answer were cut (and retried).
+    if (answer.rfind("ok cut ", 0) == 0) {
+      std::cout << "cut " << answer.substr(7, answer.find('\n') - 7)
+                << " delivery attempt(s) stuck waiting for the relay; retried now\n";
+    }
     return 0;
   }
   return change(spool, verb, p[2]);

@@ -123,6 +123,7 @@ bool Scheduler::start(std::string& error) {
     error = "cannot open the queue control socket " + path.string() + ": " + ec.message();
     return false;
   }
+  relay_.set_on_relay_up([this] { relay_up(); });
   asio::co_spawn(io_objects_->strand, tick_loop(), asio::detached);
   asio::co_spawn(io_, control_loop(), asio::detached);
   std::lock_guard lock(mutex_);
@@ -131,6 +132,7 @@ bool Scheduler::start(std::string& error) {
 }
 
 void Scheduler::stop() {
+  relay_.set_on_relay_up(nullptr);  // returns once a call running now has ended
   std::lock_guard lock(mutex_);
   if (stopping_) return;
   stopping_ = true;
@@ -163,6 +165,8 @@ void Scheduler::pump() {
     auto it = entries_.find(id);
     if (it == entries_.end() || it->second.running) continue;
     it->second.running = true;
+    it->second.attempt_flushes = flushes_;
+    it->second.attempt_up_changes = relay_.up_changes();
     ++running_;
     // The completion handler runs whatever the attempt does, exceptions included.
     asio::co_spawn(asio::make_strand(io_), deliver(id),
@@ -214,7 +218,38 @@ void Scheduler::settle(const std::string& id, std::exception_ptr failure, Finish
     e.running = false;
     if (finished.state) e.state = std::move(*finished.state);
     e.state.next_attempt = finished.next_attempt;
-    waiting_.insert({e.state.next_attempt, id});
+    // A flush while the attempt ran, or a relay back up since it began (it failed because
+    // none answered): due now, not after its backoff. Once per flush or return: an attempt
+    // that begins after them compares with their new counts.
+    const bool flushed = e.attempt_flushes != flushes_;
+    const bool relay_back = finished.unreachable && e.attempt_up_changes != relay_.up_changes();
+    if (flushed || relay_back) {
+      e.state.next_attempt = 0;
+      ready_.insert(id);
+    } else {
+      waiting_.insert({e.state.next_attempt, id});
+      if (finished.unreachable) unreachable_.insert(id);
+    }
+  }
+  pump();
+}
+
+void Scheduler::relay_up() {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  std::size_t due = 0;
+  for (const auto& id : unreachable_) {
+    auto it = entries_.find(id);
+    if (it == entries_.end() || it->second.running) continue;
+    if (waiting_.erase({it->second.state.next_attempt, id}) == 0) continue;  // due already
+    it->second.state.next_attempt = 0;
+    ready_.insert(id);
+    ++due;
+  }
+  unreachable_.clear();
+  if (due > 0) {
+    runtime::log_info("queue: a relay answers again: " + std::to_string(due) +
+                      " message(s) deferred while none answered are due now");
   }
   pump();
 }
@@ -233,6 +268,7 @@ void Scheduler::scan(bool initial) {
           spool_.find(it->first) != Where::kActive) {
         waiting_.erase({it->second.state.next_attempt, it->first});
         ready_.erase(it->first);
+        unreachable_.erase(it->first);
         it = entries_.erase(it);
       } else {
         ++it;
@@ -278,16 +314,29 @@ void Scheduler::scan(bool initial) {
   pump();
 }
 
-void Scheduler::flush() {
-  std::lock_guard lock(mutex_);
-  for (const auto& [when, id] : waiting_) {
-    auto it = entries_.find(id);
-    if (it == entries_.end()) continue;
-    ready_.insert(id);
-    it->second.state.next_attempt = 0;
+std::size_t Scheduler::flush() {
+  {
+    std::lock_guard lock(mutex_);
+    ++flushes_;  // attempts running now are retried at once when they end (settle)
+    for (const auto& [when, id] : waiting_) {
+      auto it = entries_.find(id);
+      if (it == entries_.end()) continue;
+      ready_.insert(id);
+      it->second.state.next_attempt = 0;
+    }
+    waiting_.clear();
+    unreachable_.clear();
+    pump();
   }
-  waiting_.clear();
-  pump();
+  // Attempts stuck on a relay that does not answer end now (451 4.4.1), and are retried.
+  const std::size_t cut = relay_.cut_stuck(options_.stuck_after);
+  if (cut > 0) {
+    runtime::log_info("queue: flush cut " + std::to_string(cut) +
+                      " relay connection(s) that waited more than " +
+                      std::to_string(options_.stuck_after.count()) +
+                      " s for the relay; their messages are retried now");
+  }
+  return cut;
 }
 
 asio::awaitable<void> Scheduler::tick_loop() {
@@ -301,6 +350,7 @@ asio::awaitable<void> Scheduler::tick_loop() {
     const auto now = std::time(nullptr);
     while (!waiting_.empty() && waiting_.begin()->first <= now) {
       ready_.insert(waiting_.begin()->second);
+      unreachable_.erase(waiting_.begin()->second);
       waiting_.erase(waiting_.begin());
     }
     pump();
@@ -324,7 +374,8 @@ asio::awaitable<void> Scheduler::control_loop() {
     if (ec) {
       continue;
     } else if (line == "flush\n") {
-      flush();
+      const std::size_t cut = flush();
+      if (cut > 0) answer = "ok cut " + std::to_string(cut) + "\n";
     } else if (line == "scan\n") {
       Scheduler* self = this;
       auto scanned = co_await runtime::on_workers(workers_, catching([self] {
@@ -460,12 +511,14 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
   }
   Outcome out;
   std::string relay_name;
+  bool unreachable = false;                   // no relay answered: retried as soon as one does
   std::optional<std::chrono::seconds> retry;  // after this attempt; nullopt: give up
   if (!env.recipients.empty()) {
     if (attempt_hook_) attempt_hook_(info, AttemptStage::kRelay);
     const std::vector<std::string_view> parts{l.data};
     const relay::Attempt a = co_await relay_.send(env, parts, false);
     relay_name = a.relay;
+    unreachable = a.unreachable;
     {
       std::lock_guard lock(mutex_);
       retry = retry_after(state.attempts + 1, info.arrival);
@@ -610,6 +663,7 @@ asio::awaitable<Scheduler::Finished> Scheduler::deliver(std::string id) {
   } else {
     finished.next_attempt = state.next_attempt;
     finished.state = std::move(state);
+    finished.unreachable = unreachable;
   }
   co_return finished;
 }

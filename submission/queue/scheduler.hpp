@@ -14,9 +14,15 @@
 // `concurrency` at a time, each as a slot frees; their backoff delays are jittered, so
 // those that fail again spread over the retry window instead of returning together.
 //
+// A message deferred because no relay could be reached (or the one used stopped answering)
+// is retried as soon as a relay answers again (RelayClient::set_on_relay_up), not after its
+// own backoff; one whose attempt was still running then is retried when that attempt ends.
+//
 // Admin commands (`truefrom queue ...`) change the spool files under a per-message lock and
 // then poke the scheduler through a unix socket (<queue dir>/control): "flush" (every
-// deferred message due now) and "scan" (pick up released, forget deleted or held ones).
+// deferred message due now, and relay connections that waited more than kStuckAfter for the
+// relay cut, their messages retried at once; the answer is "ok" or "ok cut N") and "scan"
+// (pick up released, forget deleted or held ones).
 //
 // Thread-safety: enqueued() and the control socket may be used from any thread; the
 // scheduler's bookkeeping is under one mutex, deliveries run on their own strands.
@@ -50,7 +56,9 @@ struct QueueOptions {
   std::chrono::seconds retry_max{3600};          ///< longest delay between attempts (±10%)
   std::chrono::seconds lifetime{5 * 24 * 3600};  ///< then give up and report (RFC 5321 4.5.4.1)
   std::size_t concurrency = 8;                   ///< relay transactions at once
-  std::string hostname;                          ///< for the DSNs' Reporting-MTA and Message-ID
+  /// `queue flush` cuts relay connections that have waited this long for the relay.
+  std::chrono::seconds stuck_after{5};
+  std::string hostname;  ///< for the DSNs' Reporting-MTA and Message-ID
 };
 
 /// A new queue id: time-ordered (so `ls` and `queue list` show arrival order) and random.
@@ -95,7 +103,9 @@ class Scheduler {
     MessageInfo info;
     DeliveryState state;
     bool running = false;
-    std::optional<std::string> data;  ///< for the first attempt, when given to enqueued()
+    std::optional<std::string> data;       ///< for the first attempt, when given to enqueued()
+    std::uint64_t attempt_flushes = 0;     ///< flushes_ when the running attempt began
+    std::uint64_t attempt_up_changes = 0;  ///< the relay's up_changes() then
   };
   struct Outcome;
   /// How an attempt ended, for settle().
@@ -107,6 +117,7 @@ class Scheduler {
     } kind = Kind::kRetry;
     std::optional<DeliveryState> state;  ///< kRetry: the new state (else the entry's is kept)
     std::int64_t next_attempt = 0;
+    bool unreachable = false;  ///< kRetry because no relay answered (RelayClient's 451 4.4.1)
   };
 
   void pump();  // starts due deliveries; call with mutex_ held
@@ -118,7 +129,8 @@ class Scheduler {
   boost::asio::awaitable<void> tick_loop();
   boost::asio::awaitable<void> control_loop();
   void scan(bool initial);
-  void flush();
+  std::size_t flush();
+  void relay_up();  // a relay answers again: what waited for one is due now
 
   boost::asio::io_context& io_;
   Spool& spool_;
@@ -134,6 +146,8 @@ class Scheduler {
   std::map<std::string, Entry> entries_;
   std::set<std::pair<std::int64_t, std::string>> waiting_;  ///< (next attempt, id)
   std::set<std::string> ready_;                             ///< due, not yet started
+  std::set<std::string> unreachable_;                       ///< waiting because no relay answered
+  std::uint64_t flushes_ = 0;
   std::size_t running_ = 0;
   std::size_t memory_ = 0;  ///< octets of data held for first attempts
   bool stopping_ = false;

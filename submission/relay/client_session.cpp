@@ -130,6 +130,7 @@ bool ClientSession::next_reply(Reply& reply) {
       return false;
     }
     if (result == ReplyParser::Result::kDone) {
+      ++replies_;
       reply = parser_.reply();
       parser_.reset();
       reply_octets_ = 0;
@@ -149,6 +150,8 @@ void ClientSession::on_reply(const Reply& r) {
       return on_starttls(r);
     case State::kAuth:
       return on_auth(r);
+    case State::kCheck:
+      return on_check(r);
     case State::kRset:
     case State::kMail:
     case State::kRcpt:
@@ -240,6 +243,51 @@ void ClientSession::on_auth(const Reply& r) {
   events_.emplace_back(client_event::Ready{});
 }
 
+// --- reuse -----------------------------------------------------------------------------
+
+// Bytes after the last reply that was due: the relay is out of step with our commands.
+bool ClientSession::in_step(std::string_view when) {
+  if (input_pos_ == input_.size()) return true;
+  std::string_view rest = std::string_view(input_).substr(input_pos_);
+  rest = rest.substr(0, rest.find_first_of("\r\n"));
+  fail(ClientError::kUnexpectedReply,
+       std::string(when) + "the relay sent what no command asked for: " + printable(rest, 80));
+  return false;
+}
+
+void ClientSession::check() {
+  if (state_ != State::kReady || !in_step("reuse check: ")) return;
+  command("RSET");
+  state_ = State::kCheck;
+}
+
+void ClientSession::on_check(const Reply& r) {
+  if (r.code == 421) {
+    return fail(ClientError::kRelayClosing, "the relay closed the connection: " + r.summary());
+  }
+  if (r.code != 250) {
+    return fail(ClientError::kRsetRefused, "RSET (reuse check) answered " + r.summary());
+  }
+  dirty_ = false;
+  state_ = State::kReady;
+  events_.emplace_back(client_event::Ready{});
+}
+
+ClientSession::Wait ClientSession::waiting_for() const {
+  switch (state_) {
+    case State::kReady:
+    case State::kTlsHandshake:
+    case State::kClosed:
+      return Wait::kNothing;
+    case State::kGreeting:
+      return Wait::kGreeting;
+    case State::kMessage:
+      return Wait::kMessageReply;
+    default:
+      return Wait::kReply;
+  }
+}
+
 // --- the transaction -------------------------------------------------------------------
 
 void ClientSession::start(const Envelope& envelope, const std::vector<std::string_view>& message,
@@ -250,13 +298,7 @@ void ClientSession::start(const Envelope& envelope, const std::vector<std::strin
   txn_.message = message;
   txn_.all_or_nothing = all_or_nothing;
   answered_ = false;
-  if (input_pos_ != input_.size()) {
-    std::string_view rest = std::string_view(input_).substr(input_pos_);
-    rest = rest.substr(0, rest.find_first_of("\r\n"));
-    // Bytes after the last reply that was due: the relay is out of step with our commands.
-    return fail(ClientError::kUnexpectedReply,
-                "the relay sent what no command asked for: " + printable(rest, 80));
-  }
+  if (!in_step("")) return;
   if (envelope.smtputf8 && !extensions_.smtputf8) {
     // RFC 6531 3.4: such a message cannot go to a server without SMTPUTF8. Nothing is sent.
     events_.emplace_back(client_event::Done{

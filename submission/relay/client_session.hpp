@@ -7,10 +7,11 @@
 // owns reply framing and its length limit, the extension set from EHLO, the order of
 // setup (greeting, EHLO, STARTTLS, EHLO again, AUTH), the grouping of a transaction
 // (pipelined MAIL+RCPT+DATA or BDAT, or one command at a time; all-or-nothing for
-// passthrough), dot-stuffing, RSET before a transaction on a reused connection, and the
-// decision whether the connection may be used again. It never touches a socket, a timer or
-// a certificate: the driver (relay_client.cpp) moves bytes, runs the TLS handshake and its
-// verification, and keeps the pool.
+// passthrough), dot-stuffing, RSET before a transaction on a reused connection (and as the
+// check of a connection that idled in the pool), which reply is due (for the driver's
+// per-phase timeouts), and the decision whether the connection may be used again. It never touches
+// a socket, a timer or a certificate: the driver (relay_client.cpp) moves bytes, runs the TLS
+// handshake and its verification, and keeps the pool.
 //
 // The shape is OpenSMTPD's smtp_session.c: an explicit State, and for each state the
 // check of the reply and its effect. Nothing is honoured across STARTTLS: bytes after the
@@ -63,7 +64,7 @@ struct NeedData {};
 /// tls_established(). Bytes received before that fail the session.
 struct StartTls {};
 /// The connection is set up: start() may be called, and again after each Done that is
-/// `reusable` (the session is then idle in kReady; no second Ready comes).
+/// `reusable` (the session is then idle in kReady). A second Ready comes only after check().
 struct Ready {};
 /// The transaction ended. `reply` is the relay's 250 for the message, or the refusal that
 /// ended the transaction ("Relay refused <stage>: ..." with the relay's codes), or a
@@ -96,6 +97,7 @@ class ClientSession {
     kTlsHandshake,
     kAuth,
     kReady,
+    kCheck,  ///< the reply to the RSET of check()
     kRset,
     kMail,
     kRcpt,
@@ -119,6 +121,12 @@ class ClientSession {
   void start(const Envelope& envelope, const std::vector<std::string_view>& message,
              bool all_or_nothing);
 
+  /// Checks an idle connection before it is used again (it sat in the pool: the relay may
+  /// have gone away or stopped answering): RSET (RFC 5321 4.1.1.5, harmless at any time, and
+  /// it ends a transaction left open), then Ready when the relay says 250, or Failed. Only in
+  /// kReady; bytes received while idle fail the session as in start().
+  void check();
+
   /// The next event; NeedData also when idle (kReady) or closed (nothing to read then).
   ClientEvent next_event();
 
@@ -132,6 +140,14 @@ class ClientSession {
   /// Whether the reply now due is the one to the end of the message (RFC 5321 4.5.3.2.6:
   /// may take 10 minutes).
   bool awaiting_message_reply() const { return state_ == State::kMessage; }
+  /// What the session waits for, for the driver's timeouts (RFC 5321 4.5.3.2): nothing
+  /// (idle, closed, or the TLS handshake, which the driver runs), the greeting, the reply to
+  /// a command, or the reply to the message (after the final dot, or to BDAT LAST).
+  enum class Wait { kNothing, kGreeting, kReply, kMessageReply };
+  Wait waiting_for() const;
+  /// How many whole replies were read so far: the driver's timeout for "each reply" starts
+  /// again when this changes (bytes of a reply that does not end do not count).
+  std::size_t replies() const { return replies_; }
   /// Whether the relay answered any command of the current transaction (other than with
   /// 421 or a refused RSET): before that, a failure on a reused connection may be retried.
   bool answered() const { return answered_; }
@@ -167,6 +183,8 @@ class ClientSession {
   void on_ehlo(const smtp::Reply& r);
   void on_starttls(const smtp::Reply& r);
   void on_auth(const smtp::Reply& r);
+  void on_check(const smtp::Reply& r);
+  bool in_step(std::string_view when);
   void proceed_auth();
   void on_transaction_reply(Expect what, const smtp::Reply& r);
   void on_rset(const smtp::Reply& r);
@@ -191,6 +209,7 @@ class ClientSession {
   bool dirty_ = false;   // a transaction was left open: RSET before the next
   bool broken_ = false;  // the relay took data for a refused transaction
   bool answered_ = false;
+  std::size_t replies_ = 0;
   Extensions extensions_;
   std::deque<ClientEvent> events_;
 

@@ -77,10 +77,11 @@ def deliver_sentinel(test, srv, left=()):
     eventually(settled, timeout=20)
 
 
-def alice_server(cls, relay_port, name, extra_config=QUEUE_CONFIG, preexec=None):
+def alice_server(cls, relay_port, name, extra_config=QUEUE_CONFIG, preexec=None, relay_extra=""):
     """A started truefrom (queue mode) relaying to relay_port, with the account ALICE."""
     srv = cls.use(Truefrom(cls.pg, relay_port, name=name))
     srv.extra_config = extra_config
+    srv.relay_extra = relay_extra
     srv.preexec = preexec
     srv.write_config()
     srv.migrate()
@@ -366,8 +367,11 @@ class LifetimeTests(IntegrationTestCase):
     def start_fixtures(cls):
         cls.pg = cls.use(PostgresCluster()).start()
         cls.sink = cls.use(Sink()).start()
+        # The report has the same 3 s lifetime: the relay, down while the message expires,
+        # must be probed every second (probe_max) to be seen back before the report expires.
         cls.srv = alice_server(cls, cls.sink.port, "lifetime",
-                               "\n[queue]\nretry_first = 1\nretry_max = 1\nlifetime = 3\n")
+                               "\n[queue]\nretry_first = 1\nretry_max = 1\nlifetime = 3\n",
+                               relay_extra="probe_max = 1")
 
     def test_expired_message_is_reported_not_delivered(self):
         marker = unique("expired")
@@ -524,7 +528,8 @@ class QueueStoppedServerTests(IntegrationTestCase):
 
 class SilentPort:
     """A relay that takes connections and never says a word: a delivery attempt to it lasts
-    until [relay] timeout, so its messages stay in the server's segment files meanwhile."""
+    until [relay] greeting_timeout, so its messages stay in the server's segment files
+    meanwhile."""
 
     def __init__(self):
         self.sock = socket.socket()
@@ -547,7 +552,9 @@ class FirstAttemptTests(IntegrationTestCase):
         cls.pg = cls.use(PostgresCluster()).start()
         cls.silent = SilentPort()
         cls.sink = cls.use(Sink()).start()
-        cls.srv = alice_server(cls, cls.silent.port, "first-attempt")
+        # the attempts must outlast the test's steps (the default greeting_timeout is 30 s)
+        cls.srv = alice_server(cls, cls.silent.port, "first-attempt",
+                               relay_extra="greeting_timeout = 600")
 
     @classmethod
     def tearDownClass(cls):

@@ -238,6 +238,26 @@ TEST_F(ConfigTest, RelayAndQueueSections) {
   EXPECT_EQ(c->relay.max_idle_connections, 3u);
   EXPECT_EQ(c->queue.retry_first, std::chrono::seconds(10));
   EXPECT_EQ(c->queue_dir, c->file.parent_path() / "q");
+  // The relay's timeouts: defaults, then each key.
+  EXPECT_EQ(c->relay.timeouts.connect, std::chrono::seconds(10));
+  EXPECT_EQ(c->relay.timeouts.greeting, std::chrono::seconds(30));
+  EXPECT_EQ(c->relay.timeouts.command, std::chrono::seconds(30));
+  EXPECT_EQ(c->relay.timeouts.data, std::chrono::seconds(120));
+  EXPECT_EQ(c->relay.check_after, std::chrono::seconds(5));
+  c = load_config(write(std::string(kBase) +
+                        "[relay]\nhost = \"r\"\nconnect_timeout = 1\ngreeting_timeout = 2\n"
+                        "command_timeout = 3\ndata_timeout = 4\nidle_limit = 5\n"
+                        "check_after = 0\ncheck_timeout = 6\nprobe_max = 7\n"),
+                  err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->relay.timeouts.connect, std::chrono::seconds(1));
+  EXPECT_EQ(c->relay.timeouts.greeting, std::chrono::seconds(2));
+  EXPECT_EQ(c->relay.timeouts.command, std::chrono::seconds(3));
+  EXPECT_EQ(c->relay.timeouts.data, std::chrono::seconds(4));
+  EXPECT_EQ(c->relay.idle_limit, std::chrono::seconds(5));
+  EXPECT_EQ(c->relay.check_after, std::chrono::seconds(0));
+  EXPECT_EQ(c->relay.check_timeout, std::chrono::seconds(6));
+  EXPECT_EQ(c->relay.probe_max, std::chrono::seconds(7));
   const std::vector<std::pair<std::string, std::string>> bad{
       {"[relay]\nhost = \"r\"\nmode = \"store\"\n", "relay.mode must be queue or passthrough"},
       {"[relay]\nhost = \"r\"\nhosts = [\"r:25\"]\n", "either relay.host"},
@@ -250,6 +270,12 @@ TEST_F(ConfigTest, RelayAndQueueSections) {
       {"[relay]\nhost = \"r\"\n[queue]\nretry_first = 100\nretry_max = 10\n",
        "retry_max is shorter"},
       {"[relay]\nhost = \"r\"\n[srs]\nsecrets_file = \"s\"\n", "[srs] domain is required"},
+      // The single timeout of older versions: refused, with what to write instead.
+      {"[relay]\nhost = \"r\"\ntimeout = 90\n",
+       "relay.timeout is replaced by one timeout per phase"},
+      {"[relay]\nhost = \"r\"\ntimeout = 90\n", "command_timeout = 90"},
+      {"[relay]\nhost = \"r\"\ngreeting_timeout = 0\n", "relay.greeting_timeout is out of range"},
+      {"[relay]\nhost = \"r\"\ndata_timeout = \"2m\"\n", "relay.data_timeout must be an integer"},
       {"[relay]\nhost = \"r\"\n[srs]\ndomain = \"srs.example.net\"\n",
        "[srs] secrets_file is required"},
       {"[relay]\nhost = \"r\"\n[srs]\ndomain = \"localhost\"\nsecrets_file = \"s\"\n",

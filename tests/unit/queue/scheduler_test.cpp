@@ -50,6 +50,11 @@ class MiniRelay {
   MiniRelay() : listener_(bound_socket(port_, true)) {
     accepter_ = std::thread([this] { accept_loop(); });
   }
+  // On a socket bound already (a relay that refused connections until now).
+  MiniRelay(int bound, std::uint16_t port) : port_(port), listener_(bound) {
+    if (::listen(listener_, 16) != 0) ADD_FAILURE() << "cannot listen";
+    accepter_ = std::thread([this] { accept_loop(); });
+  }
   ~MiniRelay() {
     ::shutdown(listener_, SHUT_RDWR);  // accept() returns
     accepter_.join();
@@ -196,7 +201,7 @@ class SchedulerTest : public ::testing::Test {
     relay::RelayOptions ro;
     ro.hosts = {{"127.0.0.1", relay_port}};
     ro.starttls = relay::RelayTls::kNone;
-    ro.timeout = std::chrono::seconds(10);
+    ro.timeouts.command = std::chrono::seconds(10);
     relay_ = relay::RelayClient::create(ro, error);
     ASSERT_TRUE(relay_) << error;
     options.hostname = "queue.test";
@@ -308,6 +313,36 @@ TEST_F(SchedulerTest, AThrowOnAWorkerIsRetriedToo) {
   // The first attempt's state never got written; the second's did.
   EXPECT_EQ(st.attempts, 1u);
   EXPECT_NE(st.last_error.find("451"), std::string::npos) << st.last_error;
+}
+
+// Messages deferred because no relay answered wait for the relay, not for their backoff
+// (an hour here): the relay client's prober finds it answering again, and they all go.
+TEST_F(SchedulerTest, DeferredWhileNoRelayAnsweredGoWhenItAnswersAgain) {
+  std::uint16_t port = 0;
+  const int refusing = bound_socket(port, false);
+  QueueOptions options;
+  options.retry_first = 3600s;
+  options.retry_max = 3600s;
+  options.concurrency = 2;
+  start(port, options);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) {
+    char id[32];
+    std::snprintf(id, sizeof id, "0123456789ABCF%04d", i);
+    ids.emplace_back(id);
+    submit(id, "waited for the relay " + std::to_string(i));
+  }
+  for (int round = 0; round < 400; ++round) {
+    const bool all = std::all_of(ids.begin(), ids.end(), [&](const std::string& id) {
+      return spool_->load_state(id).attempts >= 1;
+    });
+    if (all) break;
+    std::this_thread::sleep_for(50ms);
+  }
+  for (const auto& id : ids) ASSERT_GE(spool_->load_state(id).attempts, 1u) << id;
+  MiniRelay relay(refusing, port);  // the relay answers from now on
+  const auto got = relay.wait_for(ids.size(), 20s);
+  EXPECT_EQ(got.size(), ids.size()) << "deferred messages waited for their own backoff";
 }
 
 // After a flush every deferred message is due at once; they start at most `concurrency` at

@@ -128,6 +128,44 @@ TEST(ClientSession, WhatCountsAsAnswered) {
   }
 }
 
+TEST(ClientSession, WhatTheDriverWaitsFor) {
+  // waiting_for() picks the driver's timeout (greeting, each reply, the message's reply);
+  // replies() restarts it: one count per whole reply, none for bytes of an unfinished one.
+  using W = ClientSession::Wait;
+  Played p{ClientSession(plain_config()), {}, {}};
+  EXPECT_EQ(p.session.waiting_for(), W::kGreeting);
+  p.session.receive("220 relay.test\r\n250-relay.test\r\n250-PIPELINING\r\n");
+  drain(p);
+  EXPECT_EQ(p.session.waiting_for(), W::kReply);  // the rest of EHLO's reply
+  EXPECT_EQ(p.session.replies(), 1u);
+  p.session.receive("250 CHUNKING\r\n");
+  drain(p);
+  EXPECT_EQ(p.session.replies(), 2u);
+  EXPECT_EQ(p.session.waiting_for(), W::kNothing);  // idle
+  const Envelope env{"a@example.test", {"b@dest.test"}};
+  const std::vector<std::string_view> message{"Subject: x\r\n\r\nbody\r\n"};
+  p.session.start(env, message, false);
+  drain(p);
+  EXPECT_EQ(p.session.waiting_for(), W::kReply);  // MAIL's reply first
+  p.session.receive("250 2.1.0 ok\r\n250 2.1.5 ok\r\n25");
+  drain(p);
+  EXPECT_EQ(p.session.waiting_for(), W::kMessageReply);  // BDAT LAST's
+  EXPECT_EQ(p.session.replies(), 4u);
+  p.session.receive("0 2.0.0 done\r\n");
+  drain(p);
+  EXPECT_EQ(p.session.replies(), 5u);
+  EXPECT_EQ(p.session.waiting_for(), W::kNothing);
+  p.session.check();
+  EXPECT_EQ(p.session.state(), ClientSession::State::kCheck);
+  EXPECT_EQ(p.session.waiting_for(), W::kReply);
+  p.events.clear();
+  p.session.receive("250 2.0.0 reset\r\n");
+  drain(p);
+  ASSERT_EQ(p.events.size(), 1u);
+  EXPECT_TRUE(std::holds_alternative<client_event::Ready>(p.events[0]));
+  EXPECT_TRUE(p.session.reusable());
+}
+
 TEST(ClientSession, MessageGoesOutWithoutACopy) {
   // The message's octets are written from the caller's buffers (one write with the
   // commands under PIPELINING + CHUNKING), not copied into the session.

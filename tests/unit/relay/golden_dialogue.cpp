@@ -1,6 +1,7 @@
 #include "golden_dialogue.hpp"
 
 #include <sstream>
+#include <utility>
 
 namespace truefrom::relay::golden {
 namespace {
@@ -72,6 +73,8 @@ const char* state_name(ClientSession::State s) {
       return "auth";
     case S::kReady:
       return "ready";
+    case S::kCheck:
+      return "check";
     case S::kRset:
       return "rset";
     case S::kMail:
@@ -153,6 +156,7 @@ std::vector<Case> parse(const std::vector<std::string>& lines) {
     c.config.helo_name = "client.test";
     c.config.starttls = RelayTls::kNone;
     std::size_t j = i + 1;
+    bool check = false;  // "% check" applies to the next "% mail"
     for (; j < lines.size() && !starts(lines[j], "### ") && !dialogue_line(lines[j]); ++j) {
       if (!starts(lines[j], "% ")) continue;  // prose
       const auto w = words(lines[j].substr(2));
@@ -168,8 +172,11 @@ std::vector<Case> parse(const std::vector<std::string>& lines) {
         c.config.max_reply = std::stoul(w[1]);
       } else if (w[0] == "helo" && w.size() == 2) {
         c.config.helo_name = w[1];
+      } else if (w[0] == "check" && w.size() == 1) {
+        check = true;
       } else if (w[0] == "mail" && w.size() >= 2) {
         Transaction t;
+        t.check = std::exchange(check, false);
         t.envelope.mail_from = unbracket(w[1]);
         for (std::size_t k = 2; k < w.size(); ++k) {
           if (w[k] == "8bitmime")
@@ -300,6 +307,12 @@ class Player {
 
   void start_next() {
     if (next_ >= case_.transactions.size()) return;
+    if (case_.transactions[next_].check && !checked_) {
+      checked_ = true;  // the transaction starts at the Ready that ends the check
+      session_.check();
+      return;
+    }
+    checked_ = false;
     const Transaction& t = case_.transactions[next_++];
     message_.clear();
     for (const auto& p : t.parts) message_.emplace_back(p);
@@ -333,6 +346,7 @@ class Player {
   ClientSession session_;
   std::vector<std::string_view> message_;
   std::size_t next_ = 0;
+  bool checked_ = false;
   bool tls_pending_ = false;
   bool start_pending_ = false;
   std::string* log_ = nullptr;

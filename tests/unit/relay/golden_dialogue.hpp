@@ -15,6 +15,7 @@ struct Transaction {
   Envelope envelope;
   std::vector<std::string> parts;  // the message, in pieces
   bool all_or_nothing = false;
+  bool check = false;  // the reuse check (ClientSession::check) before it
 };
 
 /// What the relay sends between two things our client says: its bytes, then perhaps the end
