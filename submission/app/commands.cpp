@@ -76,7 +76,23 @@ bool valid_login(const std::string& login, std::string& error) {
 std::unique_ptr<boost::asio::ssl::context> make_tls_context(const Config& c, std::string& error) {
   namespace ssl = boost::asio::ssl;
   auto ctx = std::make_unique<ssl::context>(ssl::context::tls_server);
-  net::configure_server_tls(ctx->native_handle());
+  SSL_CTX* native = ctx->native_handle();
+  net::configure_server_tls(native);
+  if (!c.tls_ciphers.empty() && SSL_CTX_set_cipher_list(native, c.tls_ciphers.c_str()) != 1) {
+    error = "[tls] ciphers \"" + c.tls_ciphers +
+            "\" names no TLS 1.2 cipher this OpenSSL offers (see `openssl ciphers -v "
+            "'LIST'`; the default is " +
+            net::kDefaultTls12Ciphers + ")";
+    return nullptr;
+  }
+  if (!c.tls_ciphersuites.empty() &&
+      SSL_CTX_set_ciphersuites(native, c.tls_ciphersuites.c_str()) != 1) {
+    error = "[tls] ciphersuites \"" + c.tls_ciphersuites +
+            "\" is not a list of TLS 1.3 suites this OpenSSL knows (e.g. "
+            "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256)";
+    return nullptr;
+  }
+  if (c.tls_min_version != 0) SSL_CTX_set_min_proto_version(native, c.tls_min_version);
   boost::system::error_code ec;
   ctx->use_certificate_chain_file(c.certificate.string(), ec);
   if (ec) {
@@ -189,6 +205,7 @@ int cmd_serve(const Config& config) {
   if (!relay) return fail(error);
   ctx.relay = relay.get();
   ctx.idle_timeout = std::chrono::seconds(config.idle_timeout);
+  ctx.greeting_delay = std::chrono::milliseconds(config.greeting_delay_ms);
   ctx.session_timeout = std::chrono::seconds(config.session_timeout);
 
   queue::Spool spool(config.queue_dir);
@@ -392,8 +409,8 @@ int cmd_account(const Args& a, const Config& config) {
     st = store.resume(login);
     if (st) {
       std::cout << "account " << login
-                << " resumed; its held messages stay held: truefrom queue list --account "
-                << login << ", then queue release|delete --account " << login << "\n";
+                << " resumed; its held messages stay held: truefrom queue list --account " << login
+                << ", then queue release|delete --account " << login << "\n";
     }
   } else {
     std::vector<auth::Account> accounts;
@@ -402,9 +419,9 @@ int cmd_account(const Args& a, const Config& config) {
     for (const auto& acc : accounts) {
       std::cout << acc.login << (acc.enabled ? "" : "\t(disabled)")
                 << (acc.forwarder ? "\t(forwarder)" : "")
-                << (acc.suspended ? "\t(suspended " + acc.suspended_at + " UTC: " +
-                                        acc.suspended_reason + ")"
-                                  : "")
+                << (acc.suspended
+                        ? "\t(suspended " + acc.suspended_at + " UTC: " + acc.suspended_reason + ")"
+                        : "")
                 << "\n";
       suspended += acc.suspended ? 1 : 0;
     }

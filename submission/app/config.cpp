@@ -1,6 +1,7 @@
 #include "submission/app/config.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/ssl.h>
 
 #include <unistd.h>
 
@@ -27,9 +28,9 @@ class ConfigError : public std::runtime_error {
 const std::map<std::string, std::set<std::string>> kKnownKeys{
     {"server",
      {"hostname", "max_message_size", "max_recipients", "max_connections", "io_threads",
-      "worker_threads", "idle_timeout", "session_timeout"}},
+      "worker_threads", "idle_timeout", "session_timeout", "greeting_delay_ms"}},
     {"listen", {"submission", "submissions"}},
-    {"tls", {"certificate", "private_key"}},
+    {"tls", {"certificate", "private_key", "ciphers", "ciphersuites", "min_version"}},
     {"database", {"url"}},
     {"relay",
      {"mode", "host", "port", "hosts", "starttls", "ca_file", "fingerprint", "username", "password",
@@ -125,6 +126,38 @@ std::optional<std::vector<unsigned char>> parse_fingerprint(std::string text) {
   OPENSSL_free(raw);
   if (out.size() != 32) return std::nullopt;
   return out;
+}
+
+// [tls] ciphers and ciphersuites are checked against OpenSSL when the server starts (the
+// TLS context is built then); here only their shape and min_version's value.
+void load_tls_policy(const toml::value& root, Config& c) {
+  for (const char* key : {"ciphers", "ciphersuites"}) {
+    const auto* v = lookup(root, "tls", key);
+    if (v == nullptr) continue;
+    const std::string name = std::string("tls.") + key;
+    std::string text = get_string(*v, name);
+    if (text.empty() || text.find_first_of(" \t\r\n,") != std::string::npos) {
+      bad(*v, name + " must be a non-empty OpenSSL list separated by colons",
+          std::string(key) == "ciphers"
+              ? "e.g. \"ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256\" (TLS 1.2)"
+              : "e.g. \"TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256\" (TLS 1.3)");
+    }
+    (std::string(key) == "ciphers" ? c.tls_ciphers : c.tls_ciphersuites) = std::move(text);
+  }
+  if (const auto* v = lookup(root, "tls", "min_version")) {
+    const std::string s = get_string(*v, "tls.min_version");
+    if (s == "TLSv1.2") {
+      c.tls_min_version = TLS1_2_VERSION;
+    } else if (s == "TLSv1.3") {
+      c.tls_min_version = TLS1_3_VERSION;
+    } else if (s == "TLSv1" || s == "TLSv1.0" || s == "TLSv1.1" || s == "SSLv3") {
+      bad(*v, "tls.min_version " + s + " is not offered: TLS 1.0 and 1.1 are deprecated (RFC 8996)",
+          "use \"TLSv1.2\" (the default) or \"TLSv1.3\"");
+    } else {
+      bad(*v, "tls.min_version must be \"TLSv1.2\" or \"TLSv1.3\"",
+          "e.g. min_version = \"TLSv1.3\"");
+    }
+  }
 }
 
 void load_relay(const toml::value& root, const std::filesystem::path& path,
@@ -473,6 +506,10 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     if (auto* v = lookup(root, "server", "session_timeout")) {
       c.session_timeout = static_cast<unsigned>(get_count(*v, "server.session_timeout", 1, 86400));
     }
+    if (auto* v = lookup(root, "server", "greeting_delay_ms")) {
+      c.greeting_delay_ms =
+          static_cast<unsigned>(get_count(*v, "server.greeting_delay_ms", 0, 30000));
+    }
     for (const char* key : {"submission", "submissions"}) {
       if (auto* v = lookup(root, "listen", key)) {
         auto ep = parse_endpoint(get_string(*v, std::string("listen.") + key));
@@ -496,6 +533,7 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     }
     c.certificate = get_path(*cert, "tls.certificate", base);
     c.private_key = get_path(*key, "tls.private_key", base);
+    load_tls_policy(root, c);
     if (auto* v = lookup(root, "database", "url")) c.database_url = get_string(*v, "database.url");
     load_relay(root, path, base, c);
     c.relay.helo_name = c.hostname;

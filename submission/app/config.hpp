@@ -44,6 +44,9 @@ struct Config {
   unsigned worker_threads = 0;      ///< 0: two per core
   unsigned idle_timeout = 300;      ///< seconds without a complete command (RFC 5321 4.5.3.2.7)
   unsigned session_timeout = 3600;  ///< seconds a session may last in all
+  /// Milliseconds the greeting waits for a client that talks first (554 and close); 0: only
+  /// input already there when the greeting is due.
+  unsigned greeting_delay_ms = 0;
 
   // [listen]
   std::optional<Endpoint> submission;   ///< STARTTLS (port 587 style)
@@ -52,6 +55,10 @@ struct Config {
   // [tls]
   std::filesystem::path certificate;
   std::filesystem::path private_key;
+  /// Overrides of the default suites (net/tls_options.hpp), OpenSSL syntax; empty: default.
+  std::string tls_ciphers;       ///< TLS 1.2 cipher list
+  std::string tls_ciphersuites;  ///< TLS 1.3 suites
+  int tls_min_version = 0;       ///< TLS1_2_VERSION or TLS1_3_VERSION; 0: TLS 1.2
 
   // [database]
   std::optional<std::string> database_url;  ///< absent: the embedded cluster under [state] dir

@@ -487,6 +487,14 @@ void Session::end_at_next_command(Reply reply) {
   end_reply_ = std::move(reply);
 }
 
+void Session::spoke_before_greeting() {
+  pending_ = Pending::kNone;
+  input_.clear();
+  output_.clear();
+  send(Reply{
+      554, {5, 5, 0}, config_.hostname + " input before the greeting, closing connection", true});
+}
+
 void Session::shutting_down() {
   pending_ = Pending::kNone;
   send(Reply{421, {4, 3, 2}, config_.hostname + " service shutting down", true});

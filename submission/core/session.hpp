@@ -105,6 +105,10 @@ class Session {
   void timed_out();
   /// The server is stopping: 421 and close.
   void shutting_down();
+  /// The client sent before the greeting (RFC 5321 3.1: a client waits for the 220; a bot
+  /// that does not is not served): the queued greeting is replaced by 554 5.5.0 and the
+  /// connection closes. Call before the first take_output().
+  void spoke_before_greeting();
   /// The client's next command (whatever it is) gets `reply` and the connection closes,
   /// e.g. when its account was suspended meanwhile. Ignored once the session is closed.
   void end_at_next_command(Reply reply);

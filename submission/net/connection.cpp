@@ -112,6 +112,31 @@ asio::awaitable<bool> Connection::State::handshake() {
   co_return true;
 }
 
+asio::awaitable<bool> Connection::State::spoke_before_greeting() {
+  const auto started = Clock::now();
+  if (ctx.greeting_delay.count() > 0) {
+    asio::steady_timer wait(socket.get_executor(), ctx.greeting_delay);
+    boost::system::error_code ec;
+    co_await wait.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+  }
+  if (stopping || timed_out) co_return false;  // the loop answers those with 421
+  boost::system::error_code ec;
+  std::size_t waiting = socket.available(ec);
+  if (ec) waiting = 0;
+  // With read-ahead, the handshake may have pulled the client's first records into
+  // OpenSSL's buffer already.
+  const bool tls_buffered = tls_stream && SSL_has_pending(tls_stream->native_handle()) == 1;
+  if (waiting == 0 && !tls_buffered) co_return false;
+  const auto ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count();
+  runtime::log_warning(
+      "refused " + peer + ": it sent " +
+      (tls_buffered ? std::string("TLS records") : std::to_string(waiting) + " octets") +
+      " before the greeting (within " + std::to_string(ms) +
+      " ms); a mail client waits for the 220 (RFC 5321 3.1)");
+  co_return true;
+}
+
 std::string Connection::State::tls_description() {
   if (!tls_stream) return "no TLS";
   SSL* ssl = tls_stream->native_handle();
@@ -151,6 +176,7 @@ asio::awaitable<void> Connection::run() {
       s.socket.get_executor(), [self]() { return self->s_->watchdog(); }, asio::detached);
 
   bool alive = !s.implicit_tls || co_await s.handshake();
+  if (alive && co_await s.spoke_before_greeting()) s.session.spoke_before_greeting();
   while (alive) {
     smtp::Event ev = s.session.next_event();
     if (!std::holds_alternative<smtp::event::NeedData>(ev)) s.client_clock_stopped();

@@ -74,6 +74,10 @@ struct ConnectionContext {
   std::function<void(const std::string& login, const policy::SuspensionTrigger& trigger)> suspend;
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds session_timeout{3600};
+  /// How long the greeting waits for a client that talks first (RFC 5321 3.1: a client
+  /// waits for the 220); such a client gets 554 and the close. Zero: only what has already
+  /// arrived when the greeting is due counts.
+  std::chrono::milliseconds greeting_delay{0};
 };
 
 class Connection : public std::enable_shared_from_this<Connection> {

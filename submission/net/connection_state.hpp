@@ -104,6 +104,11 @@ struct Connection::State {
 
   asio::awaitable<bool> handshake();
 
+  // True when the client sent something before our greeting (after the implicit-TLS
+  // handshake on that port): looked at after ConnectionContext::greeting_delay, without a
+  // read, so nothing it sent is consumed or served.
+  asio::awaitable<bool> spoke_before_greeting();
+
   std::string tls_description();
 
   // Login throttling before an AUTH exchange starts: a blocked network is refused, one with

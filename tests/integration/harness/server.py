@@ -39,6 +39,7 @@ class Truefrom:
         self.relay_mode = relay_mode
         self.server_extra = ""   # more [server] keys, e.g. "max_connections = 2"
         self.relay_extra = ""    # more [relay] keys, e.g. 'ca_file = "..."'
+        self.tls_extra = ""      # more [tls] keys, e.g. 'min_version = "TLSv1.3"'
         self.relay_hosts = None  # ["host:port", ...] instead of relay_host and relay_port
         self.max_message_size = max_message_size
         self.max_recipients = max_recipients
@@ -77,6 +78,7 @@ class Truefrom:
             "[tls]",
             'certificate = "cert.pem"',
             'private_key = "key.pem"',
+            self.tls_extra,
             "",
         ]
         if self.database is not None:

@@ -54,6 +54,19 @@ TEST(Session, ShutdownCloses) {
   EXPECT_NE(s.take_output().find("421 4.3.2"), std::string::npos);
 }
 
+// A client that spoke before the greeting gets 554 instead of the 220, and what it sent is
+// never served (here an EHLO and a MAIL that would otherwise be answered).
+TEST(Session, InputBeforeTheGreetingCloses) {
+  Session s(test_config());
+  s.receive("EHLO bot\r\nMAIL FROM:<a@b.test>\r\n");
+  s.spoke_before_greeting();
+  const std::string out = s.take_output();
+  EXPECT_EQ(out.rfind("554 5.5.0 ", 0), 0u) << out;
+  EXPECT_EQ(out.find("220"), std::string::npos) << out;
+  EXPECT_TRUE(std::holds_alternative<event::Close>(s.next_event()));
+  EXPECT_FALSE(s.has_output());
+}
+
 // An account suspended while its session is open: whatever the client sends next is
 // answered with the given reply and the connection closes; a pipelined rest is discarded.
 TEST(Session, EndAtNextCommand) {
