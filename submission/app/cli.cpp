@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "submission/app/service_user.hpp"
+
 namespace truefrom::app {
 namespace {
 
@@ -230,7 +232,8 @@ bool Database::open(std::string& error) {
   if (config_.database_url) {
     conninfo = *config_.database_url;
   } else {
-    embedded_ = std::make_unique<EmbeddedPostgres>(config_.state_dir);
+    embedded_ =
+        std::make_unique<EmbeddedPostgres>(config_.state_dir, embedded_cluster_user(config_));
     if (!embedded_->ensure_running(error)) return false;
     conninfo = embedded_->conninfo();
   }

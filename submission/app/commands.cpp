@@ -1,5 +1,6 @@
 #include "submission/app/commands.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio/ssl/context.hpp>
@@ -7,6 +8,7 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -29,6 +31,7 @@
 #include "submission/app/dkim_keys.hpp"
 #include "submission/app/embedded_postgres.hpp"
 #include "submission/app/sending_limits.hpp"
+#include "submission/app/service_user.hpp"
 #include "submission/app/srs_rules.hpp"
 #include "submission/app/suspension.hpp"
 #include "submission/core/address.hpp"
@@ -110,6 +113,14 @@ std::unique_ptr<boost::asio::ssl::context> make_tls_context(const Config& c, std
             c.certificate.string();
     return nullptr;
   }
+  // Read once, at start (as root before the privilege drop): nobody else needs to read it.
+  struct stat st {};
+  if (::stat(c.private_key.c_str(), &st) == 0 && (st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    runtime::log_warning("[tls] private_key " + c.private_key.string() + " has mode " + mode +
+                         ": other users can read it; run: chmod 600 " + c.private_key.string());
+  }
   return ctx;
 }
 
@@ -120,6 +131,15 @@ int cmd_serve(const Config& config) {
   std::signal(SIGXFSZ, SIG_IGN);
   // TLS sessions write to their sockets directly: a peer gone away is an error, not a signal.
   std::signal(SIGPIPE, SIG_IGN);
+  // Who serves (app/service_user.hpp): decided first, so that a missing user stops the
+  // start before anything is bound or created.
+  const auto user = service_user(config, error);
+  if (!user) return fail(error);
+  if (::geteuid() == 0 && !user->drop) {
+    runtime::log_warning(
+        "serving as root ([server] run_as_root = true): a flaw in the network-facing code "
+        "would hand an attacker the whole machine; set [server] user instead");
+  }
   if (auto e = auth::SaslLibrary::init("PLAIN LOGIN"); !e.empty()) return fail(e);
   auto tls = make_tls_context(config, error);
   if (!tls) return fail(error);
@@ -133,6 +153,42 @@ int cmd_serve(const Config& config) {
       runtime::log_info("embedded database: applied " + std::to_string(applied) + " migration(s)");
   }
   if (!st) return fail(describe(st));
+
+  // What only root may read is read now: the TLS key (above) and the SRS secrets.
+  std::optional<signer::srs::Srs> srs;
+  if (config.srs_enabled) {
+    srs = load_srs(config, error);
+    if (!srs) return fail(error);
+  }
+  // The listeners are bound before root is given up (ports below 1024). The io_context
+  // outlives everything below; the server is destroyed first at the end (its sessions give
+  // their counts back to the objects built after it), as if it were declared last.
+  boost::asio::io_context io;
+  std::optional<net::Server> server;
+  server.emplace(io, net::ConnectionContext{}, config.max_connections);
+  if (config.submission &&
+      !server->listen(config.submission->host, config.submission->port, false, error)) {
+    return fail(error);
+  }
+  if (config.submissions &&
+      !server->listen(config.submissions->host, config.submissions->port, true, error)) {
+    return fail(error);
+  }
+  // The spool is the server's: made before the drop so that a fresh install works, and
+  // handed over whole (a spool written by a root server of an earlier version).
+  if (config.queue_mode) {
+    std::error_code fec;
+    std::filesystem::create_directories(config.queue_dir, fec);
+    if (fec) {
+      return fail("cannot create [queue] dir " + config.queue_dir.string() + ": " + fec.message());
+    }
+    if (!hand_over(config.queue_dir, *user, true, error)) return fail(error);
+  }
+  if (!drop_privileges(*user, error)) return fail(error);
+  if (user->drop) {
+    runtime::log_info("running as user " + user->name + " (uid " + std::to_string(user->uid) +
+                      ", gid " + std::to_string(user->gid) + ")");
+  }
 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
   const unsigned worker_threads = config.worker_threads ? config.worker_threads : 2 * cores;
@@ -167,7 +223,7 @@ int cmd_serve(const Config& config) {
   ctx.check = auth::make_credential_check(identities);
   ctx.identities = &identities;
   ctx.policy = policy::SenderPolicy(config.policy);
-  signer::KeyManager dkim_keys(::geteuid(), [](bool ok, const std::string& line) {
+  signer::KeyManager dkim_keys(user->uid, [](bool ok, const std::string& line) {
     ok ? runtime::log_info("dkim: " + line) : runtime::log_error("dkim: " + line);
   });
   DkimKeyWatcher dkim_watcher(db.store(), dkim_keys, [](bool ok, const std::string& line) {
@@ -181,12 +237,9 @@ int cmd_serve(const Config& config) {
   ctx.dkim.fallback_domain = config.dkim_fallback_domain;
   ctx.dkim.tempfail_on_key_error = config.dkim_tempfail_on_key_error;
   // SRS: forwarder accounts' foreign envelope senders, by the rules in the database.
-  std::optional<signer::srs::Srs> srs;
   signer::srs::SrsRuleHolder srs_rules;
   std::unique_ptr<SrsRuleWatcher> srs_watcher;
   if (config.srs_enabled) {
-    srs = load_srs(config, error);
-    if (!srs) return fail(error);
     srs_watcher = std::make_unique<SrsRuleWatcher>(
         db.store(), srs_rules, [](bool ok, const std::string& line) {
           ok ? runtime::log_info("srs: " + line) : runtime::log_error("srs: " + line);
@@ -198,9 +251,8 @@ int cmd_serve(const Config& config) {
     ctx.srs_rules = &srs_rules;
   }
 
-  // Destroyed in reverse order: the server, the scheduler, the relay client's pooled
-  // connections, and only then the io_context they are bound to.
-  boost::asio::io_context io;
+  // Destroyed in reverse order: the server (reset at the end), the scheduler, the relay
+  // client's pooled connections, and only then the io_context they are bound to.
   auto relay = relay::RelayClient::create(config.relay, error);
   if (!relay) return fail(error);
   ctx.relay = relay.get();
@@ -275,21 +327,13 @@ int cmd_serve(const Config& config) {
       s->suspend(login, t);
     };
   }
-  net::Server server(io, ctx, config.max_connections);
-  if (config.submission &&
-      !server.listen(config.submission->host, config.submission->port, false, error)) {
-    return fail(error);
-  }
-  if (config.submissions &&
-      !server.listen(config.submissions->host, config.submissions->port, true, error)) {
-    return fail(error);
-  }
+  server->set_context(ctx);
   std::string relays;
   for (const auto& h : config.relay.hosts) relays += (relays.empty() ? "" : ", ") + h.to_string();
   runtime::log_info(
       "truefrom " + config.hostname + " ready; relay " + relays +
       (config.queue_mode ? "; queue " + config.queue_dir.string() : "; passthrough (no queue)"));
-  server.run(config.io_threads ? config.io_threads : cores);
+  server->run(config.io_threads ? config.io_threads : cores);
   if (scheduler) scheduler->stop();
   if (socketmap) socketmap->stop();
   if (srs_watcher) srs_watcher->stop();
@@ -297,6 +341,7 @@ int cmd_serve(const Config& config) {
   if (limit_sync) limit_sync->stop();
   dkim_watcher.stop();
   identities.stop();
+  server.reset();
   runtime::log_info("stopped");
   return 0;
 }

@@ -28,7 +28,8 @@ class ConfigError : public std::runtime_error {
 const std::map<std::string, std::set<std::string>> kKnownKeys{
     {"server",
      {"hostname", "max_message_size", "max_recipients", "max_connections", "io_threads",
-      "worker_threads", "idle_timeout", "session_timeout", "greeting_delay_ms"}},
+      "worker_threads", "idle_timeout", "session_timeout", "greeting_delay_ms", "user",
+      "run_as_root"}},
     {"listen", {"submission", "submissions"}},
     {"tls", {"certificate", "private_key", "ciphers", "ciphersuites", "min_version"}},
     {"database", {"url"}},
@@ -505,6 +506,16 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     }
     if (auto* v = lookup(root, "server", "session_timeout")) {
       c.session_timeout = static_cast<unsigned>(get_count(*v, "server.session_timeout", 1, 86400));
+    }
+    if (auto* v = lookup(root, "server", "user")) {
+      c.user = get_string(*v, "server.user");
+      if (c.user.empty() || c.user.find_first_of(" \t:/") != std::string::npos) {
+        bad(*v, "server.user is not a user name",
+            "name the account to serve as, e.g. \"truefrom\"");
+      }
+    }
+    if (auto* v = lookup(root, "server", "run_as_root")) {
+      c.run_as_root = get_bool(*v, "server.run_as_root");
     }
     if (auto* v = lookup(root, "server", "greeting_delay_ms")) {
       c.greeting_delay_ms =

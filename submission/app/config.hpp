@@ -47,6 +47,10 @@ struct Config {
   /// Milliseconds the greeting waits for a client that talks first (554 and close); 0: only
   /// input already there when the greeting is due.
   unsigned greeting_delay_ms = 0;
+  /// Started as root, the server binds its ports, reads its TLS key and SRS secrets, then
+  /// runs as this user (its groups set) unless run_as_root. Not root: it stays who it is.
+  std::string user = "truefrom";
+  bool run_as_root = false;
 
   // [listen]
   std::optional<Endpoint> submission;   ///< STARTTLS (port 587 style)

@@ -15,6 +15,7 @@
 #include "signer/dkim/dkim_key.hpp"
 #include "submission/app/cli.hpp"
 #include "submission/app/dkim_keys.hpp"
+#include "submission/app/service_user.hpp"
 #include "submission/policy/sender_policy.hpp"
 
 namespace truefrom::app {
@@ -50,7 +51,9 @@ bool parse_domain(const std::string& text, std::string& out, std::string& error)
 }
 
 // Creates the key directory (mode 0700) when missing; its owner is the one key files get.
-bool prepare_key_dir(const fs::path& dir, struct stat& st, std::string& error) {
+// The key directory, mode 0700; as root, owned by the user the server runs as (created
+// if missing, handed over if root owns it).
+bool prepare_key_dir(const fs::path& dir, const ServiceUser& user, std::string& error) {
   std::error_code ec;
   if (!fs::exists(dir, ec)) {
     fs::create_directories(dir, ec);
@@ -60,16 +63,17 @@ bool prepare_key_dir(const fs::path& dir, struct stat& st, std::string& error) {
     }
     ::chmod(dir.c_str(), 0700);
   }
+  struct stat st {};
   if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
     error = "[dkim] key_dir " + dir.string() + " is not a directory";
     return false;
   }
-  return true;
+  return hand_over(dir, user, false, error);
 }
 
 // Writes the private key: a new file, mode 0600, flushed to disk; when run as root, owned
-// by the key directory's owner (the user truefrom runs as).
-bool write_key_file(const fs::path& path, const std::string& pem, const struct stat& dir,
+// by the user the server runs as.
+bool write_key_file(const fs::path& path, const std::string& pem, const ServiceUser& user,
                     std::string& error) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
@@ -77,7 +81,7 @@ bool write_key_file(const fs::path& path, const std::string& pem, const struct s
     return false;
   }
   bool ok = ::fchmod(fd, 0600) == 0;
-  if (ok && ::geteuid() == 0 && dir.st_uid != 0) ok = ::fchown(fd, dir.st_uid, dir.st_gid) == 0;
+  if (ok && user.drop) ok = ::fchown(fd, user.uid, user.gid) == 0;
   std::size_t done = 0;
   while (ok && done < pem.size()) {
     const ssize_t n = ::write(fd, pem.data() + done, pem.size() - done);
@@ -142,8 +146,9 @@ int keygen(const Args& a, const Config& config, const std::string& domain) {
       selector = base + "-" + std::to_string(n);
     }
   }
-  struct stat dir {};
-  if (!prepare_key_dir(config.dkim_key_dir, dir, error)) return fail(error);
+  const auto user = service_user(config, error);
+  if (!user) return fail(error);
+  if (!prepare_key_dir(config.dkim_key_dir, *user, error)) return fail(error);
   const auto key = signer::generate_key(*algorithm, bits, error);
   if (!key) return fail(error);
   const fs::path path = config.dkim_key_dir / (domain + "." + selector + ".pem");
@@ -151,7 +156,7 @@ int keygen(const Args& a, const Config& config, const std::string& domain) {
     return fail("key file " + path.string() +
                 " already exists; remove it if it is unused, or choose another --selector");
   }
-  if (!write_key_file(path, key->pem, dir, error)) return fail(error);
+  if (!write_key_file(path, key->pem, *user, error)) return fail(error);
   auth::DkimKeyRow row;
   row.domain = domain;
   row.selector = selector;
@@ -181,12 +186,13 @@ int activate(Database& db, const Config& config, const std::string& domain,
   const auto it =
       std::find_if(rows.begin(), rows.end(), [&](const auto& r) { return r.selector == selector; });
   if (it != rows.end() && it->state == "pending") {
-    // Refuse a key the server could not use: check the file as it will (owner: the key
-    // directory's, which keygen gave it).
+    // Refuse a key the server could not use: check the file as it will (owner: the user
+    // it runs as).
     signer::KeyRecord record;
-    struct stat dir {};
-    const unsigned owner =
-        ::stat(config.dkim_key_dir.c_str(), &dir) == 0 ? dir.st_uid : ::geteuid();
+    std::string error;
+    const auto user = service_user(config, error);
+    if (!user) return fail(error);
+    const unsigned owner = user->uid;
     if (!to_key_record(*it, record)) return fail("unknown algorithm " + it->algorithm);
     const auto key = signer::load_signing_key(record, owner);
     if (!key.usable()) return fail(key.error + "; the key was not activated");

@@ -4,7 +4,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <vector>
 
 #include "submission/app/process.hpp"
 
@@ -39,12 +42,13 @@ fs::path find_postgres_bin() {
 
 }  // namespace
 
-EmbeddedPostgres::EmbeddedPostgres(fs::path state_dir)
+EmbeddedPostgres::EmbeddedPostgres(fs::path state_dir, std::string root_runs_as)
     : dir_(std::move(state_dir) / "pg"),
       data_(dir_ / "data"),
       socket_dir_(dir_ / "sock"),
       log_(dir_ / "postgres.log"),
-      bin_(find_postgres_bin()) {}
+      bin_(find_postgres_bin()),
+      root_runs_as_(std::move(root_runs_as)) {}
 
 EmbeddedPostgres::~EmbeddedPostgres() { release(); }
 
@@ -67,30 +71,41 @@ bool EmbeddedPostgres::ensure_running(std::string& error) {
     error = "cannot create " + dir_.string() + ": " + ec.message() + " (check [state] dir)";
     return false;
   }
-  std::optional<std::string> owner_name;
   if (geteuid() == 0) {
-    const passwd* pw = getpwnam("postgres");
+    const std::string& user = root_runs_as_;
+    const passwd* pw = getpwnam(user.c_str());
     if (pw == nullptr) {
-      error =
-          "PostgreSQL will not run as root and there is no user \"postgres\" to run the "
-          "embedded cluster (install postgresql-15, which creates it)";
+      error = "PostgreSQL will not run as root and there is no user \"" + user +
+              "\" to run the embedded cluster" +
+              (user == "postgres" ? std::string(" (install postgresql-15, which creates it)")
+                                  : " (the [server] user; create it with: useradd --system "
+                                    "--user-group --home-dir /var/lib/truefrom --no-create-home "
+                                    "--shell /usr/sbin/nologin " +
+                                        user + ")");
       return false;
     }
-    run_as_ = "postgres";
-    for (const auto& p : {dir_, data_, socket_dir_}) {
-      if (chown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
-        error = "cannot hand " + p.string() + " to user postgres";
+    run_as_ = user;
+    // The cluster's files belong to the user it runs as: all of them, also when an earlier
+    // version ran it as another user (PostgreSQL refuses a data directory it does not own).
+    struct stat st {};
+    const bool whole_tree = ::stat(data_.c_str(), &st) == 0 && st.st_uid != pw->pw_uid;
+    if (!fs::exists(log_)) std::ofstream(log_.string()).close();
+    std::vector<fs::path> paths{dir_, data_, socket_dir_, log_};
+    if (whole_tree) {
+      for (auto it = fs::recursive_directory_iterator(data_, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+        paths.push_back(it->path());
+      }
+    }
+    for (const auto& p : paths) {
+      if (lchown(p.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
+        error = "cannot hand " + p.string() + " to user " + user + ": " + std::strerror(errno);
         return false;
       }
     }
-    if (!fs::exists(log_)) std::ofstream(log_.string()).close();
-    if (chown(log_.c_str(), pw->pw_uid, pw->pw_gid) != 0) {
-      error = "cannot hand " + log_.string() + " to user postgres";
-      return false;
-    }
-    // The postgres user must be able to reach the directory through every parent.
+    // The user must be able to reach the directory through every parent.
     if (run_program({"test", "-w", data_.string()}, run_as_, "/dev/null") != 0) {
-      error = "user postgres cannot reach " + data_.string() +
+      error = "user " + user + " cannot reach " + data_.string() +
               ": a parent directory is not traversable by other users. Put [state] dir under "
               "a directory such as /var/lib, or give parents mode o+x";
       return false;

@@ -1,7 +1,8 @@
 // The embedded default database: a private PostgreSQL cluster under <state>/pg, created with
 // initdb and run with pg_ctl on a unix socket only (no TCP, no system service). PostgreSQL
-// refuses to run as root, so as root the cluster runs as the unprivileged user "postgres"
-// (created by Debian's postgresql package). Blocking; call before serving.
+// refuses to run as root, so as root the cluster runs as an unprivileged user: the one the
+// server gives root up for ([server] user), so that the server can still reach and stop it
+// afterwards ("postgres" when the server keeps root). Blocking; call before serving.
 // Thread-safety: one owner.
 #pragma once
 
@@ -13,7 +14,8 @@ namespace truefrom::app {
 
 class EmbeddedPostgres {
  public:
-  explicit EmbeddedPostgres(std::filesystem::path state_dir);
+  /// `root_runs_as`: the user the cluster runs as when this process is root.
+  EmbeddedPostgres(std::filesystem::path state_dir, std::string root_runs_as);
   /// Stops the cluster if this object started it.
   ~EmbeddedPostgres();
   EmbeddedPostgres(const EmbeddedPostgres&) = delete;
@@ -33,6 +35,7 @@ class EmbeddedPostgres {
   std::filesystem::path socket_dir_;
   std::filesystem::path log_;
   std::filesystem::path bin_;
+  std::string root_runs_as_;
   std::optional<std::string> run_as_;
   bool started_here_ = false;
 };

@@ -1,6 +1,7 @@
 #include "submission/app/process.hpp"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -12,7 +13,11 @@ namespace truefrom::app {
 int run_program(const std::vector<std::string>& args, const std::optional<std::string>& run_as,
                 const std::filesystem::path& log) {
   std::vector<std::string> full;
-  if (run_as) full = {"runuser", "-u", *run_as, "--"};
+  // Already that user (a server that gave root up): no runuser, which only root may use.
+  const passwd* pw = run_as ? ::getpwnam(run_as->c_str()) : nullptr;
+  if (run_as && (pw == nullptr || pw->pw_uid != ::geteuid())) {
+    full = {"runuser", "-u", *run_as, "--"};
+  }
   full.insert(full.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : full) argv.push_back(a.data());

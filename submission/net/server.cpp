@@ -39,7 +39,10 @@ struct Server::Listener {
 };
 
 Server::Server(asio::io_context& io, ConnectionContext context, std::size_t max_connections)
-    : io_(io), context_(std::move(context)), max_connections_(max_connections) {}
+    : io_(io),
+      signals_(io, SIGINT, SIGTERM),
+      context_(std::move(context)),
+      max_connections_(max_connections) {}
 
 Server::~Server() = default;
 
@@ -233,8 +236,7 @@ void Server::stop() {
 }
 
 void Server::run(unsigned threads) {
-  asio::signal_set signals(io_, SIGINT, SIGTERM);
-  signals.async_wait([this](const boost::system::error_code& ec, int) {
+  signals_.async_wait([this](const boost::system::error_code& ec, int) {
     if (!ec) stop();
   });
   for (auto& l : listeners_) asio::co_spawn(io_, accept_loop(*l), asio::detached);

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -23,6 +24,9 @@ class Server {
   Server(boost::asio::io_context& io, ConnectionContext context, std::size_t max_connections);
   ~Server();
 
+  /// Replaces the sessions' context; before run(). The listeners can so be bound before
+  /// the rest is built (as root, before the privilege drop).
+  void set_context(ConnectionContext context) { context_ = std::move(context); }
   /// Binds host:port. On failure returns false with a message.
   bool listen(const std::string& host, std::uint16_t port, bool implicit_tls, std::string& error);
   /// Serves on `threads` I/O threads until SIGTERM/SIGINT or stop(); returns when all
@@ -41,6 +45,9 @@ class Server {
   void forget(const std::shared_ptr<Connection>& c);
 
   boost::asio::io_context& io_;
+  // Registered at construction: a SIGTERM that comes while the rest starts (the ports
+  // already accept) waits for run() and stops the server then, instead of killing it.
+  boost::asio::signal_set signals_;
   ConnectionContext context_;
   std::size_t max_connections_;
   std::vector<std::unique_ptr<Listener>> listeners_;

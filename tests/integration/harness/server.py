@@ -38,6 +38,9 @@ class Truefrom:
         self.relay_starttls = relay_starttls
         self.relay_mode = relay_mode
         self.server_extra = ""   # more [server] keys, e.g. "max_connections = 2"
+        # Run as root, the suite serves as root (its key files are root's); test_privileges
+        # sets it False and names a [server] user.
+        self.run_as_root = True
         self.relay_extra = ""    # more [relay] keys, e.g. 'ca_file = "..."'
         self.tls_extra = ""      # more [tls] keys, e.g. 'min_version = "TLSv1.3"'
         self.relay_hosts = None  # ["host:port", ...] instead of relay_host and relay_port
@@ -70,6 +73,7 @@ class Truefrom:
             "max_message_size = %d" % self.max_message_size,
             "max_recipients = %d" % self.max_recipients,
             self.server_extra,
+            "run_as_root = true" if self.run_as_root else "",
             "",
             "[listen]",
             'submission = "127.0.0.1:%d"' % self.submission_port,
@@ -140,6 +144,7 @@ class Truefrom:
         self._log = open(self.logfile, "ab")
         self._log.write(b"$ truefrom serve --config %s\n" % str(self.config_path).encode())
         self._log.flush()
+        log_from = self._log.tell()
         self.proc = subprocess.Popen([str(self.bin), "serve", "--config", str(self.config_path)],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
                                      stderr=subprocess.STDOUT, preexec_fn=self.preexec)
@@ -157,7 +162,22 @@ class Truefrom:
                 waiting.pop(0)
             except OSError:
                 time.sleep(0.05)
+        # The ports accept once bound, before the privilege drop and the rest of the start:
+        # ready is the log line.
+        while b" ready; relay " not in self._read_log(log_from):
+            if self.proc.poll() is not None:
+                raise RuntimeError("truefrom serve exited with %d during start:\n%s"
+                                   % (self.proc.returncode, tail(self.logfile)))
+            if time.monotonic() > deadline:
+                raise RuntimeError("truefrom serve: no \"ready\" line after %ss:\n%s"
+                                   % (timeout, tail(self.logfile)))
+            time.sleep(0.02)
         return self
+
+    def _read_log(self, offset):
+        with open(self.logfile, "rb") as f:
+            f.seek(offset)
+            return f.read()
 
     def alive(self):
         return self.proc is not None and self.proc.poll() is None

@@ -81,6 +81,27 @@ TEST_F(ConfigTest, RefusalsNameFileLineAndReason) {
   EXPECT_FALSE(load_config(write("[server\n"), err));
 }
 
+TEST_F(ConfigTest, ServiceUserDefaultsAndRefusals) {
+  std::string err;
+  auto c = load_config(write(kValid), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->user, "truefrom");
+  EXPECT_FALSE(c->run_as_root);
+  std::string text = kValid;
+  text.replace(text.find("max_recipients = 7"), 18,
+               "max_recipients = 7\nuser = \"mailer\"\nrun_as_root = true");
+  c = load_config(write(text), err);
+  ASSERT_TRUE(c) << err;
+  EXPECT_EQ(c->user, "mailer");
+  EXPECT_TRUE(c->run_as_root);
+  for (const char* bad : {"user = \"a b\"", "user = \"../x\"", "user = \"x:y\""}) {
+    text = kValid;
+    text.replace(text.find("max_recipients = 7"), 18, std::string("max_recipients = 7\n") + bad);
+    EXPECT_FALSE(load_config(write(text), err)) << bad;
+    EXPECT_NE(err.find("server.user is not a user name"), std::string::npos) << err;
+  }
+}
+
 TEST(ParseEndpoint, Table) {
   EXPECT_TRUE(parse_endpoint("0.0.0.0:587"));
   EXPECT_TRUE(parse_endpoint("[::]:465"));
