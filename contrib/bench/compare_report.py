@@ -154,10 +154,28 @@ def profile_lines(profiles, rows=(), handshake_ms=None):
     return out
 
 
-def print_report(speed, args, rows, idle, profiles, started, machine):
+def abuse_table(ab_rows):
+    """--abuse-controls both: the same scenarios with login throttling and sending limits on
+    and off, runs alternating, medians and the ratio on ÷ off."""
+    out = ["| scenario | on msg/s | off msg/s | on ÷ off | on CPU ms/msg | off CPU ms/msg "
+           "| on ÷ off |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for key, sc, on, off in ab_rows:
+        rate_on = median(r["messages_per_s"] for r in on)
+        rate_off = median(r["messages_per_s"] for r in off)
+        cpu_on = median(r["server_ms_per_msg"] for r in on)
+        cpu_off = median(r["server_ms_per_msg"] for r in off)
+        out.append("| %s %s | %s | %s | %s | %s | %s | %s |" % (
+            key, sc["title"], fmt(rate_on), fmt(rate_off),
+            "%.3f" % (rate_on / rate_off) if rate_on and rate_off else "–",
+            fmt(cpu_on, 3), fmt(cpu_off, 3),
+            "%.3f" % (cpu_on / cpu_off) if cpu_on and cpu_off else "–"))
+    return out
+
+
+def print_report(speed, args, rows, idle, profiles, started, machine, ab_rows=()):
     """Prints the whole report on stdout. rows: [(key, scenario, truefrom runs, reference
     runs, openssl speed measured just before them)]; idle: idle-test reports; profiles: from
-    --profile."""
+    --profile; ab_rows: [(key, scenario, runs with abuse controls on, runs with them off)]."""
     lines = ["## contrib/bench/compare, %s" % time.strftime("%Y-%m-%d %H:%M UTC",
                                                           time.gmtime(started)), ""]
     lines.append("Machine: %s. Servers, their databases and sinks on CPU %s, load generator "
@@ -171,6 +189,12 @@ def print_report(speed, args, rows, idle, profiles, started, machine):
         lines.append("")
         for n in notes:
             lines.append("- " + n)
+        lines.append("")
+    if ab_rows:
+        lines.append("Abuse controls (login throttling, connections per network, sending "
+                     "limits) on and off, two truefrom stacks, runs alternating:")
+        lines.append("")
+        lines += abuse_table(ab_rows)
         lines.append("")
     lines += profile_lines(profiles, rows, speed.get("openssl_handshake_ms"))
     if idle:

@@ -133,9 +133,9 @@ int cmd_serve(const Config& config) {
   std::signal(SIGPIPE, SIG_IGN);
   // Who serves (app/service_user.hpp): decided first, so that a missing user stops the
   // start before anything is bound or created.
-  const auto user = service_user(config, error);
-  if (!user) return fail(error);
-  if (::geteuid() == 0 && !user->drop) {
+  const auto serving_as = service_user(config, error);
+  if (!serving_as) return fail(error);
+  if (::geteuid() == 0 && !serving_as->drop) {
     runtime::log_warning(
         "serving as root ([server] run_as_root = true): a flaw in the network-facing code "
         "would hand an attacker the whole machine; set [server] user instead");
@@ -165,7 +165,7 @@ int cmd_serve(const Config& config) {
   // their counts back to the objects built after it), as if it were declared last.
   boost::asio::io_context io;
   std::optional<net::Server> server;
-  server.emplace(io, net::ConnectionContext{}, config.max_connections);
+  server.emplace(io, net::ConnectionContext(), config.max_connections);
   if (config.submission &&
       !server->listen(config.submission->host, config.submission->port, false, error)) {
     return fail(error);
@@ -182,12 +182,13 @@ int cmd_serve(const Config& config) {
     if (fec) {
       return fail("cannot create [queue] dir " + config.queue_dir.string() + ": " + fec.message());
     }
-    if (!hand_over(config.queue_dir, *user, true, error)) return fail(error);
+    if (!hand_over(config.queue_dir, *serving_as, true, error)) return fail(error);
   }
-  if (!drop_privileges(*user, error)) return fail(error);
-  if (user->drop) {
-    runtime::log_info("running as user " + user->name + " (uid " + std::to_string(user->uid) +
-                      ", gid " + std::to_string(user->gid) + ")");
+  if (!drop_privileges(*serving_as, error)) return fail(error);
+  if (serving_as->drop) {
+    runtime::log_info("running as user " + serving_as->name + " (uid " +
+                      std::to_string(serving_as->uid) + ", gid " +
+                      std::to_string(serving_as->gid) + ")");
   }
 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
@@ -223,7 +224,7 @@ int cmd_serve(const Config& config) {
   ctx.check = auth::make_credential_check(identities);
   ctx.identities = &identities;
   ctx.policy = policy::SenderPolicy(config.policy);
-  signer::KeyManager dkim_keys(user->uid, [](bool ok, const std::string& line) {
+  signer::KeyManager dkim_keys(serving_as->uid, [](bool ok, const std::string& line) {
     ok ? runtime::log_info("dkim: " + line) : runtime::log_error("dkim: " + line);
   });
   DkimKeyWatcher dkim_watcher(db.store(), dkim_keys, [](bool ok, const std::string& line) {
