@@ -1,5 +1,7 @@
 #include "signer/dkim/key_ring.hpp"
 
+#include <algorithm>
+
 namespace truefrom::signer {
 
 std::string Selection::problems() const {
@@ -44,11 +46,23 @@ KeyManager::KeyManager(unsigned owner, Log log, std::chrono::seconds retry)
     : owner_(owner), log_(std::move(log)), retry_(retry) {}
 
 void KeyManager::replace(const std::vector<KeyRecord>& active) {
+  // What the log said last: a reload that finds a key as it was says nothing again.
+  std::shared_ptr<const KeyRing> before;
+  {
+    std::lock_guard lock(mutex_);
+    before = ring_;
+  }
+  const auto unchanged = [&before](const SigningKey& k) {
+    return std::any_of(before->keys().begin(), before->keys().end(), [&k](const SigningKey& b) {
+      return b.record.id == k.record.id && b.record.path == k.record.path &&
+             b.usable() == k.usable() && b.error == k.error;
+    });
+  };
   std::vector<SigningKey> keys;
   keys.reserve(active.size());
   for (const auto& r : active) {
     keys.push_back(load_signing_key(r, owner_));
-    if (log_) {
+    if (log_ && !unchanged(keys.back())) {
       const auto& k = keys.back();
       log_(k.usable(), k.usable() ? "DKIM key " + r.selector + "._domainkey." + r.domain + " (" +
                                         std::string(algorithm_name(r.algorithm)) + ") active"

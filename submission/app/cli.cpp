@@ -39,7 +39,8 @@ const char* const kUsage =
     "\n"
     "options:\n"
     "  --config FILE    configuration (default /etc/truefrom/truefrom.toml)\n"
-    "  --help           help for any command, e.g. truefrom account --help\n";
+    "  --help           help for any command, e.g. truefrom account --help\n"
+    "  --version        the version of truefrom and of the OpenSSL it runs on\n";
 
 const std::map<std::string, std::string> kHelp{
     {"serve",
@@ -165,6 +166,8 @@ Args parse_args(const std::vector<std::string>& in) {
     const std::string& s = in[i];
     if (s == "--help" || s == "-h") {
       a.help = true;
+    } else if (s == "--version" || s == "-V") {
+      a.version = true;
     } else if (s == "--config" || s == "-c") {
       if (i + 1 >= in.size()) {
         a.unknown_option = s + " needs a FILE";

@@ -20,6 +20,7 @@ struct Args {
   std::vector<std::string> positional;
   std::optional<std::string> config;
   bool help = false;
+  bool version = false;
   bool password_stdin = false;
   bool on_behalf = false;
   std::optional<std::string> forwarder;
@@ -51,8 +52,7 @@ int cmd_dkim(const Args& a, const Config& config);
 int cmd_queue(const Args& a, const Config& config);
 /// hold, release or delete every queued message of `login` (queue_commands.cpp): prints
 /// one line per message and a count; tells a running server. No queue: nothing to do.
-int queue_change_account(const Config& config, const std::string& verb,
-                         const std::string& login);
+int queue_change_account(const Config& config, const std::string& verb, const std::string& login);
 /// `truefrom limits ...` (limits_commands.cpp).
 int cmd_limits(const Args& a, const Config& config);
 /// The sending limits that apply to `login` (as stored), its counts of the last hour and

@@ -3,6 +3,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <cerrno>
@@ -187,8 +189,8 @@ int cmd_serve(const Config& config) {
   if (!drop_privileges(*serving_as, error)) return fail(error);
   if (serving_as->drop) {
     runtime::log_info("running as user " + serving_as->name + " (uid " +
-                      std::to_string(serving_as->uid) + ", gid " +
-                      std::to_string(serving_as->gid) + ")");
+                      std::to_string(serving_as->uid) + ", gid " + std::to_string(serving_as->gid) +
+                      ")");
   }
 
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
@@ -657,6 +659,11 @@ int run_command_line(const std::vector<std::string>& in) {
   const std::string command = a.positional.empty() ? std::string{} : a.positional[0];
   if (a.help) {
     std::cout << help_text(command).value_or(*help_text(""));
+    return 0;
+  }
+  if (a.version) {
+    std::cout << "truefrom " << TRUEFROM_VERSION << " (" << OpenSSL_version(OPENSSL_VERSION)
+              << ")\n";
     return 0;
   }
   if (command.empty()) {

@@ -41,6 +41,7 @@ struct Server::Listener {
 Server::Server(asio::io_context& io, ConnectionContext context, std::size_t max_connections)
     : io_(io),
       signals_(io, SIGINT, SIGTERM),
+      hangups_(io, SIGHUP),
       context_(std::move(context)),
       max_connections_(max_connections) {}
 
@@ -221,6 +222,8 @@ void Server::stop() {
       live.assign(connections_.begin(), connections_.end());
     }
     log_info("stopping: closing listeners, ending " + std::to_string(live.size()) + " session(s)");
+    boost::system::error_code hec;
+    hangups_.cancel(hec);
     for (auto& l : listeners_) {
       boost::system::error_code ec;
       l->acceptor.close(ec);
@@ -235,7 +238,18 @@ void Server::stop() {
   });
 }
 
+void Server::wait_for_hangup() {
+  hangups_.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;
+    log_warning(
+        "SIGHUP: this version does not reload its configuration; nothing was changed and "
+        "serving goes on (restart truefrom to apply a new configuration)");
+    wait_for_hangup();
+  });
+}
+
 void Server::run(unsigned threads) {
+  wait_for_hangup();
   signals_.async_wait([this](const boost::system::error_code& ec, int) {
     if (!ec) stop();
   });

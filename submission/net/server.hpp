@@ -48,6 +48,10 @@ class Server {
   // Registered at construction: a SIGTERM that comes while the rest starts (the ports
   // already accept) waits for run() and stops the server then, instead of killing it.
   boost::asio::signal_set signals_;
+  // SIGHUP (a terminal closed, an admin's reload): answered with a log line, never the
+  // default action (which would end the server and orphan its embedded PostgreSQL).
+  boost::asio::signal_set hangups_;
+  void wait_for_hangup();
   ConnectionContext context_;
   std::size_t max_connections_;
   std::vector<std::unique_ptr<Listener>> listeners_;

@@ -1,8 +1,10 @@
 """The truefrom command line: config errors, accounts, sender identities, help.
 
 Needs a database but no running server."""
+import re
 import unittest
 import warnings
+from pathlib import Path
 
 from harness import IntegrationTestCase, PostgresCluster, Truefrom, sql_quote, unique
 
@@ -58,6 +60,14 @@ class CliTests(IntegrationTestCase):
         p = self.tf.cli("--help", config=False)
         for word in ("serve", "account", "sender", "db"):
             self.assertIn(word, p.stdout + p.stderr)
+
+    def test_version(self):
+        cmake = (Path(__file__).resolve().parents[2] / "CMakeLists.txt").read_text()
+        version = re.search(r"project\(truefrom VERSION ([0-9.]+)", cmake).group(1)
+        for flag in ("--version", "-V"):
+            p = self.tf.cli(flag, config=False)
+            self.assertEqual(p.returncode, 0, p.stderr)
+            self.assertRegex(p.stdout, r"^truefrom %s \(OpenSSL 3\.[0-9.]+" % re.escape(version))
 
     def test_unknown_subcommand_fails(self):
         self.assertFails(self.tf.cli("frobnicate"))

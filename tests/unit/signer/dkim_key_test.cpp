@@ -185,5 +185,25 @@ TEST_F(KeyFiles, ManagerRetriesBrokenKeysAfterTheInterval) {
   EXPECT_NE(log.back().find("can be used again"), std::string::npos);
 }
 
+TEST_F(KeyFiles, ManagerLogsAKeyOnceUntilItChanges) {
+  std::vector<std::string> log;
+  KeyManager m(::geteuid(), [&](bool, const std::string& line) { log.push_back(line); });
+  m.replace({rsa.record, ed.record});
+  ASSERT_EQ(log.size(), 2u);
+  // The server loads at start and again when its change listener comes up: same keys, no
+  // second pair of lines.
+  m.replace({rsa.record, ed.record});
+  EXPECT_EQ(log.size(), 2u);
+  // A key that can no longer be used is said again, and so is one that comes back.
+  ::chmod(rsa.record.path.c_str(), 0644);
+  m.replace({rsa.record, ed.record});
+  ASSERT_EQ(log.size(), 3u);
+  EXPECT_NE(log.back().find("chmod 600"), std::string::npos) << log.back();
+  ::chmod(rsa.record.path.c_str(), 0600);
+  m.replace({rsa.record});
+  ASSERT_EQ(log.size(), 4u);
+  EXPECT_NE(log.back().find("active"), std::string::npos) << log.back();
+}
+
 }  // namespace
 }  // namespace truefrom::signer
