@@ -33,6 +33,7 @@
 #include "submission/app/dkim_keys.hpp"
 #include "submission/app/embedded_postgres.hpp"
 #include "submission/app/sending_limits.hpp"
+#include "submission/app/service_manager.hpp"
 #include "submission/app/service_user.hpp"
 #include "submission/app/srs_rules.hpp"
 #include "submission/app/suspension.hpp"
@@ -333,9 +334,13 @@ int cmd_serve(const Config& config) {
   server->set_context(ctx);
   std::string relays;
   for (const auto& h : config.relay.hosts) relays += (relays.empty() ? "" : ", ") + h.to_string();
-  runtime::log_info(
+  const std::string ready =
       "truefrom " + config.hostname + " ready; relay " + relays +
-      (config.queue_mode ? "; queue " + config.queue_dir.string() : "; passthrough (no queue)"));
+      (config.queue_mode ? "; queue " + config.queue_dir.string() : "; passthrough (no queue)");
+  runtime::log_info(ready);
+  ServiceManager service_manager(io);
+  server->set_on_stopping([&service_manager] { service_manager.stopping(); });
+  service_manager.ready(ready);
   server->run(config.io_threads ? config.io_threads : cores);
   if (scheduler) scheduler->stop();
   if (socketmap) socketmap->stop();

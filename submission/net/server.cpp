@@ -224,6 +224,7 @@ void Server::stop() {
     log_info("stopping: closing listeners, ending " + std::to_string(live.size()) + " session(s)");
     boost::system::error_code hec;
     hangups_.cancel(hec);
+    if (on_stopping_) on_stopping_();
     for (auto& l : listeners_) {
       boost::system::error_code ec;
       l->acceptor.close(ec);

@@ -8,6 +8,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -33,6 +34,8 @@ class Server {
   /// sessions have ended (or after a grace period).
   void run(unsigned threads);
   void stop();
+  /// Called once when the server starts to stop (on the I/O loop), before the sessions end.
+  void set_on_stopping(std::function<void()> f) { on_stopping_ = std::move(f); }
 
  private:
   struct Listener;
@@ -52,6 +55,7 @@ class Server {
   // default action (which would end the server and orphan its embedded PostgreSQL).
   boost::asio::signal_set hangups_;
   void wait_for_hangup();
+  std::function<void()> on_stopping_;
   ConnectionContext context_;
   std::size_t max_connections_;
   std::vector<std::unique_ptr<Listener>> listeners_;

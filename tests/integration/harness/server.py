@@ -51,6 +51,7 @@ class Truefrom:
                        "recipients_per_day = 100000000")
         self.extra_config = ""   # appended to the generated config (more sections)
         self.preexec = None      # run in the server's process before exec (e.g. setrlimit)
+        self.env = None          # the server's environment (None: this process's)
         self.proc = None
         self._make_certificate()
         self.write_config()
@@ -147,7 +148,8 @@ class Truefrom:
         log_from = self._log.tell()
         self.proc = subprocess.Popen([str(self.bin), "serve", "--config", str(self.config_path)],
                                      stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, preexec_fn=self.preexec)
+                                     stderr=subprocess.STDOUT, preexec_fn=self.preexec,
+                                     env=self.env)
         deadline = time.monotonic() + timeout
         waiting = [self.submission_port, self.submissions_port]
         while waiting:
