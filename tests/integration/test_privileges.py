@@ -39,6 +39,19 @@ def ids(pid):
     return out
 
 
+def serving_as_user(cls, database, name):
+    """A sink and a server configured to serve as USER (not started), with ALICE."""
+    cls.pw = ensure_user()
+    cls.sink = cls.use(Sink()).start()
+    cls.srv = cls.use(Truefrom(database, cls.sink.port, name=name))
+    cls.srv.run_as_root = False
+    cls.srv.server_extra = 'user = "%s"' % USER
+    cls.srv.write_config()
+    cls.srv.migrate()
+    cls.srv.add_account(ALICE, ALICE_PW)
+    cls.srv.add_sender(ALICE, ALICE)
+
+
 def send(srv, sink, subject_prefix="priv"):
     marker = unique(subject_prefix)
     with smtplib.SMTP("127.0.0.1", srv.submission_port, timeout=15) as s:
@@ -53,16 +66,8 @@ class PrivilegeDropTests(IntegrationTestCase):
 
     @classmethod
     def start_fixtures(cls):
-        cls.pw = ensure_user()
         cls.pg = cls.use(PostgresCluster()).start()
-        cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port, name="privileges"))
-        cls.srv.run_as_root = False
-        cls.srv.server_extra = 'user = "%s"' % USER
-        cls.srv.write_config()
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, ALICE_PW)
-        cls.srv.add_sender(ALICE, ALICE)
+        serving_as_user(cls, cls.pg, "privileges")
         # As root, before the server starts: the key (file and directory) becomes the
         # server user's.
         cls.srv.cli_ok("dkim", "keygen", "example.test", "--selector", "priv1")
@@ -151,15 +156,7 @@ class EmbeddedClusterTests(IntegrationTestCase):
 
     @classmethod
     def start_fixtures(cls):
-        cls.pw = ensure_user()
-        cls.sink = cls.use(Sink()).start()
-        cls.srv = cls.use(Truefrom(None, cls.sink.port, name="privembedded"))
-        cls.srv.run_as_root = False
-        cls.srv.server_extra = 'user = "%s"' % USER
-        cls.srv.write_config()
-        cls.srv.migrate()
-        cls.srv.add_account(ALICE, ALICE_PW)
-        cls.srv.add_sender(ALICE, ALICE)
+        serving_as_user(cls, None, "privembedded")
         cls.srv.start()
 
     def test_cluster_runs_as_the_user_and_stops_with_the_server(self):
