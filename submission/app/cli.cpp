@@ -45,9 +45,12 @@ const char* const kUsage =
 const std::map<std::string, std::string> kHelp{
     {"serve",
      "usage: truefrom serve [--config FILE]\n"
-     "Runs the server in the foreground, logging to stderr. SIGTERM or SIGINT stop it\n"
-     "gracefully. Without [database] url, a private PostgreSQL cluster is started under\n"
-     "[state] dir and the schema is created.\n"},
+     "Runs the server in the foreground, logging to stderr. SIGTERM or SIGINT stop it:\n"
+     "the listeners close, sessions between transactions get 421 4.3.2 at once, a\n"
+     "transaction under way finishes first (at most [server] drain_timeout). SIGHUP is\n"
+     "logged and changes nothing (restart to apply a new config). Started as root, it\n"
+     "runs as [server] user once its ports are bound. Without [database] url, a private\n"
+     "PostgreSQL cluster is started under [state] dir and the schema is created.\n"},
     {"db",
      "usage: truefrom db migrate [--config FILE]\n"
      "Applies the schema migrations that are missing, in one transaction. Safe to repeat.\n"},

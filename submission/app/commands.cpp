@@ -263,6 +263,7 @@ int cmd_serve(const Config& config) {
   ctx.idle_timeout = std::chrono::seconds(config.idle_timeout);
   ctx.greeting_delay = std::chrono::milliseconds(config.greeting_delay_ms);
   ctx.session_timeout = std::chrono::seconds(config.session_timeout);
+  ctx.drain_timeout = std::chrono::seconds(config.drain_timeout);
 
   queue::Spool spool(config.queue_dir);
   std::unique_ptr<queue::Scheduler> scheduler;

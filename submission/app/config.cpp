@@ -29,7 +29,7 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
     {"server",
      {"hostname", "max_message_size", "max_recipients", "max_connections", "io_threads",
       "worker_threads", "idle_timeout", "session_timeout", "greeting_delay_ms", "user",
-      "run_as_root"}},
+      "drain_timeout", "run_as_root"}},
     {"listen", {"submission", "submissions"}},
     {"tls", {"certificate", "private_key", "ciphers", "ciphersuites", "min_version"}},
     {"database", {"url"}},
@@ -506,6 +506,9 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     }
     if (auto* v = lookup(root, "server", "session_timeout")) {
       c.session_timeout = static_cast<unsigned>(get_count(*v, "server.session_timeout", 1, 86400));
+    }
+    if (auto* v = lookup(root, "server", "drain_timeout")) {
+      c.drain_timeout = static_cast<unsigned>(get_count(*v, "server.drain_timeout", 0, 3600));
     }
     if (auto* v = lookup(root, "server", "user")) {
       c.user = get_string(*v, "server.user");

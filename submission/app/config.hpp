@@ -44,6 +44,7 @@ struct Config {
   unsigned worker_threads = 0;      ///< 0: two per core
   unsigned idle_timeout = 300;      ///< seconds without a complete command (RFC 5321 4.5.3.2.7)
   unsigned session_timeout = 3600;  ///< seconds a session may last in all
+  unsigned drain_timeout = 30;      ///< seconds a stop waits for transactions under way
   /// Milliseconds the greeting waits for a client that talks first (554 and close); 0: only
   /// input already there when the greeting is due.
   unsigned greeting_delay_ms = 0;

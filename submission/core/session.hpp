@@ -121,6 +121,8 @@ class Session {
 
   /// True while DATA content is being received (after 354, before the end of data).
   bool receiving_data() const { return phase_ == Phase::kData; }
+  /// A transaction is under way: MAIL FROM accepted, or the message being received.
+  bool in_transaction() const { return mail_from_.has_value() || phase_ == Phase::kData; }
   bool tls_active() const { return tls_; }
   bool authenticated() const { return login_.has_value(); }
   const std::optional<std::string>& login() const { return login_; }

@@ -60,7 +60,7 @@ asio::awaitable<bool> Connection::State::flush() {
 }
 
 asio::awaitable<bool> Connection::State::read_more() {
-  if (stopping) {
+  if (shutdown_due()) {
     session.shutting_down();
     co_return true;
   }
@@ -84,7 +84,7 @@ asio::awaitable<bool> Connection::State::read_more() {
       session.timed_out();
       co_return true;
     }
-    if (stopping) {
+    if (shutdown_due()) {
       session.shutting_down();
       co_return true;
     }
@@ -159,11 +159,15 @@ const std::optional<policy::IpAddress>& Connection::client() const { return s_->
 
 Connection::~Connection() = default;
 
-void Connection::stop() {
-  asio::post(s_->socket.get_executor(), [self = shared_from_this()] {
-    self->s_->stopping = true;
+void Connection::stop(bool now) {
+  asio::post(s_->socket.get_executor(), [self = shared_from_this(), now] {
+    State& s = *self->s_;
+    s.stopping = true;
+    s.stop_now = s.stop_now || now;
+    // A read under way is cut only when the 421 is due: a client sending its message
+    // carries on, and hears 421 after the reply to its end.
     boost::system::error_code ec;
-    if (self->s_->reading) self->s_->socket.cancel(ec);
+    if (s.reading && s.shutdown_due()) s.socket.cancel(ec);
   });
 }
 
@@ -186,6 +190,8 @@ asio::awaitable<void> Connection::run() {
       if (runtime::fault_point("session")) throw std::runtime_error("fault injected at session");
       alive = co_await s.flush() && co_await s.handshake();
       if (alive) s.session.tls_established();
+    } else if (std::holds_alternative<smtp::event::MailFrom>(ev) && s.stopping) {
+      s.session.shutting_down();  // draining: no new transaction (a pipelined MAIL FROM)
     } else if (auto* rcpt = std::get_if<smtp::event::RcptTo>(&ev)) {
       s.rcpt_to(*rcpt);
     } else if (s.session.awaiting_decision()) {

@@ -74,6 +74,8 @@ struct ConnectionContext {
   std::function<void(const std::string& login, const policy::SuspensionTrigger& trigger)> suspend;
   std::chrono::seconds idle_timeout{300};
   std::chrono::seconds session_timeout{3600};
+  /// How long a shutdown waits for transactions under way to finish.
+  std::chrono::seconds drain_timeout{30};
   /// How long the greeting waits for a client that talks first (RFC 5321 3.1: a client
   /// waits for the 220); such a client gets 554 and the close. Zero: only what has already
   /// arrived when the greeting is due counts.
@@ -90,8 +92,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   /// Runs the session to its end.
   boost::asio::awaitable<void> run();
-  /// Asks the session to end with 421 (server shutdown). Safe from any thread.
-  void stop();
+  /// Asks the session to end with 421 4.3.2 (server shutdown): at once when it is between
+  /// transactions, or once its transaction has been answered; `now`: at once regardless
+  /// (the drain time is over). Safe from any thread.
+  void stop(bool now = false);
   /// The client's address given at construction: what the abuse controls counted.
   const std::optional<policy::IpAddress>& client() const;
 

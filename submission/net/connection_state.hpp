@@ -65,7 +65,10 @@ struct Connection::State {
   bool busy = false;                    // working on what the client sent: its clock is stopped
   bool reading = false;
   bool timed_out = false;
-  bool stopping = false;
+  bool stopping = false;  // shutdown asked: 421 once no transaction is under way
+  bool stop_now = false;  // shutdown, the drain time over: 421 at the next read
+  /// Shutdown asked and nothing left to wait for.
+  bool shutdown_due() const { return stopping && (stop_now || !session.in_transaction()); }
   bool closed = false;
 
   std::optional<policy::IpAddress> client;  // for the abuse controls

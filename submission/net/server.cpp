@@ -221,7 +221,10 @@ void Server::stop() {
       stopping_ = true;
       live.assign(connections_.begin(), connections_.end());
     }
-    log_info("stopping: closing listeners, ending " + std::to_string(live.size()) + " session(s)");
+    log_info("stopping: closing listeners; " + std::to_string(live.size()) +
+             " session(s) end once their transactions are answered (at most [server] "
+             "drain_timeout, " +
+             std::to_string(context_.drain_timeout.count()) + " s)");
     boost::system::error_code hec;
     hangups_.cancel(hec);
     if (on_stopping_) on_stopping_();
@@ -234,8 +237,24 @@ void Server::stop() {
       io_.stop();
       return;
     }
-    auto timer = std::make_shared<asio::steady_timer>(io_, kShutdownGrace);
-    timer->async_wait([this, timer](auto) { io_.stop(); });
+    // Transactions under way have drain_timeout to finish; then every session still open
+    // gets its 421 at once, and the I/O threads end at most kShutdownGrace later.
+    auto timer = std::make_shared<asio::steady_timer>(io_, context_.drain_timeout);
+    timer->async_wait([this, timer](auto) {
+      std::vector<std::shared_ptr<Connection>> still;
+      {
+        std::lock_guard lock(mutex_);
+        still.assign(connections_.begin(), connections_.end());
+      }
+      if (!still.empty()) {
+        log_warning("stopping: " + std::to_string(still.size()) +
+                    " session(s) still open after [server] drain_timeout (" +
+                    std::to_string(context_.drain_timeout.count()) + " s): ending them now");
+      }
+      for (auto& c : still) c->stop(true);
+      timer->expires_after(kShutdownGrace);
+      timer->async_wait([this, timer](auto) { io_.stop(); });
+    });
   });
 }
 

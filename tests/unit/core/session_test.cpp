@@ -82,5 +82,38 @@ TEST(Session, EndAtNextCommand) {
   EXPECT_EQ(s.take_output(), "421 4.7.1 mx.test account suspended\r\n");
 }
 
+// What a drain waits for: from the accepted MAIL FROM to the reply to the message's end
+// (or RSET), and nothing else.
+TEST(Session, InTransactionFromMailFromToTheReplyToTheMessage) {
+  Session s(test_config());
+  s.tls_established();
+  s.receive("EHLO c\r\nAUTH PLAIN AGEAcGFzcw==\r\n");
+  EXPECT_TRUE(std::holds_alternative<event::AuthStart>(s.next_event()));
+  s.auth_succeeded("a@b.test");
+  EXPECT_FALSE(s.in_transaction());
+  s.receive("MAIL FROM:<a@b.test>\r\n");
+  EXPECT_TRUE(std::holds_alternative<event::MailFrom>(s.next_event()));
+  EXPECT_FALSE(s.in_transaction());  // not before it is accepted
+  s.accept(Reply{250, {2, 1, 0}, "OK"});
+  EXPECT_TRUE(s.in_transaction());
+  s.receive("RSET\r\n");
+  EXPECT_TRUE(std::holds_alternative<event::NeedData>(s.next_event()));
+  EXPECT_FALSE(s.in_transaction());
+  s.receive("MAIL FROM:<a@b.test>\r\n");
+  EXPECT_TRUE(std::holds_alternative<event::MailFrom>(s.next_event()));
+  s.accept(Reply{250, {2, 1, 0}, "OK"});
+  s.receive("RCPT TO:<r@d.test>\r\n");
+  EXPECT_TRUE(std::holds_alternative<event::RcptTo>(s.next_event()));
+  s.accept(Reply{250, {2, 1, 5}, "OK"});
+  s.receive("DATA\r\n");
+  EXPECT_TRUE(std::holds_alternative<event::DataStart>(s.next_event()));  // 354
+  EXPECT_TRUE(s.in_transaction());
+  s.receive("Subject: x\r\n\r\nbody\r\n.\r\n");
+  EXPECT_TRUE(std::holds_alternative<event::DataEnd>(s.next_event()));
+  EXPECT_TRUE(s.in_transaction());
+  s.accept(Reply{250, {2, 0, 0}, "queued"});
+  EXPECT_FALSE(s.in_transaction());
+}
+
 }  // namespace
 }  // namespace truefrom::smtp
