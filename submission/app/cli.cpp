@@ -36,6 +36,7 @@ const char* const kUsage =
     "  srs encode ADDRESS | srs decode ADDRESS\n"
     "  limits set LOGIN|DOMAIN|default KEY=VALUE...\n"
     "  limits show LOGIN | limits reset LOGIN | limits list\n"
+    "  config check                   what serve would trip over, each with its fix\n"
     "\n"
     "options:\n"
     "  --config FILE    configuration (default /etc/truefrom/truefrom.toml)\n"
@@ -153,6 +154,14 @@ const std::map<std::string, std::string> kHelp{
      "clears the counts; list prints the config's values and every row.\n"
      "  truefrom limits set example.com messages_per_hour=50\n"
      "  truefrom limits set newsletter@example.com messages_per_day=0\n"},
+    {"config",
+     "usage: truefrom config check [--config FILE]\n"
+     "Checks what `serve` needs before it is deployed: the config, the user it runs as,\n"
+     "the TLS certificate and key (they load and match, validity and expiry, the host\n"
+     "name), the SRS secrets, the database (reachable, schema version), every active DKIM\n"
+     "key's file (as the server reads it) and each relay (a TCP connection and its 220).\n"
+     "One line per finding with its fix; exit status 0 when there is no problem (warnings\n"
+     "do not count), 1 otherwise.\n"},
     {"check",
      "usage: truefrom check LOGIN --mail-from ADDRESS [--message FILE] [--config FILE]\n"
      "Prints the verdict truefrom would give LOGIN for the envelope sender ADDRESS (\"<>\"\n"
