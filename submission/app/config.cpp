@@ -39,6 +39,7 @@ const std::map<std::string, std::set<std::string>> kKnownKeys{
       "connections", "idle_limit", "check_after", "check_timeout", "probe_max"}},
     {"queue", {"dir", "retry_first", "retry_max", "lifetime"}},
     {"state", {"dir"}},
+    {"trace", {"authenticated"}},
     {"policy",
      {"subaddress_separators", "local_part_case_sensitive", "allow_null_sender",
       "refuse_address_in_display_name", "require_alignment"}},
@@ -575,6 +576,9 @@ std::optional<Config> load_config(const std::filesystem::path& path, std::string
     }
     if (auto* v = lookup(root, "policy", "require_alignment")) {
       c.policy.require_alignment = get_bool(*v, "policy.require_alignment");
+    }
+    if (auto* v = lookup(root, "trace", "authenticated")) {
+      c.policy.trace_authenticated = get_bool(*v, "trace.authenticated");
     }
     c.queue_dir = c.state_dir / "queue";
     if (auto* v = lookup(root, "queue", "dir")) c.queue_dir = get_path(*v, "queue.dir", base);

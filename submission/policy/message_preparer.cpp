@@ -52,8 +52,10 @@ std::variant<Refusal, Preparation> prepare_message(const SenderPolicy& policy,
   f.by_host = txn.hostname;
   f.protocol = "ESMTPSA";  // RFC 3848: ESMTP with STARTTLS (or implicit TLS) and AUTH
   f.tls = txn.tls;
-  f.login = txn.login;
-  f.binding = d.audit;
+  if (policy.options().trace_authenticated) {
+    f.login = txn.login;
+    f.binding = d.audit;
+  }
   f.id = txn.queue_id;
   if (txn.recipients.size() == 1) f.for_recipient = txn.recipients[0].to_string();
   f.when = txn.now;

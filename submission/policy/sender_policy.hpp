@@ -40,6 +40,10 @@ struct PolicyOptions {
   /// What a suspended account's MAIL FROM is told after "Account X is suspended" (where to
   /// turn; [suspension] contact). Empty: nothing more.
   std::string suspended_contact;
+  /// [trace] authenticated: the Received: field names the account and the identity rows
+  /// that allowed the senders (false: only the log does, like Postfix's
+  /// smtpd_sasl_authenticated_header = no).
+  bool trace_authenticated = false;
 };
 
 /// What allows one address.

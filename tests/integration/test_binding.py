@@ -76,17 +76,18 @@ class BindingTests(IntegrationTestCase):
         _, final = self.submit(ALICE, msg)
         self.assertReply(final, 550, "5.6.0", "2 From: headers")
 
-    def test_owned_message_carries_the_audit_in_received(self):
+    def test_the_audit_is_logged_and_kept_out_of_received_by_default(self):
         marker = unique("audit")
         _, final = self.submit(ALICE, make_message(ALICE, RCPT, marker))
         self.assertReply(final, 250, "2.0.0")
         _, data = self.sink.wait_for_marker(marker)
         ident = self.identity_id(ALICE, ALICE)
         head = data.split(b"\r\n\r\n", 1)[0].decode()
-        unfolded = head.replace("\r\n\t", " ").replace("\r\n ", " ")
-        self.assertIn("(sender binding: MAIL FROM by identity #%d address %s;" % (ident, ALICE),
-                      unfolded)
-        self.assertIn("From: %s by identity #%d" % (ALICE, ident), unfolded)
+        received = head.split("\r\nFrom:", 1)[0]
+        self.assertIn("Received: from ", received)
+        self.assertNotIn("sender binding", received)
+        self.assertNotIn("authenticated as", received)
+        self.assertNotIn("identity #", received)
         self.assertIn("binding: MAIL FROM by identity #%d" % ident, self.srv.log_text())
 
     def test_on_behalf_gets_a_sender_header(self):
@@ -305,6 +306,36 @@ class BindingTests(IntegrationTestCase):
         r = self.srv.cli("check", "nobody@example.test", "--mail-from", ALICE)
         self.assertEqual(r.returncode, 1)
         self.assertIn("no account nobody@example.test", r.stderr)
+
+
+class TraceAuthenticatedTests(IntegrationTestCase):
+    """[trace] authenticated = true: the Received: field names the account and the identity
+    rows that allowed the senders."""
+
+    @classmethod
+    def start_fixtures(cls):
+        cls.start_stack({ALICE: (PW, [ALICE])},
+                        extra_config="\n[trace]\nauthenticated = true\n")
+
+    def test_received_carries_the_account_and_the_audit(self):
+        marker = unique("audit")
+        c = self.srv.session(ALICE, PW)
+        try:
+            self.assertReply(c.cmd("MAIL FROM:<%s>" % ALICE), 250, "2.1.0")
+            self.assertReply(c.cmd("RCPT TO:<%s>" % RCPT), 250, None)
+            self.assertReply(c.send_data(make_message(ALICE, RCPT, marker)), 250, "2.0.0")
+        finally:
+            c.close()
+        _, data = self.sink.wait_for_marker(marker)
+        rows = self.pg.psql("SELECT id FROM sender_identities WHERE login = %s AND "
+                            "identity = %s" % (sql_quote(ALICE), sql_quote(ALICE)))
+        ident = (rows.stdout if hasattr(rows, "stdout") else rows).strip()
+        head = data.split(b"\r\n\r\n", 1)[0].decode()
+        unfolded = head.replace("\r\n\t", " ").replace("\r\n ", " ")
+        self.assertIn("authenticated as %s" % ALICE, unfolded)
+        self.assertIn("(sender binding: MAIL FROM by identity #%s address %s;" % (ident, ALICE),
+                      unfolded)
+        self.assertIn("From: %s by identity #%s" % (ALICE, ident), unfolded)
 
 
 class BindingOutageTests(IntegrationTestCase):

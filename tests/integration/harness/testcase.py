@@ -29,14 +29,16 @@ class IntegrationTestCase(unittest.TestCase):
         raise NotImplementedError
 
     @classmethod
-    def start_stack(cls, accounts, server_extra="", tls_extra=""):
+    def start_stack(cls, accounts, server_extra="", tls_extra="", extra_config=""):
         """A cluster, a sink and a running server; `accounts` maps login -> (password,
-        [owned sender identities]); `server_extra`, `tls_extra`: more [server], [tls] keys."""
+        [owned sender identities]); `server_extra`, `tls_extra`: more [server], [tls] keys; `extra_config`: more
+        sections."""
         cls.pg = cls.use(PostgresCluster()).start()
         cls.sink = cls.use(Sink()).start()
         cls.srv = cls.use(Truefrom(cls.pg, cls.sink.port))
         cls.srv.server_extra = server_extra
         cls.srv.tls_extra = tls_extra
+        cls.srv.extra_config = extra_config
         cls.srv.write_config()
         cls.srv.migrate()
         for login, (password, senders) in accounts.items():

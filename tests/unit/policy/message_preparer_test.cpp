@@ -93,7 +93,7 @@ TEST(MessagePreparer, AddedFieldsTable) {
       {"complete message: Received only",
        kPlain,
        {"Received: from laptop.example", "192.0.2.7", "by mx.example.net", "ESMTPSA",
-        "0123456789ABCDEF", "for <bob@example.org>", "alice"},
+        "0123456789ABCDEF", "for <bob@example.org>"},
        {"Message-ID:", "Date:", "Sender:"}},
       {"no Message-ID, no Date: both added, Message-ID from the queue id and token",
        "From: alice@example.test\r\n\r\nx\r\n",
@@ -125,6 +125,28 @@ TEST(MessagePreparer, AddedFieldsTable) {
     EXPECT_EQ(p.dkim_domain, "example.test") << c.name;
     EXPECT_NE(p.binding_audit.find("identity #"), std::string::npos) << p.binding_audit;
   }
+}
+
+// [trace] authenticated: off (default), the Received: field names no account and no
+// identity row (the binding audit is still given for the log); on, it names both.
+TEST(MessagePreparer, ReceivedNamesTheAccountOnlyWhenConfigured) {
+  const auto account = alice();
+  const std::string message = "From: alice@example.test\r\n\r\nx\r\n";
+  const SenderPolicy quiet;
+  auto r = prepare_message(quiet, &account, transaction(), message);
+  ASSERT_TRUE(std::holds_alternative<Preparation>(r));
+  const auto& p = std::get<Preparation>(r);
+  EXPECT_EQ(p.added_fields.find("alice"), std::string::npos) << p.added_fields;
+  EXPECT_EQ(p.added_fields.find("identity #"), std::string::npos) << p.added_fields;
+  EXPECT_NE(p.binding_audit.find("identity #"), std::string::npos);
+  PolicyOptions o;
+  o.trace_authenticated = true;
+  const SenderPolicy told(o);
+  r = prepare_message(told, &account, transaction(), message);
+  ASSERT_TRUE(std::holds_alternative<Preparation>(r));
+  const auto& q = std::get<Preparation>(r);
+  EXPECT_NE(q.added_fields.find("authenticated as alice"), std::string::npos) << q.added_fields;
+  EXPECT_NE(q.added_fields.find("(sender binding: "), std::string::npos) << q.added_fields;
 }
 
 TEST(MessagePreparer, RelayEnvelopeTable) {
