@@ -29,7 +29,7 @@ const char* const kUsage =
     "  dkim keygen DOMAIN [--selector S] [--algorithm rsa|ed25519] [--bits 2048]\n"
     "  dkim activate DOMAIN SELECTOR | dkim retire DOMAIN SELECTOR\n"
     "  dkim list [DOMAIN] | dkim dns DOMAIN\n"
-    "  queue list [--account LOGIN] | queue show ID | queue flush\n"
+    "  queue list [--account LOGIN] [--json] | queue show ID | queue flush\n"
     "  queue hold|release|delete ID | queue hold|release|delete --account LOGIN\n"
     "  srs rule add DOMAIN rewrite|refuse|pass [--account LOGIN]\n"
     "  srs rule remove DOMAIN [--account LOGIN] | srs rule list\n"
@@ -106,7 +106,7 @@ const std::map<std::string, std::string> kHelp{
      "Mail is signed for its From: domain, else the closest parent domain with an active\n"
      "key, else [dkim] fallback_domain, else it leaves unsigned (logged).\n"},
     {"queue",
-     "usage: truefrom queue list [--account LOGIN] [--config FILE]\n"
+     "usage: truefrom queue list [--account LOGIN] [--json] [--config FILE]\n"
      "       truefrom queue show ID\n"
      "       truefrom queue flush\n"
      "       truefrom queue hold ID | release ID | delete ID\n"
@@ -120,7 +120,10 @@ const std::map<std::string, std::string> kHelp{
      "being delivered at that moment cannot be changed: try again a second later.\n"
      "With --account LOGIN, list, hold, release and delete work on that account's messages\n"
      "(e.g. after a suspension). A suspended account's messages are held again when the\n"
-     "server comes to deliver them: resume the account first, or delete them.\n"},
+     "server comes to deliver them: resume the account first, or delete them.\n"
+     "list --json prints a JSON array, one object per message and line: id, state,\n"
+     "arrival and next_attempt (unix seconds), size, mail_from, recipients (still to\n"
+     "deliver), user, attempts, last_error.\n"},
     {"srs",
      "usage: truefrom srs rule add DOMAIN rewrite|refuse|pass [--account LOGIN] [--config FILE]\n"
      "       truefrom srs rule remove DOMAIN [--account LOGIN]\n"
@@ -188,6 +191,8 @@ Args parse_args(const std::vector<std::string>& in) {
       }
     } else if (s.rfind("--config=", 0) == 0) {
       a.config = s.substr(9);
+    } else if (s == "--json") {
+      a.json = true;
     } else if (s == "--password-stdin") {
       a.password_stdin = true;
     } else if (s == "--on-behalf") {

@@ -22,6 +22,7 @@ struct Args {
   std::optional<std::string> config;
   bool help = false;
   bool version = false;
+  bool json = false;
   bool password_stdin = false;
   bool on_behalf = false;
   std::optional<std::string> forwarder;

@@ -14,6 +14,8 @@
 #include <iostream>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "auth/identity_syntax.hpp"
 #include "submission/app/cli.hpp"
 #include "submission/core/header_fields.hpp"
@@ -90,47 +92,118 @@ bool same_login(const std::string& a, const std::string& b) {
   return auth::ascii_lower(a) == auth::ascii_lower(b);
 }
 
+// One message as `queue list` shows it.
+struct ListedMessage {
+  std::string id;
+  std::string state;  // active, delivering, deferred, held; "unreadable" with `error`
+  std::int64_t arrival = 0;
+  std::uint64_t size = 0;
+  std::string mail_from;
+  std::vector<std::string> recipients;  // still to deliver
+  std::string user;
+  unsigned attempts = 0;
+  std::int64_t next_attempt = 0;  // deferred only
+  std::string last_error;
+  std::string error;  // unreadable only
+};
+
 // `account`: only that account's messages (nullopt: all).
-int list(const Spool& spool, const std::optional<std::string>& account) {
-  std::size_t count = 0;
-  const auto now = std::time(nullptr);
+std::vector<ListedMessage> listed(const Spool& spool, const std::optional<std::string>& account) {
+  std::vector<ListedMessage> out;
   for (const auto& m : spool.list_segments()) {
     if (account && !same_login(m.info.user, *account)) continue;
-    std::string rcpts;
-    for (const auto& r : m.info.recipients) rcpts += (rcpts.empty() ? "<" : ", <") + r + ">";
-    std::cout << m.info.id << "  " << (m.held_by_server ? "delivering" : "active") << "  "
-              << age(now - m.info.arrival) << "  " << size_text(m.info.size) << "  <"
-              << m.info.mail_from << "> -> " << rcpts << "\n";
-    ++count;
+    ListedMessage l;
+    l.id = m.info.id;
+    l.state = m.held_by_server ? "delivering" : "active";
+    l.arrival = m.info.arrival;
+    l.size = m.info.size;
+    l.mail_from = m.info.mail_from;
+    l.recipients = m.info.recipients;
+    l.user = m.info.user;
+    out.push_back(std::move(l));
   }
   for (Where where : {Where::kActive, Where::kHold}) {
     for (const auto& id : spool.list(where)) {
       std::string error;
       const auto info = spool.read(id, where, nullptr, error);
       if (!info) {  // delivered and removed meanwhile, or unreadable
-        if (spool.find(id) && !account) std::cout << id << "  unreadable: " << error << "\n";
+        if (spool.find(id) && !account) {
+          ListedMessage u;
+          u.id = id;
+          u.state = "unreadable";
+          u.error = error;
+          out.push_back(std::move(u));
+        }
         continue;
       }
       if (account && !same_login(info->user, *account)) continue;
       const auto st = spool.load_state(id);
-      std::string state = where == Where::kHold ? "held" : st.attempts > 0 ? "deferred" : "active";
-      std::string rcpts;
-      for (const auto& r : pending_recipients(*info, st)) {
-        rcpts += (rcpts.empty() ? "<" : ", <") + r + ">";
-      }
-      std::cout << id << "  " << state << "  " << age(now - info->arrival) << "  "
-                << size_text(info->size) << "  <" << info->mail_from << "> -> " << rcpts << "\n";
-      if (st.attempts > 0) {
-        std::cout << "    " << st.attempts << " attempt(s)";
-        if (where == Where::kActive) {
-          std::cout << ", next in " << age(st.next_attempt - now);
-        }
-        if (!st.last_error.empty()) std::cout << ", last error: " << st.last_error;
-        std::cout << "\n";
-      }
-      ++count;
+      ListedMessage l;
+      l.id = id;
+      l.state = where == Where::kHold ? "held" : st.attempts > 0 ? "deferred" : "active";
+      l.arrival = info->arrival;
+      l.size = info->size;
+      l.mail_from = info->mail_from;
+      l.recipients = pending_recipients(*info, st);
+      l.user = info->user;
+      l.attempts = st.attempts;
+      l.next_attempt = where == Where::kActive ? st.next_attempt : 0;
+      l.last_error = st.last_error;
+      out.push_back(std::move(l));
     }
   }
+  return out;
+}
+
+// One JSON object per message, one per line, in an array (jq reads it whole; grep a line).
+void print_json(const std::vector<ListedMessage>& messages) {
+  std::cout << "[";
+  const char* sep = "\n";
+  for (const auto& m : messages) {
+    nlohmann::json j{{"id", m.id}, {"state", m.state}};
+    if (m.state == "unreadable") {
+      j["error"] = m.error;
+    } else {
+      j["arrival"] = m.arrival;
+      j["size"] = m.size;
+      j["mail_from"] = m.mail_from;
+      j["recipients"] = m.recipients;
+      j["user"] = m.user;
+      j["attempts"] = m.attempts;
+      if (m.next_attempt) j["next_attempt"] = m.next_attempt;
+      if (!m.last_error.empty()) j["last_error"] = m.last_error;
+    }
+    // Invalid UTF-8 (a raw 8-bit address) is shown with U+FFFD rather than refused.
+    std::cout << sep << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    sep = ",\n";
+  }
+  std::cout << (messages.empty() ? "]\n" : "\n]\n");
+}
+
+int list(const Spool& spool, const std::optional<std::string>& account, bool json) {
+  const auto messages = listed(spool, account);
+  if (json) {
+    print_json(messages);
+    return 0;
+  }
+  const auto now = std::time(nullptr);
+  for (const auto& m : messages) {
+    if (m.state == "unreadable") {
+      std::cout << m.id << "  unreadable: " << m.error << "\n";
+      continue;
+    }
+    std::string rcpts;
+    for (const auto& r : m.recipients) rcpts += (rcpts.empty() ? "<" : ", <") + r + ">";
+    std::cout << m.id << "  " << m.state << "  " << age(now - m.arrival) << "  "
+              << size_text(m.size) << "  <" << m.mail_from << "> -> " << rcpts << "\n";
+    if (m.attempts > 0) {
+      std::cout << "    " << m.attempts << " attempt(s)";
+      if (m.state == "deferred") std::cout << ", next in " << age(m.next_attempt - now);
+      if (!m.last_error.empty()) std::cout << ", last error: " << m.last_error;
+      std::cout << "\n";
+    }
+  }
+  const std::size_t count = messages.size();
   if (account) {
     std::cout << count << " message(s) of " << *account << "\n";
   } else {
@@ -259,8 +332,7 @@ AccountMessages messages_of(const Spool& spool, const std::string& login) {
 
 }  // namespace
 
-int queue_change_account(const Config& config, const std::string& verb,
-                         const std::string& login) {
+int queue_change_account(const Config& config, const std::string& verb, const std::string& login) {
   Spool spool(config.queue_dir);
   if (!spool.exists()) {
     std::cout << "no queue at " << config.queue_dir.string() << ": no message of " << login
@@ -287,7 +359,9 @@ int queue_change_account(const Config& config, const std::string& verb,
     ++failed;
   }
   std::cout << changed << " message(s) of " << login << " "
-            << (verb == "delete" ? "deleted" : verb == "hold" ? "held" : "released")
+            << (verb == "delete" ? "deleted"
+                : verb == "hold" ? "held"
+                                 : "released")
             << (failed ? ", " + std::to_string(failed) + " not (see above; try again)" : "")
             << "\n";
   if (changed) tell(spool, "scan");
@@ -348,7 +422,7 @@ int cmd_queue(const Args& a, const Config& config) {
   if (takes_id && !queue::valid_id(p[2])) {
     return fail("\"" + p[2] + "\" is not a queue id (see truefrom queue list)");
   }
-  if (verb == "list") return list(spool, a.account);
+  if (verb == "list") return list(spool, a.account, a.json);
   if (verb == "show") return show(spool, p[2]);
   if (verb == "flush") {
     std::string answer;

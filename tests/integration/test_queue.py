@@ -7,6 +7,7 @@ Real parts: a throwaway PostgreSQL, the truefrom binary, truefrom-sink as the re
 import email
 import email.policy
 import os
+import json
 import re
 import resource
 import signal
@@ -135,6 +136,18 @@ class QueueTests(IntegrationTestCase):
                                  r"No relay reachable" % re.escape(qid))
         eventually(all_deferred, timeout=20)
         self.assertEqual(self.sink.find(marker), [])
+        # The same, for a program: queue list --json, one object per message and line.
+        out = self.srv.cli_ok("queue", "list", "--json").stdout
+        listed = {m["id"]: m for m in json.loads(out)}
+        self.assertEqual(len(out.strip().splitlines()), len(listed) + 2, out)
+        for qid in queued:
+            m = listed[qid]
+            self.assertEqual(m["state"], "deferred", m)
+            self.assertGreaterEqual(m["attempts"], 1, m)
+            self.assertIn("No relay reachable", m["last_error"])
+            self.assertGreater(m["next_attempt"], m["arrival"] - 1, m)
+            self.assertEqual(m["user"], ALICE)
+            self.assertTrue(m["recipients"] and m["size"] > 0, m)
 
         self.sink.start()
         msgs = eventually(lambda: self._exactly(marker, 10), timeout=20)
