@@ -2,6 +2,7 @@
 of DATA, delegation (send as / on behalf, Sender: added), forwarders, subaddresses, SMTPUTF8,
 the audit trail in Received: and the log, the `check` command, and identity changes made
 with psql reaching the running server within a second through LISTEN/NOTIFY."""
+import re
 import smtplib
 import subprocess
 import time
@@ -132,7 +133,9 @@ class BindingTests(IntegrationTestCase):
         self.assertReply(final, 250, "2.0.0")
         meta, data = self.sink.wait_for_marker(marker)
         self.assertEqual(meta["mail_from"], "author@elsewhere.example")
-        self.assertIn(b"forwarder account", data)
+        qid = re.search(rb" id ([0-9A-Za-z]+)", data).group(1).decode()
+        line = [l for l in self.srv.log_text().splitlines() if "message %s from" % qid in l]
+        self.assertTrue(line and "forwarder account" in line[0], line)
         # ... which an ordinary account may not
         mail, _ = self.submit("author@elsewhere.example", make_message(ALICE, RCPT, "x"))
         self.assertReply(mail, 553, "5.7.1", "not owned by user " + ALICE)
