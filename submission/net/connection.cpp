@@ -212,6 +212,10 @@ asio::awaitable<void> Connection::run() {
     }
   }
   s.closed = true;
+  // An unfinished transaction's reserved counts go back now, while the counter surely
+  // exists: at a shutdown this State may outlive it (the watchdog's frame holds the
+  // connection until the io_context is destroyed, after the objects serve built later).
+  s.give_back_reserved();
   s.timer.cancel();
   boost::system::error_code ec;
   s.socket.shutdown(tcp::socket::shutdown_both, ec);
