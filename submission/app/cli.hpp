@@ -4,7 +4,6 @@
 // Thread-safety: used by the single main thread of a command.
 #pragma once
 
-#include <boost/asio/ssl/context.hpp>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,9 +70,6 @@ auth::StoreStatus load_limit_report(auth::IdentityStore& store, const Config& co
 void print_limit_report(const LimitReport& report);
 /// `truefrom config check` (config_check.cpp).
 int cmd_config(const Args& a, const Config& config);
-/// The listeners' TLS context: truefrom's policy, [tls] overrides, the certificate chain
-/// and key (loaded and matched). On failure returns null with a message naming the key.
-std::unique_ptr<boost::asio::ssl::context> make_tls_context(const Config& c, std::string& error);
 /// `truefrom srs ...` (srs_commands.cpp).
 int cmd_srs(const Args& a, const Config& config);
 /// The configured SRS with the secrets file read (srs_commands.cpp); nullopt with the

@@ -26,6 +26,7 @@
 #include "submission/app/cli.hpp"
 #include "submission/app/dkim_keys.hpp"
 #include "submission/app/service_user.hpp"
+#include "submission/app/tls_context.hpp"
 
 namespace truefrom::app {
 
